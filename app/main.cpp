@@ -1,0 +1,104 @@
+// brigade: the command-line program. Parses the command line with CLI11
+// (both `--flag VALUE` and `--flag=VALUE`; CAF 0.17's own parser only takes
+// the latter) and dispatches to the subcommands of shared/cli.md. Later
+// issues feed CAF's actor_system_config from the parsed values.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "app/commands.hpp"
+#include "kernels/unicode.hpp"
+#ifdef BRIGADE_HAVE_SERVER_DEPS
+#include "runtime/build_info.hpp"
+#endif
+
+namespace {
+
+std::string version_text() {
+  std::string v = "brigade " BRIGADE_VERSION "\n";
+#ifdef BRIGADE_HAVE_CUDA
+  v += "cuda: kernels built for sm_90\n";
+#else
+  v += "cuda: not built\n";
+#endif
+#ifdef BRIGADE_HAVE_SERVER_DEPS
+  v += "server: " + brigade::runtime::dependency_versions() + "\n";
+#else
+  v += "server: not built (engine-only configure; run deploy/setup.sh and rebuild)\n";
+#endif
+  v += std::string("unicode: ") + brigade::unicode::tables_version();
+  return v;
+}
+
+/// The subcommand chain named by `topic` ("model info"), or nullptr.
+CLI::App* find_topic(CLI::App& app, const std::vector<std::string>& topic) {
+  CLI::App* at = &app;
+  for (const auto& name : topic) {
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : at->get_subcommands([](CLI::App*) { return true; }))
+      if (sub->get_name() == name) next = sub;
+    if (!next) return nullptr;
+    at = next;
+  }
+  return at;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace brigade::app;
+  CLI::App app{"brigade: durable, batched LLM chat serving on an actor runtime.", "brigade"};
+  app.set_version_flag("--version", version_text(), "Print the version and build options, then exit");
+  app.require_subcommand(0, 1);
+
+  std::vector<std::string> help_topic;
+  CLI::App* help = app.add_subcommand("help", "Show help for brigade or for a subcommand (brigade help model info)");
+  help->add_option("topic", help_topic, "Subcommand names");
+
+  CLI::App* model = app.add_subcommand("model", "Inspect GGUF model files and tokenize with them");
+  model->require_subcommand(1);
+
+  std::string info_file;
+  bool info_json = false;
+  CLI::App* info = model->add_subcommand(
+      "info", "Architecture, shapes, tensor types, tokenizer and chat template of a GGUF file "
+              "(vocabulary-only files too)");
+  info->add_option("file", info_file, "GGUF file")->required();
+  info->add_flag("--json", info_json, "Print one JSON object instead of text");
+
+  std::string tok_model;
+  CLI::App* tokenize = model->add_subcommand(
+      "tokenize", "Tokenize all of standard input verbatim; print one line of space-separated token ids "
+                  "(no BOS; special-token text is plain text)");
+  tokenize->add_option("-m,--model", tok_model, "GGUF file with the vocabulary")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();  // delegates to the subcommand that was given --help
+    return exit_ok;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return exit_ok;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << version_text() << "\n";
+    return exit_ok;
+  } catch (const CLI::ParseError& e) {
+    return fail(exit_bad_input, std::string(e.what()) + "; run 'brigade help' for usage");
+  }
+
+  if (*help) {
+    CLI::App* topic = find_topic(app, help_topic);
+    if (!topic) return fail(exit_bad_input, "no such subcommand: " + CLI::detail::join(help_topic, " ") +
+                                                "; run 'brigade help' for the list");
+    std::cout << topic->help();
+    return exit_ok;
+  }
+  if (*info) return model_info(info_file, info_json);
+  if (*tokenize) return model_tokenize(tok_model);
+
+  std::cerr << app.help();
+  return exit_bad_input;
+}
