@@ -18,8 +18,9 @@ enum exit_code : int {
 
 /// `brigade model info FILE [--json]`
 int model_info(const std::string& file, bool json);
-/// `brigade model tokenize -m FILE`: standard input verbatim -> one line of ids.
-int model_tokenize(const std::string& file);
+/// `brigade model tokenize -m FILE [--pieces]`: standard input verbatim -> one
+/// line of ids, or with `pieces` one line per token: id, tab, its bytes.
+int model_tokenize(const std::string& file, bool pieces);
 
 /// Prints "brigade: <message>" to standard error and returns `code`.
 int fail(int code, const std::string& message);

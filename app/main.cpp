@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
       "tokenize", "Tokenize all of standard input verbatim; print one line of space-separated token ids "
                   "(no BOS; special-token text is plain text)");
   tokenize->add_option("-m,--model", tok_model, "GGUF file with the vocabulary")->required();
+  bool tok_pieces = false;
+  tokenize->add_flag("--pieces", tok_pieces,
+                     "Print one token per line: its id and the bytes it stands for (\\xNN for bytes of a split "
+                     "UTF-8 character)");
 
   try {
     app.parse(argc, argv);
@@ -97,7 +101,7 @@ int main(int argc, char** argv) {
     return exit_ok;
   }
   if (*info) return model_info(info_file, info_json);
-  if (*tokenize) return model_tokenize(tok_model);
+  if (*tokenize) return model_tokenize(tok_model, tok_pieces);
 
   std::cerr << app.help();
   return exit_bad_input;

@@ -3,6 +3,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "app/commands.hpp"
@@ -32,10 +33,24 @@ int code_for(const status& s) {
   }
 }
 
-struct hparams {
-  uint64_t context_length = 0, embedding_length = 0, block_count = 0, feed_forward_length = 0;
-  uint64_t head_count = 0, head_count_kv = 0, vocab_size = 0, rope_dimension_count = 0;
-  double rope_freq_base = 0, rms_epsilon = 0;
+/// Shape keys read from "<architecture>.<suffix>"; absent keys stay unset.
+struct shape_key {
+  const char* json_name;
+  const char* suffix;
+  const char* text_name;
+  bool is_float;
+};
+constexpr shape_key shape_keys[] = {
+    {"context_length", "context_length", "context", false},
+    {"embedding_length", "embedding_length", "embedding", false},
+    {"block_count", "block_count", "layers", false},
+    {"feed_forward_length", "feed_forward_length", "feed-forward", false},
+    {"head_count", "attention.head_count", "heads", false},
+    {"head_count_kv", "attention.head_count_kv", "kv heads", false},
+    {"vocab_size", "vocab_size", "vocab", false},
+    {"rope_dimension_count", "rope.dimension_count", "rope dims", false},
+    {"rope_freq_base", "rope.freq_base", "rope theta", true},
+    {"rms_epsilon", "attention.layer_norm_rms_epsilon", "rms eps", true},
 };
 
 std::string human_bytes(uint64_t b) {
@@ -51,6 +66,41 @@ std::string human_bytes(uint64_t b) {
   return buf;
 }
 
+/// Valid UTF-8 as is; control characters and bytes of incomplete or invalid
+/// sequences as escapes, so a piece is always visible on one line.
+std::string printable(const std::string& bytes) {
+  std::string out;
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  auto hex = [&](unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02X", c);
+    out += buf;
+  };
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c == '\n') { out += "\\n"; ++i; continue; }
+    if (c == '\t') { out += "\\t"; ++i; continue; }
+    if (c < 0x20 || c == 0x7F || c == '\\') {
+      if (c == '\\') out += "\\\\";
+      else hex(c);
+      ++i;
+      continue;
+    }
+    const size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
+    if (!ok) {
+      hex(c);
+      ++i;
+      continue;
+    }
+    out.append(bytes, i, len);
+    i += len;
+  }
+  return out;
+}
+
 }  // namespace
 
 int model_info(const std::string& path, bool as_json) {
@@ -64,30 +114,23 @@ int model_info(const std::string& path, bool as_json) {
   if (!name) return fail(exit_bad_input, name.error().message());
 
   // Shapes under "<arch>.": read what is there; wrong types are errors.
-  hparams hp;
-  const std::string a = *arch + ".";
-  status bad;
-  auto u = [&](const char* key, uint64_t& out) {
-    auto v = f.get_uint(a + key, 0);
-    if (!v) bad = v.error();
-    else out = *v;
-  };
-  auto d = [&](const char* key, double& out) {
-    auto v = f.get_float(a + key, 0);
-    if (!v) bad = v.error();
-    else out = *v;
-  };
-  u("context_length", hp.context_length);
-  u("embedding_length", hp.embedding_length);
-  u("block_count", hp.block_count);
-  u("feed_forward_length", hp.feed_forward_length);
-  u("attention.head_count", hp.head_count);
-  u("attention.head_count_kv", hp.head_count_kv);
-  u("vocab_size", hp.vocab_size);
-  u("rope.dimension_count", hp.rope_dimension_count);
-  d("rope.freq_base", hp.rope_freq_base);
-  d("attention.layer_norm_rms_epsilon", hp.rms_epsilon);
-  if (!bad) return fail(exit_bad_input, bad.message());
+  std::vector<std::optional<double>> shapes;
+  for (const auto& k : shape_keys) {
+    const std::string key = *arch + "." + k.suffix;
+    if (!f.find(key)) {
+      shapes.emplace_back();
+      continue;
+    }
+    if (k.is_float) {
+      auto v = f.get_float(key, 0);
+      if (!v) return fail(exit_bad_input, v.error().message());
+      shapes.emplace_back(*v);
+    } else {
+      auto v = f.get_uint(key, 0);
+      if (!v) return fail(exit_bad_input, v.error().message());
+      shapes.emplace_back(static_cast<double>(*v));
+    }
+  }
 
   std::map<std::string, uint64_t> by_type;
   uint64_t n_params = 0, n_tensor_bytes = 0;
@@ -107,17 +150,13 @@ int model_info(const std::string& path, bool as_json) {
   const chat_format fmt = detect_chat_format(tmpl_text, &recognised);
 
   if (as_json) {
-    json::object shapes;
-    shapes.add("context_length", hp.context_length)
-        .add("embedding_length", hp.embedding_length)
-        .add("block_count", hp.block_count)
-        .add("feed_forward_length", hp.feed_forward_length)
-        .add("head_count", hp.head_count)
-        .add("head_count_kv", hp.head_count_kv)
-        .add("vocab_size", hp.vocab_size)
-        .add("rope_dimension_count", hp.rope_dimension_count)
-        .add("rope_freq_base", hp.rope_freq_base)
-        .add("rms_epsilon", hp.rms_epsilon);
+    json::object shapes_json;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const shape_key& k = shape_keys[i];
+      if (!shapes[i]) shapes_json.add_null(k.json_name);
+      else if (k.is_float) shapes_json.add(k.json_name, *shapes[i]);
+      else shapes_json.add(k.json_name, static_cast<uint64_t>(*shapes[i]));
+    }
     json::object types;
     for (const auto& [t, n] : by_type) types.add(t, n);
     json::object tj;
@@ -141,7 +180,7 @@ int model_info(const std::string& path, bool as_json) {
         .add("metadata_keys", static_cast<uint64_t>(f.metadata().size()))
         .add("architecture", *arch)
         .add("name", *name)
-        .add_raw("shapes", shapes.str())
+        .add_raw("shapes", shapes_json.str())
         .add("n_tensors", static_cast<uint64_t>(f.tensors().size()))
         .add("n_parameters", n_params)
         .add("tensor_bytes", n_tensor_bytes)
@@ -158,12 +197,14 @@ int model_info(const std::string& path, bool as_json) {
   out << "architecture:  " << (arch->empty() ? "(none)" : *arch);
   if (!name->empty()) out << " \"" << *name << "\"";
   out << "\n";
-  out << "shapes:        context " << hp.context_length << ", embedding " << hp.embedding_length << ", layers "
-      << hp.block_count << ", feed-forward " << hp.feed_forward_length << ", heads " << hp.head_count << " (kv "
-      << hp.head_count_kv << ")";
-  if (hp.rope_freq_base > 0) out << ", rope theta " << hp.rope_freq_base;
-  if (hp.rms_epsilon > 0) out << ", rms eps " << hp.rms_epsilon;
-  out << "\n";
+  out << "shapes:       ";
+  bool any_shape = false;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    if (!shapes[i]) continue;
+    out << (any_shape ? ", " : " ") << shape_keys[i].text_name << " " << *shapes[i];
+    any_shape = true;
+  }
+  out << (any_shape ? "\n" : " (none in the file)\n");
   out << "tensors:       " << f.tensors().size();
   if (!f.tensors().empty()) {
     out << " (";
@@ -193,7 +234,7 @@ int model_info(const std::string& path, bool as_json) {
   return exit_ok;
 }
 
-int model_tokenize(const std::string& path) {
+int model_tokenize(const std::string& path, bool pieces) {
   auto file = gguf::gguf_file::open(path);
   if (!file) return fail(code_for(file.error()), file.error().message());
   auto tok = tokenizer::from_gguf(*file);
@@ -202,6 +243,11 @@ int model_tokenize(const std::string& path) {
   if (std::cin.bad()) return fail(exit_other, "cannot read standard input");
   const std::vector<token_id> ids = tok->encode(text, /*add_bos=*/false, /*parse_special=*/false);
   std::string line;
+  if (pieces) {
+    for (token_id id : ids) line += std::to_string(id) + "\t" + printable(tok->piece(id, true)) + "\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    return std::fflush(stdout) == 0 ? exit_ok : exit_other;
+  }
   for (size_t i = 0; i < ids.size(); ++i) {
     if (i) line += ' ';
     line += std::to_string(ids[i]);

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages brigade builds and tests with, and nothing
+# else. Idempotent: when everything is present it only runs one dpkg query.
+# Needs root or sudo for the install step.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build ccache g++ pkg-config python3   # build
+  libcaf-dev                                        # actors, BASP (CAF 0.17.6)
+  libhiredis-dev libmsgpack-cxx-dev libboost-dev    # Redis store (msgpack-cxx needs Boost headers)
+  prometheus-cpp-dev                                # metrics
+  libcli11-dev                                      # command line
+  googletest libgtest-dev                           # tests
+  unicode-data                                      # Unicode classes for the GPT-2 pre-tokenizer
+  redis-server                                      # the real store, started by the tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

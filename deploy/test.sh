@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's test command (and CI's, via .ci/run): installs what is
+# missing, configures, builds, and runs every CTest label (unit, asan, cli,
+# gpu; gpu skips cleanly without a GPU). Prints the time of each stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BRIGADE_BUILD_DIR:-build}
+
+stage() { printf '\n== %s\n' "$1"; stage_start=$(date +%s); }
+stage_end() { local t=$(( $(date +%s) - stage_start )); timings+=("$1: ${t}s"); }
+timings=()
+
+stage "setup (Debian packages)"; deploy/setup.sh; stage_end setup
+stage "configure and build"; deploy/build.sh; stage_end build
+stage "tests (all labels)"
+set +e
+ctest --test-dir "$build" --output-on-failure -j2 --timeout 600
+rc=$?
+set -e
+stage_end tests
+
+printf '\n== stage times\n'; printf '  %s\n' "${timings[@]}"
+exit $rc
