@@ -6,6 +6,14 @@
 find_package(Threads REQUIRED)
 
 set(_brigade_missing "")
+if(BRIGADE_ENGINE_ONLY)
+  # Behave as on a machine without the packages (tests the engine-only path).
+  set(CMAKE_DISABLE_FIND_PACKAGE_OpenSSL ON)
+  set(CMAKE_DISABLE_FIND_PACKAGE_msgpack ON)
+  set(CMAKE_DISABLE_FIND_PACKAGE_prometheus-cpp ON)
+  set(CMAKE_DISABLE_FIND_PACKAGE_GTest ON)
+  set(CMAKE_DISABLE_FIND_PACKAGE_PkgConfig ON)
+endif()
 
 # CAF 0.17.6 ships no CMake config and no .pc file.
 find_path(CAF_INCLUDE_DIR caf/all.hpp)
