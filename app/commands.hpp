@@ -9,11 +9,11 @@ namespace brigade::app {
 
 enum exit_code : int {
   exit_ok = 0,
-  exit_other = 1,          // anything not below
-  exit_bad_input = 2,      // bad usage or bad input (unreadable or malformed files included)
-  exit_overloaded = 3,     // refused (overloaded) after retries
-  exit_store = 4,          // store unavailable
-  exit_unauthorized = 5,   // unauthorized or unknown session
+  exit_other = 1,         // anything not below
+  exit_bad_input = 2,     // bad usage or bad input (unreadable or malformed files included)
+  exit_overloaded = 3,    // refused (overloaded) after retries
+  exit_store = 4,         // store unavailable
+  exit_unauthorized = 5,  // unauthorized or unknown session
 };
 
 /// `brigade model info FILE [--json]`

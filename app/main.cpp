@@ -62,16 +62,18 @@ int main(int argc, char** argv) {
 
   std::string info_file;
   bool info_json = false;
-  CLI::App* info = model->add_subcommand(
-      "info", "Architecture, shapes, tensor types, tokenizer and chat template of a GGUF file "
-              "(vocabulary-only files too)");
+  CLI::App* info =
+      model->add_subcommand("info",
+                            "Architecture, shapes, tensor types, tokenizer and chat template of a GGUF file "
+                            "(vocabulary-only files too)");
   info->add_option("file", info_file, "GGUF file")->required();
   info->add_flag("--json", info_json, "Print one JSON object instead of text");
 
   std::string tok_model;
-  CLI::App* tokenize = model->add_subcommand(
-      "tokenize", "Tokenize all of standard input verbatim; print one line of space-separated token ids "
-                  "(no BOS; special-token text is plain text)");
+  CLI::App* tokenize =
+      model->add_subcommand("tokenize",
+                            "Tokenize all of standard input verbatim; print one line of space-separated token ids "
+                            "(no BOS; special-token text is plain text)");
   tokenize->add_option("-m,--model", tok_model, "GGUF file with the vocabulary")->required();
   bool tok_pieces = false;
   tokenize->add_flag("--pieces", tok_pieces,
@@ -95,8 +97,9 @@ int main(int argc, char** argv) {
 
   if (*help) {
     CLI::App* topic = find_topic(app, help_topic);
-    if (!topic) return fail(exit_bad_input, "no such subcommand: " + CLI::detail::join(help_topic, " ") +
-                                                "; run 'brigade help' for the list");
+    if (!topic)
+      return fail(exit_bad_input,
+                  "no such subcommand: " + CLI::detail::join(help_topic, " ") + "; run 'brigade help' for the list");
     std::cout << topic->help();
     return exit_ok;
   }

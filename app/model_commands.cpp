@@ -79,11 +79,21 @@ std::string printable(const std::string& bytes) {
   };
   for (size_t i = 0; i < n;) {
     const unsigned char c = p[i];
-    if (c == '\n') { out += "\\n"; ++i; continue; }
-    if (c == '\t') { out += "\\t"; ++i; continue; }
+    if (c == '\n') {
+      out += "\\n";
+      ++i;
+      continue;
+    }
+    if (c == '\t') {
+      out += "\\t";
+      ++i;
+      continue;
+    }
     if (c < 0x20 || c == 0x7F || c == '\\') {
-      if (c == '\\') out += "\\\\";
-      else hex(c);
+      if (c == '\\')
+        out += "\\\\";
+      else
+        hex(c);
       ++i;
       continue;
     }
@@ -153,9 +163,12 @@ int model_info(const std::string& path, bool as_json) {
     json::object shapes_json;
     for (size_t i = 0; i < shapes.size(); ++i) {
       const shape_key& k = shape_keys[i];
-      if (!shapes[i]) shapes_json.add_null(k.json_name);
-      else if (k.is_float) shapes_json.add(k.json_name, *shapes[i]);
-      else shapes_json.add(k.json_name, static_cast<uint64_t>(*shapes[i]));
+      if (!shapes[i])
+        shapes_json.add_null(k.json_name);
+      else if (k.is_float)
+        shapes_json.add(k.json_name, *shapes[i]);
+      else
+        shapes_json.add(k.json_name, static_cast<uint64_t>(*shapes[i]));
     }
     json::object types;
     for (const auto& [t, n] : by_type) types.add(t, n);
@@ -220,15 +233,16 @@ int model_info(const std::string& path, bool as_json) {
   out << "\n";
   out << "tokenizer:     ";
   if (tok) {
-    out << to_string(tok->type()) << ", " << tok->n_vocab() << " tokens, pre '" << tok->pre() << "', bos "
-        << tok->bos() << ", eos " << tok->eos() << (tok->add_bos() ? " (BOS added)" : " (no BOS)");
+    out << to_string(tok->type()) << ", " << tok->n_vocab() << " tokens, pre '" << tok->pre() << "', bos " << tok->bos()
+        << ", eos " << tok->eos() << (tok->add_bos() ? " (BOS added)" : " (no BOS)");
   } else {
     out << "unusable: " << tok_error;
   }
   out << "\n";
   out << "chat template: " << to_string(fmt)
       << (tmpl_text.empty() ? " (no template in the file; default)"
-                            : recognised ? " (recognised)" : " (unrecognised template; default)")
+          : recognised      ? " (recognised)"
+                            : " (unrecognised template; default)")
       << "\n";
   std::cout << out.str();
   return exit_ok;

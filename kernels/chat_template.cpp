@@ -35,8 +35,8 @@ chat_format detect_chat_format(std::string_view t, bool* recognised) {
   return f;
 }
 
-std::string render_chat(chat_format format, const std::vector<chat_message>& messages,
-                        bool add_generation_prompt, std::string_view bos_text, std::string_view eos_text) {
+std::string render_chat(chat_format format, const std::vector<chat_message>& messages, bool add_generation_prompt,
+                        std::string_view bos_text, std::string_view eos_text) {
   std::string out;
   switch (format) {
     case chat_format::chatml:

@@ -23,7 +23,7 @@ enum class chat_format { chatml, llama2, llama3, zephyr };
 const char* to_string(chat_format f);
 
 struct chat_message {
-  std::string role;     // "system", "user" or "assistant"
+  std::string role;  // "system", "user" or "assistant"
   std::string content;
 };
 
@@ -34,9 +34,8 @@ chat_format detect_chat_format(std::string_view jinja_template, bool* recognised
 /// Renders `messages`; with `add_generation_prompt` the text ends where the
 /// assistant's reply begins. `bos_text`/`eos_text` are the model's BOS and EOS
 /// token texts (used by llama2 between turns and by zephyr after each turn).
-std::string render_chat(chat_format format, const std::vector<chat_message>& messages,
-                        bool add_generation_prompt, std::string_view bos_text = "<s>",
-                        std::string_view eos_text = "</s>");
+std::string render_chat(chat_format format, const std::vector<chat_message>& messages, bool add_generation_prompt,
+                        std::string_view bos_text = "<s>", std::string_view eos_text = "</s>");
 
 /// Marker texts that end an assistant turn in this format (besides EOS).
 std::vector<std::string> chat_stop_texts(chat_format format);

@@ -7,12 +7,11 @@ namespace brigade {
 const char* ggml_type_name(uint32_t type) {
   // ggml's table (ggml.h); 4 and 5 were Q4_2/Q4_3, removed long ago.
   static const char* const names[] = {
-      "F32",    "F16",   "Q4_0",  "Q4_1",    "Q4_2", "Q4_3",  "Q5_0",    "Q5_1",
-      "Q8_0",   "Q8_1",  "Q2_K",  "Q3_K",    "Q4_K", "Q5_K",  "Q6_K",    "Q8_K",
-      "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS",
-      "I8",     "I16",   "I32",   "I64",     "F64",  "IQ1_M", "BF16",    "Q4_0_4_4",
-      "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0", "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8",
-      "MXFP4"};
+      "F32",      "F16",      "Q4_0",    "Q4_1",  "Q4_2",       "Q4_3",       "Q5_0",       "Q5_1",
+      "Q8_0",     "Q8_1",     "Q2_K",    "Q3_K",  "Q4_K",       "Q5_K",       "Q6_K",       "Q8_K",
+      "IQ2_XXS",  "IQ2_XS",   "IQ3_XXS", "IQ1_S", "IQ4_NL",     "IQ3_S",      "IQ2_S",      "IQ4_XS",
+      "I8",       "I16",      "I32",     "I64",   "F64",        "IQ1_M",      "BF16",       "Q4_0_4_4",
+      "Q4_0_4_8", "Q4_0_8_8", "TQ1_0",   "TQ2_0", "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
   if (type >= sizeof(names) / sizeof(names[0])) return nullptr;
   return names[type];
 }
@@ -40,9 +39,7 @@ ggml_type_traits ggml_traits(ggml_type type) {
 void dequantize_row(ggml_type type, const void* src, float* dst, int64_t n) {
   const auto* bytes = static_cast<const unsigned char*>(src);
   switch (type) {
-    case ggml_type::f32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-      return;
+    case ggml_type::f32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
     case ggml_type::f16:
       for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
@@ -76,8 +73,7 @@ void quantize_row_q8_0(const float* src, q8_0_block* dst, int64_t n) {
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     dst[b].d = f32_to_f16(d);
-    for (int j = 0; j < q8_0_block_elems; ++j)
-      dst[b].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
+    for (int j = 0; j < q8_0_block_elems; ++j) dst[b].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
   }
 }
 

@@ -34,7 +34,7 @@ ggml_type_traits ggml_traits(ggml_type type);
 /// Q8_0: 32 int8 weights sharing one F16 scale (34 bytes).
 constexpr int q8_0_block_elems = 32;
 struct q8_0_block {
-  uint16_t d;         // F16 scale
+  uint16_t d;  // F16 scale
   int8_t qs[q8_0_block_elems];
 };
 static_assert(sizeof(q8_0_block) == 34, "Q8_0 blocks are 34 bytes in GGUF");
@@ -73,9 +73,9 @@ inline uint16_t f32_to_f16(float f) {
   std::memcpy(&x, &f, sizeof x);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t abs = x & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow/inf
-  if (abs < 0x38800000u) {  // result is subnormal or zero
+  if (abs < 0x38800000u) {                                               // result is subnormal or zero
     if (abs < 0x33000000u) return static_cast<uint16_t>(sign);
     const uint32_t e = abs >> 23;
     const uint32_t m = (abs & 0x7fffffu) | 0x800000u;

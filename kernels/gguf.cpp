@@ -13,18 +13,26 @@ namespace brigade::gguf {
 
 namespace {
 
-constexpr uint32_t max_nesting = 4;            // arrays of arrays of ...
-constexpr uint64_t max_key_length = 65535;     // GGUF spec
-constexpr uint64_t max_tensor_name = 63;       // ggml's GGML_MAX_NAME - 1
-constexpr uint32_t max_dims = 4;               // GGML_MAX_DIMS
+constexpr uint32_t max_nesting = 4;         // arrays of arrays of ...
+constexpr uint64_t max_key_length = 65535;  // GGUF spec
+constexpr uint64_t max_tensor_name = 63;    // ggml's GGML_MAX_NAME - 1
+constexpr uint32_t max_dims = 4;            // GGML_MAX_DIMS
 
 size_t scalar_size(value_type t) {
   switch (t) {
-    case value_type::u8: case value_type::i8: case value_type::boolean: return 1;
-    case value_type::u16: case value_type::i16: return 2;
-    case value_type::u32: case value_type::i32: case value_type::f32: return 4;
-    case value_type::u64: case value_type::i64: case value_type::f64: return 8;
-    case value_type::string: case value_type::array: return 0;
+    case value_type::u8:
+    case value_type::i8:
+    case value_type::boolean: return 1;
+    case value_type::u16:
+    case value_type::i16: return 2;
+    case value_type::u32:
+    case value_type::i32:
+    case value_type::f32: return 4;
+    case value_type::u64:
+    case value_type::i64:
+    case value_type::f64: return 8;
+    case value_type::string:
+    case value_type::array: return 0;
   }
   return 0;
 }
@@ -34,8 +42,8 @@ bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(value_type::f64)
 /// Smallest number of bytes one element of type `t` can take in the file;
 /// bounds array counts so a huge count cannot make us allocate or loop.
 size_t min_encoded_size(value_type t) {
-  if (t == value_type::string) return 8;   // length prefix
-  if (t == value_type::array) return 12;   // type + count
+  if (t == value_type::string) return 8;  // length prefix
+  if (t == value_type::array) return 12;  // type + count
   return scalar_size(t);
 }
 
@@ -54,7 +62,9 @@ class cursor {
     return true;
   }
   template <class T>
-  bool read(T& out) { return read_bytes(&out, sizeof(T)); }
+  bool read(T& out) {
+    return read_bytes(&out, sizeof(T));
+  }
   bool skip(size_t n) {
     if (n > remaining()) return false;
     pos_ += n;
@@ -101,9 +111,14 @@ const char* to_string(value_type t) {
 
 bool value::is_integer() const {
   switch (type) {
-    case value_type::u8: case value_type::i8: case value_type::u16: case value_type::i16:
-    case value_type::u32: case value_type::i32: case value_type::u64: case value_type::i64:
-      return true;
+    case value_type::u8:
+    case value_type::i8:
+    case value_type::u16:
+    case value_type::i16:
+    case value_type::u32:
+    case value_type::i32:
+    case value_type::u64:
+    case value_type::i64: return true;
     default: return false;
   }
 }
@@ -111,24 +126,65 @@ bool value::is_integer() const {
 int64_t value::array_int(uint64_t idx) const {
   const unsigned char* p = raw + idx * scalar_size(elem_type);
   switch (elem_type) {
-    case value_type::u8: case value_type::boolean: return *p;
+    case value_type::u8:
+    case value_type::boolean: return *p;
     case value_type::i8: return static_cast<int8_t>(*p);
-    case value_type::u16: { uint16_t v; std::memcpy(&v, p, 2); return v; }
-    case value_type::i16: { int16_t v; std::memcpy(&v, p, 2); return v; }
-    case value_type::u32: { uint32_t v; std::memcpy(&v, p, 4); return v; }
-    case value_type::i32: { int32_t v; std::memcpy(&v, p, 4); return v; }
-    case value_type::u64: { uint64_t v; std::memcpy(&v, p, 8); return static_cast<int64_t>(v); }
-    case value_type::i64: { int64_t v; std::memcpy(&v, p, 8); return v; }
-    case value_type::f32: { float v; std::memcpy(&v, p, 4); return static_cast<int64_t>(v); }
-    case value_type::f64: { double v; std::memcpy(&v, p, 8); return static_cast<int64_t>(v); }
+    case value_type::u16: {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case value_type::i16: {
+      int16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case value_type::u32: {
+      uint32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case value_type::i32: {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case value_type::u64: {
+      uint64_t v;
+      std::memcpy(&v, p, 8);
+      return static_cast<int64_t>(v);
+    }
+    case value_type::i64: {
+      int64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    case value_type::f32: {
+      float v;
+      std::memcpy(&v, p, 4);
+      return static_cast<int64_t>(v);
+    }
+    case value_type::f64: {
+      double v;
+      std::memcpy(&v, p, 8);
+      return static_cast<int64_t>(v);
+    }
     default: return 0;
   }
 }
 
 double value::array_float(uint64_t idx) const {
   const unsigned char* p = raw + idx * scalar_size(elem_type);
-  if (elem_type == value_type::f32) { float v; std::memcpy(&v, p, 4); return v; }
-  if (elem_type == value_type::f64) { double v; std::memcpy(&v, p, 8); return v; }
+  if (elem_type == value_type::f32) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  if (elem_type == value_type::f64) {
+    double v;
+    std::memcpy(&v, p, 8);
+    return v;
+  }
   return static_cast<double>(array_int(idx));
 }
 
@@ -142,21 +198,77 @@ status read_value(cursor& c, value_type t, value& out, uint32_t depth, const std
     return status{errc::malformed, where + ": truncated " + to_string(t) + " value" + at(start)};
   };
   switch (t) {
-    case value_type::u8: case value_type::boolean: {
-      uint8_t v; if (!c.read(v)) return truncated();
+    case value_type::u8:
+    case value_type::boolean: {
+      uint8_t v;
+      if (!c.read(v)) return truncated();
       if (t == value_type::boolean && v > 1)
         return {errc::malformed, where + ": bool value " + std::to_string(v) + " is neither 0 nor 1" + at(start)};
-      out.u = v; out.i = v; return {};
+      out.u = v;
+      out.i = v;
+      return {};
     }
-    case value_type::i8: { int8_t v; if (!c.read(v)) return truncated(); out.i = v; out.u = static_cast<uint64_t>(v); return {}; }
-    case value_type::u16: { uint16_t v; if (!c.read(v)) return truncated(); out.u = v; out.i = v; return {}; }
-    case value_type::i16: { int16_t v; if (!c.read(v)) return truncated(); out.i = v; out.u = static_cast<uint64_t>(v); return {}; }
-    case value_type::u32: { uint32_t v; if (!c.read(v)) return truncated(); out.u = v; out.i = v; return {}; }
-    case value_type::i32: { int32_t v; if (!c.read(v)) return truncated(); out.i = v; out.u = static_cast<uint64_t>(v); return {}; }
-    case value_type::u64: { uint64_t v; if (!c.read(v)) return truncated(); out.u = v; out.i = static_cast<int64_t>(v); return {}; }
-    case value_type::i64: { int64_t v; if (!c.read(v)) return truncated(); out.i = v; out.u = static_cast<uint64_t>(v); return {}; }
-    case value_type::f32: { float v; if (!c.read(v)) return truncated(); out.f = v; return {}; }
-    case value_type::f64: { double v; if (!c.read(v)) return truncated(); out.f = v; return {}; }
+    case value_type::i8: {
+      int8_t v;
+      if (!c.read(v)) return truncated();
+      out.i = v;
+      out.u = static_cast<uint64_t>(v);
+      return {};
+    }
+    case value_type::u16: {
+      uint16_t v;
+      if (!c.read(v)) return truncated();
+      out.u = v;
+      out.i = v;
+      return {};
+    }
+    case value_type::i16: {
+      int16_t v;
+      if (!c.read(v)) return truncated();
+      out.i = v;
+      out.u = static_cast<uint64_t>(v);
+      return {};
+    }
+    case value_type::u32: {
+      uint32_t v;
+      if (!c.read(v)) return truncated();
+      out.u = v;
+      out.i = v;
+      return {};
+    }
+    case value_type::i32: {
+      int32_t v;
+      if (!c.read(v)) return truncated();
+      out.i = v;
+      out.u = static_cast<uint64_t>(v);
+      return {};
+    }
+    case value_type::u64: {
+      uint64_t v;
+      if (!c.read(v)) return truncated();
+      out.u = v;
+      out.i = static_cast<int64_t>(v);
+      return {};
+    }
+    case value_type::i64: {
+      int64_t v;
+      if (!c.read(v)) return truncated();
+      out.i = v;
+      out.u = static_cast<uint64_t>(v);
+      return {};
+    }
+    case value_type::f32: {
+      float v;
+      if (!c.read(v)) return truncated();
+      out.f = v;
+      return {};
+    }
+    case value_type::f64: {
+      double v;
+      if (!c.read(v)) return truncated();
+      out.f = v;
+      return {};
+    }
     case value_type::string:
       if (!c.read_string(out.s, std::numeric_limits<uint64_t>::max()))
         return {errc::malformed, where + ": string length runs past the end of the file" + at(start)};
@@ -171,9 +283,9 @@ status read_value(cursor& c, value_type t, value& out, uint32_t depth, const std
       out.elem_type = static_cast<value_type>(et);
       const size_t min = min_encoded_size(out.elem_type);
       if (out.count > c.remaining() / min)
-        return {errc::malformed, where + ": array of " + std::to_string(out.count) + " " +
-                                     to_string(out.elem_type) + " elements does not fit in the " +
-                                     std::to_string(c.remaining()) + " bytes left" + at(start)};
+        return {errc::malformed, where + ": array of " + std::to_string(out.count) + " " + to_string(out.elem_type) +
+                                     " elements does not fit in the " + std::to_string(c.remaining()) + " bytes left" +
+                                     at(start)};
       if (out.elem_type == value_type::string) {
         out.strings.resize(static_cast<size_t>(out.count));
         for (auto& s : out.strings)
@@ -188,8 +300,7 @@ status read_value(cursor& c, value_type t, value& out, uint32_t depth, const std
         c.skip(static_cast<size_t>(out.count) * min);  // fits: checked above
         if (out.elem_type == value_type::boolean)
           for (uint64_t k = 0; k < out.count; ++k)
-            if (out.raw[k] > 1)
-              return {errc::malformed, where + ": bool array element is neither 0 nor 1" + at(start)};
+            if (out.raw[k] > 1) return {errc::malformed, where + ": bool array element is neither 0 nor 1" + at(start)};
       }
       return {};
     }
@@ -201,8 +312,7 @@ status read_value(cursor& c, value_type t, value& out, uint32_t depth, const std
 
 result<gguf_file> gguf_file::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return status{errc::io, path + ": cannot open (" + std::strerror(errno) + ")"};
+  if (fd < 0) return status{errc::io, path + ": cannot open (" + std::strerror(errno) + ")"};
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
@@ -221,8 +331,7 @@ result<gguf_file> gguf_file::open(const std::string& path) {
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int e = errno;
   ::close(fd);
-  if (map == MAP_FAILED)
-    return status{errc::io, path + ": cannot map (" + std::strerror(e) + ")"};
+  if (map == MAP_FAILED) return status{errc::io, path + ": cannot map (" + std::strerror(e) + ")"};
   gguf_file f;
   f.name_ = path;
   f.base_ = static_cast<const unsigned char*>(map);
@@ -279,21 +388,23 @@ status gguf_file::parse_all() {
   if (!c.read(version_)) return {errc::malformed, n + ": truncated header (no version)"};
   const uint32_t swapped = __builtin_bswap32(version_);
   if (version_ != 2 && version_ != 3) {
-    if (swapped >= 1 && swapped <= 3)
-      return {errc::unsupported, n + ": big-endian GGUF files are not supported"};
+    if (swapped >= 1 && swapped <= 3) return {errc::unsupported, n + ": big-endian GGUF files are not supported"};
     if (version_ == 1)
-      return {errc::unsupported, n + ": GGUF version 1 is not supported (only versions 2 and 3); re-convert the model with a current llama.cpp"};
-    return {errc::unsupported, n + ": unknown GGUF version " + std::to_string(version_) + " (only versions 2 and 3 are supported)"};
+      return {errc::unsupported, n + ": GGUF version 1 is not supported (only versions 2 and 3); re-convert the model "
+                                     "with a current llama.cpp"};
+    return {errc::unsupported,
+            n + ": unknown GGUF version " + std::to_string(version_) + " (only versions 2 and 3 are supported)"};
   }
   uint64_t n_tensors = 0, n_kv = 0;
-  if (!c.read(n_tensors) || !c.read(n_kv))
-    return {errc::malformed, n + ": truncated header (tensor and key counts)"};
+  if (!c.read(n_tensors) || !c.read(n_kv)) return {errc::malformed, n + ": truncated header (tensor and key counts)"};
   // A key/value takes at least 8 (key length) + 4 (type) + 1 bytes; a tensor
   // info at least 8 + 4 + 8 + 4 + 8.
   if (n_kv > c.remaining() / 13)
-    return {errc::malformed, n + ": header claims " + std::to_string(n_kv) + " metadata keys, more than the file can hold"};
+    return {errc::malformed,
+            n + ": header claims " + std::to_string(n_kv) + " metadata keys, more than the file can hold"};
   if (n_tensors > c.remaining() / 32)
-    return {errc::malformed, n + ": header claims " + std::to_string(n_tensors) + " tensors, more than the file can hold"};
+    return {errc::malformed,
+            n + ": header claims " + std::to_string(n_tensors) + " tensors, more than the file can hold"};
 
   kv_.reserve(static_cast<size_t>(n_kv));
   for (uint64_t k = 0; k < n_kv; ++k) {
@@ -306,7 +417,8 @@ status gguf_file::parse_all() {
     uint32_t t = 0;
     if (!c.read(t)) return {errc::malformed, n + ": truncated type of key '" + std::string(key) + "'" + at(start)};
     if (!valid_type(t))
-      return {errc::malformed, n + ": key '" + std::string(key) + "' has unknown value type " + std::to_string(t) + at(start)};
+      return {errc::malformed,
+              n + ": key '" + std::string(key) + "' has unknown value type " + std::to_string(t) + at(start)};
     value v;
     if (auto s = read_value(c, static_cast<value_type>(t), v, 0, n + ": key '" + std::string(key) + "'"); !s) return s;
     if (!kv_index_.emplace(key, kv_.size()).second)
@@ -327,7 +439,8 @@ status gguf_file::parse_all() {
     const size_t start = c.pos();
     tensor_info ti;
     if (!c.read_string(ti.name, std::numeric_limits<uint64_t>::max()))
-      return {errc::malformed, n + ": tensor " + std::to_string(k) + ": name runs past the end of the file" + at(start)};
+      return {errc::malformed,
+              n + ": tensor " + std::to_string(k) + ": name runs past the end of the file" + at(start)};
     const std::string tn = n + ": tensor '" + std::string(ti.name) + "'";
     if (ti.name.empty() || ti.name.size() > max_tensor_name)
       return {errc::malformed, tn + ": name must be 1 to " + std::to_string(max_tensor_name) + " bytes" + at(start)};
@@ -338,31 +451,34 @@ status gguf_file::parse_all() {
       uint64_t ne = 0;
       if (!c.read(ne)) return {errc::malformed, tn + ": truncated shape" + at(start)};
       if (ne == 0 || ne > (uint64_t{1} << 40))
-        return {errc::malformed, tn + ": dimension " + std::to_string(d) + " of size " + std::to_string(ne) + " is out of range"};
+        return {errc::malformed,
+                tn + ": dimension " + std::to_string(d) + " of size " + std::to_string(ne) + " is out of range"};
       ti.ne[d] = static_cast<int64_t>(ne);
     }
     uint32_t type = 0;
     if (!c.read(type) || !c.read(ti.offset)) return {errc::malformed, tn + ": truncated type or offset" + at(start)};
     if (!ggml_type_supported(type)) {
       const char* tname = ggml_type_name(type);
-      if (!tname)
-        return {errc::malformed, tn + ": unknown tensor type " + std::to_string(type)};
-      return {errc::unsupported, tn + ": tensor type " + tname +
-                                     " is not supported (brigade reads F32, F16, BF16 and Q8_0); re-quantise the model to one of those"};
+      if (!tname) return {errc::malformed, tn + ": unknown tensor type " + std::to_string(type)};
+      return {errc::unsupported,
+              tn + ": tensor type " + tname +
+                  " is not supported (brigade reads F32, F16, BF16 and Q8_0); re-quantise the model to one of those"};
     }
     ti.type = static_cast<ggml_type>(type);
     // Element count: each dimension is < 2^40, check the product stays sane.
     __int128 elems = 1;
     for (uint32_t d = 0; d < max_dims; ++d) elems *= ti.ne[d];
     if (elems > (__int128{1} << 48))
-      return {errc::malformed, tn + ": " + std::to_string(static_cast<long long>(elems >> 20)) + "M elements is absurdly large"};
+      return {errc::malformed,
+              tn + ": " + std::to_string(static_cast<long long>(elems >> 20)) + "M elements is absurdly large"};
     const ggml_type_traits tr = ggml_traits(ti.type);
     if (ti.ne[0] % tr.block_elems != 0)
       return {errc::malformed, tn + ": row length " + std::to_string(ti.ne[0]) + " is not a multiple of the " +
                                    ggml_type_name(type) + " block size " + std::to_string(tr.block_elems)};
     ti.n_bytes = static_cast<uint64_t>(elems / tr.block_elems * tr.block_bytes);
     if (ti.offset % alignment_ != 0)
-      return {errc::malformed, tn + ": data offset " + std::to_string(ti.offset) + " is not aligned to " + std::to_string(alignment_)};
+      return {errc::malformed,
+              tn + ": data offset " + std::to_string(ti.offset) + " is not aligned to " + std::to_string(alignment_)};
     if (!tensor_index_.emplace(ti.name, tensors_.size()).second)
       return {errc::malformed, n + ": duplicate tensor name '" + std::string(ti.name) + "'"};
     tensors_.push_back(ti);
@@ -415,7 +531,8 @@ result<uint64_t> gguf_file::get_uint(std::string_view key, uint64_t fallback) co
   if (!v) return fallback;
   if (!v->is_integer()) return wrong_type(name_, key, "an integer", v->type);
   if (v->i < 0 && v->type != value_type::u64)
-    return status{errc::malformed, name_ + ": key '" + std::string(key) + "' is negative (" + std::to_string(v->i) + ")"};
+    return status{errc::malformed,
+                  name_ + ": key '" + std::string(key) + "' is negative (" + std::to_string(v->i) + ")"};
   return v->u;
 }
 

@@ -32,8 +32,19 @@
 namespace brigade::gguf {
 
 enum class value_type : uint32_t {
-  u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6,
-  boolean = 7, string = 8, array = 9, u64 = 10, i64 = 11, f64 = 12,
+  u8 = 0,
+  i8 = 1,
+  u16 = 2,
+  i16 = 3,
+  u32 = 4,
+  i32 = 5,
+  f32 = 6,
+  boolean = 7,
+  string = 8,
+  array = 9,
+  u64 = 10,
+  i64 = 11,
+  f64 = 12,
 };
 
 const char* to_string(value_type t);
@@ -44,14 +55,14 @@ const char* to_string(value_type t);
 struct value {
   value_type type = value_type::u8;
   // scalar payloads (only the one matching `type` is meaningful)
-  uint64_t u = 0;          // u8..u64, boolean
-  int64_t i = 0;           // i8..i64
-  double f = 0.0;          // f32, f64
-  std::string_view s;      // string
+  uint64_t u = 0;      // u8..u64, boolean
+  int64_t i = 0;       // i8..i64
+  double f = 0.0;      // f32, f64
+  std::string_view s;  // string
   // arrays
   value_type elem_type = value_type::u8;
   uint64_t count = 0;
-  const unsigned char* raw = nullptr;  // fixed-size element arrays
+  const unsigned char* raw = nullptr;     // fixed-size element arrays
   std::vector<std::string_view> strings;  // string arrays
   std::vector<value> items;               // arrays of arrays
 
@@ -66,9 +77,9 @@ struct value {
 struct tensor_info {
   std::string_view name;
   uint32_t n_dims = 0;
-  int64_t ne[4] = {1, 1, 1, 1};   // ne[0] is the contiguous (row) dimension
+  int64_t ne[4] = {1, 1, 1, 1};  // ne[0] is the contiguous (row) dimension
   ggml_type type = ggml_type::f32;
-  uint64_t offset = 0;            // relative to the data section
+  uint64_t offset = 0;  // relative to the data section
   uint64_t n_bytes = 0;
   const unsigned char* data = nullptr;
 

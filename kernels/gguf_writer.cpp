@@ -15,7 +15,9 @@ void put(std::vector<unsigned char>& out, const void* p, size_t n) {
   out.insert(out.end(), b, b + n);
 }
 template <class T>
-void put_pod(std::vector<unsigned char>& out, T v) { put(out, &v, sizeof v); }
+void put_pod(std::vector<unsigned char>& out, T v) {
+  put(out, &v, sizeof v);
+}
 void put_str(std::vector<unsigned char>& out, std::string_view s) {
   put_pod<uint64_t>(out, s.size());
   put(out, s.data(), s.size());
@@ -59,8 +61,8 @@ void writer::add_i32_array(std::string_view key, const std::vector<int32_t>& v) 
   put(kv_, v.data(), v.size() * sizeof(int32_t));
 }
 
-status writer::add_tensor(std::string_view name, ggml_type type, const std::vector<int64_t>& shape,
-                          const void* data, size_t n_bytes) {
+status writer::add_tensor(std::string_view name, ggml_type type, const std::vector<int64_t>& shape, const void* data,
+                          size_t n_bytes) {
   if (shape.empty() || shape.size() > 4)
     return {errc::invalid_argument, "tensor '" + std::string(name) + "': 1 to 4 dimensions required"};
   const ggml_type_traits tr = ggml_traits(type);

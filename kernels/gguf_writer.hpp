@@ -40,8 +40,8 @@ class writer {
 
   /// Adds a tensor; `data` must hold exactly the bytes of `type` for `shape`
   /// (shape[0] is the row length). Returns invalid_argument otherwise.
-  status add_tensor(std::string_view name, ggml_type type, const std::vector<int64_t>& shape,
-                    const void* data, size_t n_bytes);
+  status add_tensor(std::string_view name, ggml_type type, const std::vector<int64_t>& shape, const void* data,
+                    size_t n_bytes);
 
   /// The complete file image.
   std::vector<unsigned char> bytes() const;
@@ -54,9 +54,9 @@ class writer {
 
   uint32_t alignment_;
   uint64_t n_kv_ = 0;
-  std::vector<unsigned char> kv_;       // encoded key/value pairs
-  std::vector<unsigned char> infos_;    // encoded tensor infos
-  std::vector<unsigned char> data_;     // tensor data, each aligned
+  std::vector<unsigned char> kv_;     // encoded key/value pairs
+  std::vector<unsigned char> infos_;  // encoded tensor infos
+  std::vector<unsigned char> data_;   // tensor data, each aligned
   uint64_t n_tensors_ = 0;
 };
 

@@ -16,13 +16,13 @@ namespace brigade {
 /// Error codes of kernels/. Each has a one-line meaning.
 enum class errc {
   ok = 0,
-  io,              ///< the file could not be opened, read or mapped
-  malformed,       ///< the bytes break the format (bad magic, truncated, out of range)
-  unsupported,     ///< well-formed, but a feature brigade does not implement
-  invalid_argument,///< the caller passed a value outside the contract
-  not_found,       ///< a required key, tensor or token is missing
-  resource,        ///< out of memory or device resources; retryable after freeing some
-  device,          ///< a GPU runtime call failed
+  io,                ///< the file could not be opened, read or mapped
+  malformed,         ///< the bytes break the format (bad magic, truncated, out of range)
+  unsupported,       ///< well-formed, but a feature brigade does not implement
+  invalid_argument,  ///< the caller passed a value outside the contract
+  not_found,         ///< a required key, tensor or token is missing
+  resource,          ///< out of memory or device resources; retryable after freeing some
+  device,            ///< a GPU runtime call failed
 };
 
 const char* to_string(errc code);
@@ -49,8 +49,8 @@ class [[nodiscard]] status {
 template <class T>
 class [[nodiscard]] result {
  public:
-  result(T value) : v_(std::move(value)) {}                  // NOLINT: implicit by design
-  result(status error) : v_(std::move(error)) {}             // NOLINT: must not be ok
+  result(T value) : v_(std::move(value)) {}       // NOLINT: implicit by design
+  result(status error) : v_(std::move(error)) {}  // NOLINT: must not be ok
   result(errc code, std::string message) : v_(status{code, std::move(message)}) {}
 
   bool ok() const { return std::holds_alternative<T>(v_); }

@@ -17,8 +17,10 @@ void escape_whitespace(std::string& s) {
   std::string out;
   out.reserve(s.size() + s.size() / 2);
   for (char c : s) {
-    if (c == ' ') out += space_marker;
-    else out += c;
+    if (c == ' ')
+      out += space_marker;
+    else
+      out += c;
   }
   s.swap(out);
 }
@@ -68,15 +70,16 @@ result<tokenizer> tokenizer::from_gguf(const gguf::gguf_file& file) {
   } else if (*model == "gpt2") {
     t.type_ = vocab_type::gpt2;
   } else {
-    return status{errc::unsupported, fname + ": tokenizer model '" + *model +
-                                         "' is not supported (brigade supports 'llama' and 'gpt2')"};
+    return status{errc::unsupported,
+                  fname + ": tokenizer model '" + *model + "' is not supported (brigade supports 'llama' and 'gpt2')"};
   }
   auto pre = file.get_string("tokenizer.ggml.pre", "default");
   if (!pre) return pre.error();
   t.pre_ = *pre;
   if (t.type_ == vocab_type::gpt2 && t.pre_ != "gpt-2")
-    return status{errc::unsupported, fname + ": pre-tokenizer '" + t.pre_ +
-                                         "' (tokenizer.ggml.pre) is not supported; brigade's gpt2 tokenizer implements only 'gpt-2'"};
+    return status{errc::unsupported,
+                  fname + ": pre-tokenizer '" + t.pre_ +
+                      "' (tokenizer.ggml.pre) is not supported; brigade's gpt2 tokenizer implements only 'gpt-2'"};
 
   auto tokens = file.get_array("tokenizer.ggml.tokens", gguf::value_type::string);
   if (!tokens) return tokens.error();
@@ -111,7 +114,8 @@ result<tokenizer> tokenizer::from_gguf(const gguf::gguf_file& file) {
     for (size_t i = 0; i < n; ++i) {
       const int64_t k = (*types)->array_int(i);
       if (k < 0 || k > 6)
-        return status{errc::malformed, fname + ": token " + std::to_string(i) + " has unknown token type " + std::to_string(k)};
+        return status{errc::malformed,
+                      fname + ": token " + std::to_string(i) + " has unknown token type " + std::to_string(k)};
       t.kind_[i] = static_cast<token_kind>(k);
     }
   }
@@ -124,7 +128,8 @@ result<tokenizer> tokenizer::from_gguf(const gguf::gguf_file& file) {
       std::string_view m = (*merges)->strings[i];
       const size_t sp = m.find(' ', 1);
       if (sp == std::string_view::npos)
-        return status{errc::malformed, fname + ": merge " + std::to_string(i) + " ('" + std::string(m) + "') has no space"};
+        return status{errc::malformed,
+                      fname + ": merge " + std::to_string(i) + " ('" + std::string(m) + "') has no space"};
       t.merge_rank_.emplace(std::string(m), static_cast<int32_t>(i));
     }
   }
@@ -195,9 +200,7 @@ bool tokenizer::is_end_of_generation(token_id id) const {
   return std::find(eog_.begin(), eog_.end(), id) != eog_.end();
 }
 
-token_id tokenizer::byte_token(unsigned char b) const {
-  return byte_tokens_[b] >= 0 ? byte_tokens_[b] : unk_;
-}
+token_id tokenizer::byte_token(unsigned char b) const { return byte_tokens_[b] >= 0 ? byte_tokens_[b] : unk_; }
 
 std::vector<token_id> tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
   std::vector<token_id> out;
@@ -314,9 +317,7 @@ void tokenizer::encode_gpt2(std::string_view text, std::vector<token_id>& out) c
     int32_t rank;
     std::string text;
   };
-  auto cmp = [](const bigram& a, const bigram& b) {
-    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-  };
+  auto cmp = [](const bigram& a, const bigram& b) { return a.rank > b.rank || (a.rank == b.rank && a.left > b.left); };
   std::string key;
   for (const std::string& word : unicode::gpt2_pretokenize(text)) {
     std::vector<symbol> syms;
@@ -344,8 +345,7 @@ void tokenizer::encode_gpt2(std::string_view text, std::vector<token_id>& out) c
       queue.pop();
       symbol& l = syms[static_cast<size_t>(b.left)];
       symbol& r = syms[static_cast<size_t>(b.right)];
-      if (l.n == 0 || r.n == 0 || l.n + r.n != b.text.size() ||
-          std::string_view(l.text, l.n + r.n) != b.text)
+      if (l.n == 0 || r.n == 0 || l.n + r.n != b.text.size() || std::string_view(l.text, l.n + r.n) != b.text)
         continue;  // outdated
       l.n += r.n;
       r.n = 0;
@@ -399,8 +399,10 @@ std::string tokenizer::piece(token_id id, bool render_special) const {
   std::string out;
   for (uint32_t cpt : unicode::decode_utf8(t)) {
     unsigned char b;
-    if (unicode::unicode_to_byte(cpt, b)) out += static_cast<char>(b);
-    else unicode::append_utf8(out, cpt);
+    if (unicode::unicode_to_byte(cpt, b))
+      out += static_cast<char>(b);
+    else
+      unicode::append_utf8(out, cpt);
   }
   return out;
 }

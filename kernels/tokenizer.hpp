@@ -26,7 +26,9 @@
 
 namespace brigade {
 
-namespace gguf { class gguf_file; }
+namespace gguf {
+class gguf_file;
+}
 
 using token_id = int32_t;
 
@@ -35,7 +37,13 @@ const char* to_string(vocab_type t);
 
 /// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
 enum class token_kind : int32_t {
-  undefined = 0, normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6,
+  undefined = 0,
+  normal = 1,
+  unknown = 2,
+  control = 3,
+  user_defined = 4,
+  unused = 5,
+  byte = 6,
 };
 
 class tokenizer {

@@ -65,17 +65,28 @@ std::vector<uint32_t> decode_utf8(std::string_view s) {
       out.push_back(replacement);
       i += 1;
     } else if (!(c & 0x20)) {
-      if (!cont(1)) { out.push_back(replacement); i += 1; continue; }
+      if (!cont(1)) {
+        out.push_back(replacement);
+        i += 1;
+        continue;
+      }
       out.push_back(((c & 0x1Fu) << 6) | (p[i + 1] & 0x3Fu));
       i += 2;
     } else if (!(c & 0x10)) {
-      if (!cont(1) || !cont(2)) { out.push_back(replacement); i += 1; continue; }
+      if (!cont(1) || !cont(2)) {
+        out.push_back(replacement);
+        i += 1;
+        continue;
+      }
       out.push_back(((c & 0x0Fu) << 12) | ((p[i + 1] & 0x3Fu) << 6) | (p[i + 2] & 0x3Fu));
       i += 3;
     } else if (!(c & 0x08)) {
-      if (!cont(1) || !cont(2) || !cont(3)) { out.push_back(replacement); i += 1; continue; }
-      out.push_back(((c & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12) | ((p[i + 2] & 0x3Fu) << 6) |
-                    (p[i + 3] & 0x3Fu));
+      if (!cont(1) || !cont(2) || !cont(3)) {
+        out.push_back(replacement);
+        i += 1;
+        continue;
+      }
+      out.push_back(((c & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12) | ((p[i + 2] & 0x3Fu) << 6) | (p[i + 3] & 0x3Fu));
       i += 4;
     } else {
       out.push_back(replacement);

@@ -46,7 +46,8 @@ int check_type(ggml_type type, int64_t n_rows, int64_t row_len, std::mt19937& rn
   const status s = cuda::dequantize_rows(0, type, src.data(), got.data(), n_rows, row_len);
   const char* name = ggml_type_name(static_cast<uint32_t>(type));
   if (!s.ok()) {
-    std::printf("FAIL dequantize %-4s %lldx%lld: %s\n", name, (long long)n_rows, (long long)row_len, s.message().c_str());
+    std::printf("FAIL dequantize %-4s %lldx%lld: %s\n", name, (long long)n_rows, (long long)row_len,
+                s.message().c_str());
     return 1;
   }
   int64_t bad = 0;

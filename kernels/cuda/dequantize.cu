@@ -64,8 +64,8 @@ result<std::string> device_description(int device) {
 status dequantize_rows(int device, ggml_type type, const void* src, float* dst, int64_t n_rows, int64_t row_len) {
   const ggml_type_traits tr = ggml_traits(type);
   if (n_rows < 0 || row_len <= 0 || row_len % tr.block_elems != 0)
-    return {errc::invalid_argument, "dequantize_rows: row length " + std::to_string(row_len) +
-                                        " is not a positive multiple of the block size"};
+    return {errc::invalid_argument,
+            "dequantize_rows: row length " + std::to_string(row_len) + " is not a positive multiple of the block size"};
   const int64_t n = n_rows * row_len;
   if (n == 0) return {};
   const size_t src_bytes = static_cast<size_t>(n / tr.block_elems * tr.block_bytes);

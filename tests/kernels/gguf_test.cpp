@@ -239,18 +239,15 @@ TEST(GgufReader, NamesTheProblemInMalformedMetadata) {
   expect_error(image{}.header(0, 1).str("k").u32(99).u32(0), errc::malformed, "unknown value type 99");
   expect_error(image{}.header(0, 1).str("k").u32(8).u64(1ull << 40).raw("abc", 3), errc::malformed,
                "runs past the end");
-  expect_error(image{}.header(0, 1).str("k").u32(9).u32(4).u64(1ull << 50).u32(1), errc::malformed,
-               "does not fit");
+  expect_error(image{}.header(0, 1).str("k").u32(9).u32(4).u64(1ull << 50).u32(1), errc::malformed, "does not fit");
   expect_error(image{}.header(0, 1).str("k").u32(9).u32(13).u64(1).u32(0), errc::malformed,
                "unknown array element type");
   expect_error(image{}.header(0, 1).str("k").u32(7).raw("\x02", 1), errc::malformed, "neither 0 nor 1");
   expect_error(image{}.header(0, 2).str("k").u32(4).u32(1).str("k").u32(4).u32(2), errc::malformed,
                "duplicate metadata key 'k'");
   expect_error(image{}.header(0, 1).str("").u32(4).u32(1), errc::malformed, "is empty");
-  expect_error(image{}.header(0, 1).str("general.alignment").u32(4).u32(48), errc::malformed,
-               "not a power of two");
-  expect_error(image{}.header(0, 1).str("general.alignment").u32(10).u64(32), errc::malformed,
-               "must be a uint32");
+  expect_error(image{}.header(0, 1).str("general.alignment").u32(4).u32(48), errc::malformed, "not a power of two");
+  expect_error(image{}.header(0, 1).str("general.alignment").u32(10).u64(32), errc::malformed, "must be a uint32");
   // arrays nested five deep
   image deep;
   deep.header(0, 1).str("k").u32(9);
@@ -311,7 +308,7 @@ TEST(GgufTypes, HalfAndBfloatConversionsRoundTrip) {
     if (std::isnan(f)) continue;
     ASSERT_EQ(f32_to_f16(f), h) << std::hex << h;
   }
-  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);  // rounds to inf
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);            // rounds to inf
   EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);  // tie to even
   EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));
   for (uint32_t b = 0; b < 0x10000; b += 7) {

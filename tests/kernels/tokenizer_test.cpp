@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <sstream>
 
 #include "kernels/gguf.hpp"
@@ -120,9 +121,9 @@ TEST(Tokenizer, DecodingInvertsEncoding) {
     EXPECT_EQ(llama.tok.decode(llama.tok.encode(t, false, false)), " " + t);
     EXPECT_EQ(gpt2.tok.decode(gpt2.tok.encode(t, false, false)), t);
   }
-  EXPECT_EQ(llama.tok.piece(1), "");               // control tokens are silent...
-  EXPECT_EQ(llama.tok.piece(1, true), "<s>");      // ...unless rendered
-  EXPECT_EQ(llama.tok.piece(13), "\n");            // <0x0A> byte token
+  EXPECT_EQ(llama.tok.piece(1), "");           // control tokens are silent...
+  EXPECT_EQ(llama.tok.piece(1, true), "<s>");  // ...unless rendered
+  EXPECT_EQ(llama.tok.piece(13), "\n");        // <0x0A> byte token
   EXPECT_EQ(llama.tok.piece(-1), "");
   EXPECT_EQ(llama.tok.piece(32000), "");
 }
@@ -233,6 +234,33 @@ TEST(Tokenizer, RejectsSpecialIdsOutsideTheVocabulary) {
   EXPECT_EQ(s.code(), errc::malformed);
   EXPECT_NE(s.message().find("eos_token_id = 7 is outside the vocabulary of 3 tokens"), std::string::npos)
       << s.message();
+}
+
+}  // namespace
+}  // namespace brigade
+
+namespace brigade {
+namespace {
+
+TEST(Tokenizer, EncodesArbitraryBytesIntoValidIds) {
+  // Random bytes (mostly invalid UTF-8) must never crash either tokenizer
+  // (the asan label runs this too) and must yield ids inside the vocabulary.
+  const auto llama = load_vocab("ggml-vocab-llama-spm.gguf");
+  const auto gpt2 = load_vocab("ggml-vocab-gpt-2.gguf");
+  std::mt19937 rng(7);
+  for (int round = 0; round < 300; ++round) {
+    std::string s(rng() % 64, '\0');
+    for (auto& c : s) c = static_cast<char>(rng() % 3 == 0 ? 0x80 | (rng() & 0x7F) : rng() & 0xFF);
+    for (const auto* v : {&llama, &gpt2}) {
+      const auto ids = v->tok.encode(s, true, true);
+      for (token_id id : ids) ASSERT_TRUE(id >= 0 && id < v->tok.n_vocab()) << id;
+      stream_decoder dec(v->tok);
+      std::string text;
+      for (token_id id : ids) text += dec.push(id);
+      text += dec.finish();
+      ASSERT_TRUE(valid_utf8(text));
+    }
+  }
 }
 
 }  // namespace

@@ -2,12 +2,12 @@
 // actor answers a request, msgpack round-trips a record, prometheus-cpp
 // serializes a counter, hiredis reports a refused connection as an error.
 // Later issues test the real components; this pins the build.
-#include <caf/all.hpp>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <caf/all.hpp>
 
 #include <msgpack.hpp>
 
@@ -21,8 +21,8 @@ TEST(Dependencies, CafActorAnswersARequest) {
   auto doubler = sys.spawn([]() -> caf::behavior { return {[](int x) { return 2 * x; }}; });
   caf::scoped_actor self{sys};
   int answer = 0;
-  self->request(doubler, std::chrono::seconds(5), 21).receive([&](int r) { answer = r; },
-                                                               [&](caf::error&) { answer = -1; });
+  self->request(doubler, std::chrono::seconds(5), 21)
+      .receive([&](int r) { answer = r; }, [&](caf::error&) { answer = -1; });
   EXPECT_EQ(answer, 42);
   self->send_exit(doubler, caf::exit_reason::user_shutdown);
 }
