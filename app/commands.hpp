@@ -3,7 +3,9 @@
 // standard error as one sentence naming the cause.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace brigade::app {
 
@@ -21,6 +23,37 @@ int model_info(const std::string& file, bool json);
 /// `brigade model tokenize -m FILE [--pieces]`: standard input verbatim -> one
 /// line of ids, or with `pieces` one line per token: id, tab, its bytes.
 int model_tokenize(const std::string& file, bool pieces);
+
+struct synth_cli {
+  std::string preset = "tiny", type = "f16", vocab_from, out;
+  uint64_t seed = 1;
+  int threads = 0;
+};
+/// `brigade model synth --preset P --seed N [--type T] [--vocab-from F] -o OUT`
+int model_synth(const synth_cli& a);
+
+struct generate_cli {
+  std::string model, prompt;
+  int n_tokens = 64;
+  float temp = 0.8f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  uint64_t seed = 0;
+  bool seed_set = false;
+  int threads = 0;
+  bool ids = false;
+};
+/// `brigade generate -m FILE -p PROMPT [...]`: the continuation on stdout.
+int generate(const generate_cli& a);
+
+struct bench_cli {
+  std::string model;
+  std::vector<int> batches{1, 8, 32, 64};
+  int prompt_tokens = 32, gen_tokens = 64, threads = 0;
+  bool json = false;
+};
+/// `brigade model bench -m FILE --batch 1,8,32,64 [...]`: decode tokens/s per batch size.
+int model_bench(const bench_cli& a);
 
 /// Prints "brigade: <message>" to standard error and returns `code`.
 int fail(int code, const std::string& message);

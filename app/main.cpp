@@ -47,7 +47,23 @@ CLI::App* find_topic(CLI::App& app, const std::vector<std::string>& topic) {
 
 }  // namespace
 
+namespace {
+int run(int argc, char** argv);
+}  // namespace
+
 int main(int argc, char** argv) {
+  // Nothing below throws by design; this turns an unexpected exception (e.g.
+  // out of memory) into the one-sentence error and exit code of cli.md.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    return brigade::app::fail(brigade::app::exit_other, std::string("internal error: ") + e.what());
+  }
+}
+
+namespace {
+
+int run(int argc, char** argv) {
   using namespace brigade::app;
   CLI::App app{"brigade: durable, batched LLM chat serving on an actor runtime.", "brigade"};
   app.set_version_flag("--version", version_text(), "Print the version and build options, then exit");
@@ -57,7 +73,7 @@ int main(int argc, char** argv) {
   CLI::App* help = app.add_subcommand("help", "Show help for brigade or for a subcommand (brigade help model info)");
   help->add_option("topic", help_topic, "Subcommand names");
 
-  CLI::App* model = app.add_subcommand("model", "Inspect GGUF model files and tokenize with them");
+  CLI::App* model = app.add_subcommand("model", "Make, inspect, tokenize with and benchmark GGUF model files");
   model->require_subcommand(1);
 
   std::string info_file;
@@ -79,6 +95,41 @@ int main(int argc, char** argv) {
   tokenize->add_flag("--pieces", tok_pieces,
                      "Print one token per line: its id and the bytes it stands for (\\xNN for bytes of a split "
                      "UTF-8 character)");
+
+  synth_cli synth_args;
+  CLI::App* synth = model->add_subcommand(
+      "synth", "Write a GGUF llama model with seeded random weights (same arguments, same bytes)");
+  synth->add_option("--preset", synth_args.preset, "tiny, small (~52M parameters) or tinyllama-1b")
+      ->required()
+      ->check(CLI::IsMember({"tiny", "small", "tinyllama-1b"}));
+  synth->add_option("--seed", synth_args.seed, "Random seed")->required();
+  synth->add_option("--type", synth_args.type, "Weight type: f32, f16, bf16 or q8_0")->capture_default_str();
+  synth->add_option("--vocab-from", synth_args.vocab_from, "Take the tokenizer from this GGUF file");
+  synth->add_option("-o,--output", synth_args.out, "Output file")->required();
+  synth->add_option("--threads", synth_args.threads, "Threads (0: all cores; does not change the output)");
+
+  generate_cli gen_args;
+  CLI::App* gen = app.add_subcommand(
+      "generate", "Continue a prompt with a model on the CPU: the continuation on standard output, "
+                  "statistics on standard error");
+  gen->add_option("-m,--model", gen_args.model, "GGUF model file")->required();
+  gen->add_option("-p,--prompt", gen_args.prompt, "Text to continue")->required();
+  gen->add_option("-n,--max-tokens", gen_args.n_tokens, "Tokens to generate at most")->capture_default_str();
+  gen->add_option("--temp", gen_args.temp, "Temperature (0: greedy)")->capture_default_str();
+  gen->add_option("--top-k", gen_args.top_k, "Keep the k most likely tokens (0: all)")->capture_default_str();
+  gen->add_option("--top-p", gen_args.top_p, "Keep the most likely tokens up to this mass")->capture_default_str();
+  CLI::Option* seed_opt = gen->add_option("--seed", gen_args.seed, "Sampling seed (default: random, printed)");
+  gen->add_option("--threads", gen_args.threads, "CPU threads (0: all cores)");
+  gen->add_flag("--ids", gen_args.ids, "Print token ids instead of text");
+
+  bench_cli bench_args;
+  CLI::App* mbench = model->add_subcommand("bench", "Aggregate decode tokens/s of the CPU engine per batch size");
+  mbench->add_option("-m,--model", bench_args.model, "GGUF model file")->required();
+  mbench->add_option("--batch", bench_args.batches, "Batch sizes, comma-separated")->delimiter(',')->capture_default_str();
+  mbench->add_option("--prompt-tokens", bench_args.prompt_tokens, "Prompt tokens per sequence")->capture_default_str();
+  mbench->add_option("--gen-tokens", bench_args.gen_tokens, "Timed decode steps")->capture_default_str();
+  mbench->add_option("--threads", bench_args.threads, "CPU threads (0: all cores)");
+  mbench->add_flag("--json", bench_args.json, "Print one JSON object as the last line");
 
   try {
     app.parse(argc, argv);
@@ -105,7 +156,15 @@ int main(int argc, char** argv) {
   }
   if (*info) return model_info(info_file, info_json);
   if (*tokenize) return model_tokenize(tok_model, tok_pieces);
+  if (*synth) return model_synth(synth_args);
+  if (*gen) {
+    gen_args.seed_set = seed_opt->count() > 0;
+    return generate(gen_args);
+  }
+  if (*mbench) return model_bench(bench_args);
 
   std::cerr << app.help();
   return exit_bad_input;
 }
+
+}  // namespace

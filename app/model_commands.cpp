@@ -127,7 +127,9 @@ int model_info(const std::string& path, bool as_json) {
   std::vector<std::optional<double>> shapes;
   for (const auto& k : shape_keys) {
     const std::string key = *arch + "." + k.suffix;
-    if (!f.find(key)) {
+    const gguf::value* v = f.find(key);
+    // Absent, or per-layer arrays (some architectures): not a single number.
+    if (!v || v->type == gguf::value_type::array) {
       shapes.emplace_back();
       continue;
     }
@@ -214,7 +216,9 @@ int model_info(const std::string& path, bool as_json) {
   bool any_shape = false;
   for (size_t i = 0; i < shapes.size(); ++i) {
     if (!shapes[i]) continue;
-    out << (any_shape ? ", " : " ") << shape_keys[i].text_name << " " << *shapes[i];
+    out << (any_shape ? ", " : " ") << shape_keys[i].text_name << " ";
+    if (shape_keys[i].is_float) out << *shapes[i];
+    else out << static_cast<uint64_t>(*shapes[i]);
     any_shape = true;
   }
   out << (any_shape ? "\n" : " (none in the file)\n");

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build ccache g++ pkg-config python3   # build
-  libcaf-dev                                        # actors, BASP (CAF 0.17.6)
+  libcaf-dev libssl-dev                             # actors, BASP (CAF 0.17.6; its openssl module needs OpenSSL)
   libhiredis-dev libmsgpack-cxx-dev libboost-dev    # Redis store (msgpack-cxx needs Boost headers)
   prometheus-cpp-dev                                # metrics
   libcli11-dev                                      # command line

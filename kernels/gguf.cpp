@@ -17,6 +17,7 @@ constexpr uint32_t max_nesting = 4;         // arrays of arrays of ...
 constexpr uint64_t max_key_length = 65535;  // GGUF spec
 constexpr uint64_t max_tensor_name = 63;    // ggml's GGML_MAX_NAME - 1
 constexpr uint32_t max_dims = 4;            // GGML_MAX_DIMS
+constexpr uint64_t max_nested_items = 1 << 16;  // arrays inside one array of arrays
 
 size_t scalar_size(value_type t) {
   switch (t) {
@@ -292,6 +293,11 @@ status read_value(cursor& c, value_type t, value& out, uint32_t depth, const std
           if (!c.read_string(s, std::numeric_limits<uint64_t>::max()))
             return {errc::malformed, where + ": string in array runs past the end of the file" + at(c.pos())};
       } else if (out.elem_type == value_type::array) {
+        // Each nested array costs far more memory than its 12 bytes in the
+        // file; bound the count so a small hostile file cannot exhaust memory.
+        if (out.count > max_nested_items)
+          return {errc::malformed, where + ": " + std::to_string(out.count) + " nested arrays (at most " +
+                                       std::to_string(max_nested_items) + " are accepted)" + at(start)};
         out.items.resize(static_cast<size_t>(out.count));
         for (auto& item : out.items)
           if (auto st = read_value(c, value_type::array, item, depth + 1, where); !st) return st;
@@ -465,17 +471,18 @@ status gguf_file::parse_all() {
                   " is not supported (brigade reads F32, F16, BF16 and Q8_0); re-quantise the model to one of those"};
     }
     ti.type = static_cast<ggml_type>(type);
-    // Element count: each dimension is < 2^40, check the product stays sane.
-    __int128 elems = 1;
-    for (uint32_t d = 0; d < max_dims; ++d) elems *= ti.ne[d];
-    if (elems > (__int128{1} << 48))
-      return {errc::malformed,
-              tn + ": " + std::to_string(static_cast<long long>(elems >> 20)) + "M elements is absurdly large"};
+    // Element count, checked before every factor so it never overflows.
+    int64_t elems = 1;
+    for (uint32_t d = 0; d < max_dims; ++d) {
+      if (elems > (int64_t{1} << 48) / ti.ne[d])
+        return {errc::malformed, tn + ": more than 2^48 elements is absurdly large"};
+      elems *= ti.ne[d];
+    }
     const ggml_type_traits tr = ggml_traits(ti.type);
     if (ti.ne[0] % tr.block_elems != 0)
       return {errc::malformed, tn + ": row length " + std::to_string(ti.ne[0]) + " is not a multiple of the " +
                                    ggml_type_name(type) + " block size " + std::to_string(tr.block_elems)};
-    ti.n_bytes = static_cast<uint64_t>(elems / tr.block_elems * tr.block_bytes);
+    ti.n_bytes = static_cast<uint64_t>(elems / tr.block_elems) * tr.block_bytes;
     if (ti.offset % alignment_ != 0)
       return {errc::malformed,
               tn + ": data offset " + std::to_string(ti.offset) + " is not aligned to " + std::to_string(alignment_)};

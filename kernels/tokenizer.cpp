@@ -90,9 +90,10 @@ result<tokenizer> tokenizer::from_gguf(const gguf::gguf_file& file) {
   t.text_.reserve(n);
   t.index_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    t.text_.emplace_back(tv.strings[i]);
-    // First occurrence wins for duplicate texts, like llama.cpp's map insert.
-    t.index_.emplace(t.text_.back(), static_cast<token_id>(i));
+    // As llama.cpp: an empty text becomes "[EMPTY_i]", and for duplicate
+    // texts the last id wins (token_to_id[word] = i).
+    t.text_.emplace_back(tv.strings[i].empty() ? "[EMPTY_" + std::to_string(i) + "]" : std::string(tv.strings[i]));
+    t.index_.insert_or_assign(t.text_.back(), static_cast<token_id>(i));
   }
 
   t.score_.assign(n, 0.0f);
@@ -375,26 +376,22 @@ std::string tokenizer::piece(token_id id, bool render_special) const {
   if (id < 0 || id >= n_vocab()) return {};
   const token_kind k = kind_[static_cast<size_t>(id)];
   const std::string& t = text_[static_cast<size_t>(id)];
-  if (k == token_kind::control || k == token_kind::unknown) {
-    if (!render_special) return {};
-    if (k == token_kind::unknown && type_ == vocab_type::llama) return "\xE2\x96\x85";  // "▅"
-    return t;
-  }
+  // As llama.cpp's token_to_piece: control and unknown tokens are silent
+  // unless rendered, then (like user-defined ones) their raw text.
+  if (k == token_kind::control || k == token_kind::unknown) return render_special ? t : std::string();
+  if (k == token_kind::user_defined) return t;
   if (type_ == vocab_type::llama) {
     if (k == token_kind::byte) {
       unsigned b = 0;
       if (t.size() == 6 && std::sscanf(t.c_str(), "<0x%02X>", &b) == 1) return std::string(1, static_cast<char>(b));
       return t;
     }
-    if (k == token_kind::normal || k == token_kind::user_defined) {
-      std::string s = t;
-      unescape_whitespace(s);
-      return s;
-    }
-    return {};
+    if (k != token_kind::normal) return {};
+    std::string s = t;
+    unescape_whitespace(s);
+    return s;
   }
-  // gpt2: map each code point back to its byte; user-defined text is raw.
-  if (k == token_kind::user_defined) return t;
+  // gpt2: map each code point back to its byte.
   if (k != token_kind::normal) return {};
   std::string out;
   for (uint32_t cpt : unicode::decode_utf8(t)) {

@@ -3,7 +3,11 @@
 // Needs only CUDA (no GoogleTest, none of our Debian packages), so it runs on
 // a bare GPU machine. Exit codes: 0 all passed, 1 a mismatch or CUDA error,
 // 77 skipped (no usable GPU; CTest reports the test as skipped).
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -61,9 +65,19 @@ int check_type(ggml_type type, int64_t n_rows, int64_t row_len, std::mt19937& rn
 }  // namespace
 
 int main() {
+  // Skip only where there is no GPU at all; a GPU machine whose driver or
+  // device fails is a failure. BRIGADE_REQUIRE_GPU=1 (the GPU script) makes
+  // a missing GPU a failure too.
   auto n = cuda::device_count();
   if (!n.ok() || *n == 0) {
-    std::printf("skipped: no usable CUDA device (%s)\n", n.ok() ? "0 devices" : n.error().message().c_str());
+    const bool has_gpu_node = ::access("/dev/nvidia0", F_OK) == 0 || ::access("/dev/nvidiactl", F_OK) == 0;
+    const char* require = std::getenv("BRIGADE_REQUIRE_GPU");
+    const std::string why = n.ok() ? "0 devices" : n.error().message();
+    if (has_gpu_node || (require && std::string(require) == "1")) {
+      std::printf("FAILED: a GPU was expected but CUDA reports: %s\n", why.c_str());
+      return 1;
+    }
+    std::printf("skipped: no CUDA device on this machine (%s)\n", why.c_str());
     return 77;
   }
   auto desc = cuda::device_description(0);

@@ -278,6 +278,9 @@ TEST(GgufReader, NamesTheProblemInMalformedTensors) {
   expect_error(one_tensor(5, {1, 1, 1, 1, 1}, 0, 0, 4), errc::malformed, "5 dimensions");
   expect_error(one_tensor(1, {0}, 0, 0, 4), errc::malformed, "out of range");
   expect_error(one_tensor(4, {1u << 20, 1u << 20, 1u << 20, 1}, 0, 0, 4), errc::malformed, "absurdly large");
+  // 2^40 * 2^40 * 2^40 * 2^8 wraps even a 128-bit product to 0 bytes.
+  expect_error(one_tensor(4, {1ull << 40, 1ull << 40, 1ull << 40, 1u << 8}, 0, 0, 4), errc::malformed,
+               "absurdly large");
   image dup;
   dup.header(2, 0).str("t").u32(1).u64(8).u32(0).u64(0).str("t").u32(1).u64(8).u32(0).u64(32).pad_to(32);
   dup.b.resize(dup.b.size() + 64, 0);

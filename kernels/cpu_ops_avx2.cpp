@@ -1,0 +1,162 @@
+// AVX2 + FMA + F16C kernels, compiled with target attributes so the rest of
+// the build needs no special flags; used only when the CPU reports all three.
+#include "kernels/cpu_ops.hpp"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#define BRIGADE_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace brigade::cpu {
+
+namespace {
+
+BRIGADE_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Loaders: 8 consecutive weights of a row starting at element k, as F32.
+struct load_f32 {
+  BRIGADE_AVX2 static __m256 load(const unsigned char* row, int64_t k) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+  }
+  static float scalar(const unsigned char* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
+};
+struct load_f16 {
+  BRIGADE_AVX2 static __m256 load(const unsigned char* row, int64_t k) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
+  }
+  static float scalar(const unsigned char* row, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return f16_to_f32(h);
+  }
+};
+struct load_bf16 {
+  BRIGADE_AVX2 static __m256 load(const unsigned char* row, int64_t k) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static float scalar(const unsigned char* row, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return bf16_to_f32(h);
+  }
+};
+struct load_q8_0 {
+  BRIGADE_AVX2 static __m256 load(const unsigned char* row, int64_t k) {
+    const unsigned char* blk = row + (k / q8_0_block_elems) * sizeof(q8_0_block);
+    uint16_t d;
+    std::memcpy(&d, blk, 2);
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + k % q8_0_block_elems)));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(_cvtsh_ss(d)));
+  }
+  static float scalar(const unsigned char*, int64_t) { return 0.0f; }  // rows are whole blocks
+};
+
+/// R rows x T tokens, accumulated in registers over the whole row.
+template <class L, int R, int T>
+BRIGADE_AVX2 void tile(const unsigned char* w, size_t row_bytes, const float* x, int64_t ldx, int64_t K, float* y,
+                       int64_t ldy, bool accumulate) {
+  __m256 s[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) s[r][t] = _mm256_setzero_ps();
+  const int64_t K8 = K & ~int64_t{7};
+  for (int64_t k = 0; k < K8; k += 8) {
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = L::load(w + r * row_bytes, k);
+    for (int t = 0; t < T; ++t) {
+      const __m256 xv = _mm256_loadu_ps(x + t * ldx + k);
+      for (int r = 0; r < R; ++r) s[r][t] = _mm256_fmadd_ps(wv[r], xv, s[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      float v = hsum(s[r][t]);
+      for (int64_t k = K8; k < K; ++k) v += L::scalar(w + r * row_bytes, k) * x[t * ldx + k];
+      float& out = y[t * ldy + r];
+      out = accumulate ? out + v : v;
+    }
+}
+
+template <class L, int R>
+BRIGADE_AVX2 void rows_all_tokens(const unsigned char* w, size_t row_bytes, const float* x, int64_t ldx,
+                                  int64_t n_tokens, int64_t K, float* y, int64_t ldy, bool accumulate) {
+  int64_t t = 0;
+  for (; t + 3 <= n_tokens; t += 3) tile<L, R, 3>(w, row_bytes, x + t * ldx, ldx, K, y + t * ldy, ldy, accumulate);
+  if (n_tokens - t == 2) tile<L, R, 2>(w, row_bytes, x + t * ldx, ldx, K, y + t * ldy, ldy, accumulate);
+  if (n_tokens - t == 1) tile<L, R, 1>(w, row_bytes, x + t * ldx, ldx, K, y + t * ldy, ldy, accumulate);
+}
+
+template <class L>
+BRIGADE_AVX2 void matmul_typed(const weight& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                               int64_t n0, int64_t n1, bool accumulate) {
+  // Token blocks of 64 keep the activations in L2 while weight rows stream.
+  constexpr int64_t token_block = 64;
+  for (int64_t tb = 0; tb < n_tokens; tb += token_block) {
+    const int64_t nt = std::min(token_block, n_tokens - tb);
+    const float* xb = x + tb * ldx;
+    float* yb = y + tb * ldy;
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4)
+      rows_all_tokens<L, 4>(w.data + n * w.row_bytes, w.row_bytes, xb, ldx, nt, w.n_cols, yb + n, ldy, accumulate);
+    for (; n < n1; ++n)
+      rows_all_tokens<L, 1>(w.data + n * w.row_bytes, w.row_bytes, xb, ldx, nt, w.n_cols, yb + n, ldy, accumulate);
+  }
+}
+
+BRIGADE_AVX2 void matmul_avx2(const weight& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                              int64_t n0, int64_t n1, bool accumulate) {
+  switch (w.type) {
+    case ggml_type::f32: return matmul_typed<load_f32>(w, x, ldx, n_tokens, y, ldy, n0, n1, accumulate);
+    case ggml_type::f16: return matmul_typed<load_f16>(w, x, ldx, n_tokens, y, ldy, n0, n1, accumulate);
+    case ggml_type::bf16: return matmul_typed<load_bf16>(w, x, ldx, n_tokens, y, ldy, n0, n1, accumulate);
+    case ggml_type::q8_0: return matmul_typed<load_q8_0>(w, x, ldx, n_tokens, y, ldy, n0, n1, accumulate);
+  }
+}
+
+BRIGADE_AVX2 float dot_avx2(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  float s = hsum(_mm256_add_ps(s0, s1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+BRIGADE_AVX2 void axpy_avx2(float a, const float* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+
+const kernel_set* avx2_kernels() {
+  static const kernel_set k{"avx2+fma+f16c", matmul_avx2, dot_avx2, axpy_avx2};
+  __builtin_cpu_init();
+  const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return ok ? &k : nullptr;
+}
+
+}  // namespace brigade::cpu
+
+#else
+
+namespace brigade::cpu {
+const kernel_set* avx2_kernels() { return nullptr; }
+}  // namespace brigade::cpu
+
+#endif

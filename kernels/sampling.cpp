@@ -1,0 +1,71 @@
+#include "kernels/sampling.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/philox.hpp"
+
+namespace brigade {
+
+status validate(const sampling_params& p) {
+  if (!std::isfinite(p.temperature) || p.temperature < 0)
+    return {errc::invalid_argument, "temperature must be a finite number >= 0 (0 is greedy)"};
+  if (p.top_k < 0) return {errc::invalid_argument, "top-k must be >= 0 (0 keeps every token)"};
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return {errc::invalid_argument, "top-p must be in (0, 1]"};
+  return {};
+}
+
+int32_t argmax(const float* v, int32_t n) {
+  int32_t best = 0;
+  for (int32_t i = 1; i < n; ++i)
+    if (v[i] > v[best]) best = i;
+  return best;
+}
+
+int32_t sample_token(const float* logits, int32_t n_vocab, const sampling_params& p, uint32_t position,
+                     std::vector<std::pair<float, int32_t>>& cand) {
+  if (p.temperature <= 0.0f || p.top_k == 1) return argmax(logits, n_vocab);
+  const float inv_t = 1.0f / p.temperature;
+  cand.resize(static_cast<size_t>(n_vocab));
+  for (int32_t i = 0; i < n_vocab; ++i) cand[static_cast<size_t>(i)] = {logits[i] * inv_t, i};
+  auto higher = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  size_t n = cand.size();
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < n) {
+    std::partial_sort(cand.begin(), cand.begin() + p.top_k, cand.end(), higher);
+    n = static_cast<size_t>(p.top_k);
+  } else {
+    std::sort(cand.begin(), cand.end(), higher);
+  }
+  // Softmax over the kept candidates (sorted, so cand[0] is the maximum).
+  const float max = cand[0].first;
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    cand[i].first = std::exp(cand[i].first - max);
+    total += cand[i].first;
+  }
+  if (p.top_p < 1.0f) {
+    double mass = 0;
+    size_t keep = n;
+    for (size_t i = 0; i < n; ++i) {
+      mass += cand[i].first / total;
+      if (mass >= p.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+    n = keep;
+    total = 0;
+    for (size_t i = 0; i < n; ++i) total += cand[i].first;
+  }
+  const double u = static_cast<double>(sampling_uniform(p.seed, position)) * total;
+  double acc = 0;
+  for (size_t i = 0; i < n; ++i) {
+    acc += cand[i].first;
+    if (u < acc) return cand[i].second;
+  }
+  return cand[n - 1].second;
+}
+
+}  // namespace brigade
