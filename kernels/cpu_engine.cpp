@@ -44,6 +44,7 @@ class cpu_engine final : public engine {
       v_cache_.emplace_back(new float[n_slots * static_cast<size_t>(kv_dim_)]);
     }
     scores_.resize(static_cast<size_t>(pool_.size()));
+    sample_scratch_.resize(static_cast<size_t>(pool_.size()));
     for (auto& s : scores_) s.resize(static_cast<size_t>(n_ctx_));
   }
 
@@ -89,7 +90,7 @@ class cpu_engine final : public engine {
   std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_;
   std::vector<float> hout_, logits_;
   std::vector<std::vector<float>> scores_;  // per thread: (n_ctx)
-  std::vector<std::pair<float, int32_t>> sample_scratch_;
+  std::vector<std::vector<std::pair<float, int32_t>>> sample_scratch_;  // per thread
 };
 
 status cpu_engine::validate(const std::vector<step_item>& batch, int64_t& n_tokens) const {
@@ -240,7 +241,7 @@ status cpu_engine::step(const std::vector<step_item>& batch, std::vector<step_re
   up_.resize(static_cast<size_t>(T * ff));
   const auto& mm = kernels_.matmul;
   auto split_rows = [](const weight& w, int i, int n, int64_t& b, int64_t& e) {
-    thread_pool::split(w.n_rows, i, n, 4, b, e);
+    thread_pool::split(w.n_rows, i, n, 12, b, e);
   };
 
   for (int32_t l = 0; l < hp.n_layer; ++l) {
@@ -314,19 +315,26 @@ status cpu_engine::step(const std::vector<step_item>& batch, std::vector<step_re
     const weight& wout = model_->output();
     pool_.run([&](int i, int n) {
       int64_t b, e;
-      thread_pool::split(wout.n_rows, i, n, 4, b, e);
+      thread_pool::split(wout.n_rows, i, n, 12, b, e);
       mm(wout, hout_.data(), d, n_out, logits_.data(), n_vocab, b, e, false);
     });
-    for (int64_t r = 0; r < n_out; ++r) {
-      const step_item& it = batch[row_item[static_cast<size_t>(r)]];
-      step_result& res = out[row_item[static_cast<size_t>(r)]];
-      const float* lg = logits_.data() + r * n_vocab;
-      if (it.sample) {
-        const uint32_t position = static_cast<uint32_t>(kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size()));
-        res.token = sample_token(lg, static_cast<int32_t>(n_vocab), it.sampling, position, sample_scratch_);
+    // Sampling: items split across the threads, each with its own scratch.
+    pool_.run([&](int i, int n) {
+      int64_t b, e;
+      thread_pool::split(n_out, i, n, 1, b, e);
+      for (int64_t r = b; r < e; ++r) {
+        const step_item& it = batch[row_item[static_cast<size_t>(r)]];
+        step_result& res = out[row_item[static_cast<size_t>(r)]];
+        const float* lg = logits_.data() + r * n_vocab;
+        if (it.sample) {
+          const uint32_t position =
+              static_cast<uint32_t>(kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size()));
+          res.token = sample_token(lg, static_cast<int32_t>(n_vocab), it.sampling, position,
+                                   sample_scratch_[static_cast<size_t>(i)]);
+        }
+        if (it.want_logits) res.logits.assign(lg, lg + n_vocab);
       }
-      if (it.want_logits) res.logits.assign(lg, lg + n_vocab);
-    }
+    });
   }
   for (const auto& it : batch) kv_.set_length(it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size()));
   return {};

@@ -5,8 +5,8 @@
 //
 // The matrix kernel computes, for tokens t < n_tokens and weight rows
 // n in [n0, n1):   y[t * ldy + n] (+)= dot(x + t * ldx, row n of w)
-// so threads split a matrix by rows. The AVX2 kernel works on tiles of 4 rows
-// x 3 tokens in registers, converting each weight vector once per tile, which
+// so threads split a matrix by rows. The AVX2 kernel works on tiles of 3 rows
+// x 4 tokens in registers, converting each weight vector once per tile, which
 // is what makes a batch of B tokens cost far less than B single-token passes.
 #pragma once
 

@@ -16,10 +16,20 @@ status validate(const sampling_params& p) {
 }
 
 int32_t argmax(const float* v, int32_t n) {
-  int32_t best = 0;
-  for (int32_t i = 1; i < n; ++i)
-    if (v[i] > v[best]) best = i;
-  return best;
+  // Two passes that vectorise (the maximum, then its first index) instead
+  // of one compare-and-branch per element: greedy decoding calls this on
+  // every step for every sequence (32,000 logits each).
+  float block_max[8];
+  for (int j = 0; j < 8; ++j) block_max[j] = -INFINITY;
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) block_max[j] = v[i + j] > block_max[j] ? v[i + j] : block_max[j];
+  float mx = block_max[0];
+  for (int j = 1; j < 8; ++j) mx = block_max[j] > mx ? block_max[j] : mx;
+  for (; i < n; ++i) mx = v[i] > mx ? v[i] : mx;
+  for (int32_t k = 0; k < n; ++k)
+    if (v[k] == mx) return k;
+  return 0;  // all NaN
 }
 
 int32_t sample_token(const float* logits, int32_t n_vocab, const sampling_params& p, uint32_t position,
