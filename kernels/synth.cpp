@@ -114,6 +114,14 @@ status synthesize_model(const synth_options& opt, const std::string& out_path) {
   for (const auto& pr : synth_presets())
     if (opt.preset == pr.name) p = &pr;
   if (!p) return {errc::invalid_argument, "unknown preset '" + opt.preset + "' (use tiny, small or tinyllama-1b)"};
+  return synthesize_model(*p, opt, out_path);
+}
+
+status synthesize_model(const synth_preset& shape, const synth_options& opt, const std::string& out_path) {
+  const synth_preset* p = &shape;
+  if (p->n_head <= 0 || p->n_head_kv <= 0 || p->n_embd % p->n_head != 0 || (p->n_embd / p->n_head) % 2 != 0 ||
+      p->n_head % p->n_head_kv != 0 || p->n_layer <= 0 || p->n_ff <= 0 || p->n_vocab < 300)
+    return {errc::invalid_argument, "synth: inconsistent shapes"};
 
   gguf::writer w;
   w.add_string("general.architecture", "llama");

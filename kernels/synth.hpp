@@ -40,6 +40,10 @@ struct synth_options {
 /// Writes the model to `out_path` atomically. Errors: invalid_argument (an
 /// unknown preset), the reader's errors for `vocab_from`, io.
 status synthesize_model(const synth_options& opt, const std::string& out_path);
+/// The same with explicit shapes (tests use awkward sizes); `opt.preset` is
+/// ignored. Shapes must be consistent (heads divide the embedding into even
+/// head sizes; Q8_0 needs row lengths that are multiples of 32).
+status synthesize_model(const synth_preset& shape, const synth_options& opt, const std::string& out_path);
 
 /// The built-in vocabulary's token texts, scores and types, `n_vocab` long.
 struct builtin_vocab {
