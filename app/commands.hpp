@@ -24,6 +24,8 @@ int model_info(const std::string& file, bool json);
 /// line of ids, or with `pieces` one line per token: id, tab, its bytes.
 int model_tokenize(const std::string& file, bool pieces);
 
+using token_id_t = int32_t;
+
 struct synth_cli {
   std::string preset = "tiny", type = "f16", vocab_from, out;
   uint64_t seed = 1;
@@ -42,6 +44,8 @@ struct generate_cli {
   bool seed_set = false;
   int threads = 0;
   bool ids = false;
+  std::string trace;                // JSON lines per generated token: top-2 logits (debugging, peer checks)
+  std::vector<token_id_t> force;    // teacher forcing: continue with these ids instead of sampled ones
 };
 /// `brigade generate -m FILE -p PROMPT [...]`: the continuation on stdout.
 int generate(const generate_cli& a);

@@ -79,7 +79,8 @@ int generate(const generate_cli& a) {
   prompt.insert(prompt.end(), text_ids.begin(), text_ids.end());
   if (prompt.empty()) return fail(exit_bad_input, "the prompt is empty and the model adds no BOS token; give -p TEXT");
   const int32_t n_ctx_model = (*model)->hparams().n_ctx_train;
-  if (static_cast<int64_t>(prompt.size()) + a.n_tokens > n_ctx_model)
+  const int64_t n_gen_max = a.force.empty() ? a.n_tokens : static_cast<int64_t>(a.force.size());
+  if (static_cast<int64_t>(prompt.size()) + n_gen_max > n_ctx_model)
     return fail(exit_bad_input, "the prompt (" + std::to_string(prompt.size()) + " tokens) plus -n " +
                                     std::to_string(a.n_tokens) + " exceeds the model's context of " +
                                     std::to_string(n_ctx_model) + " tokens");
@@ -87,12 +88,32 @@ int generate(const generate_cli& a) {
   engine_config cfg;
   cfg.n_threads = a.threads;
   cfg.max_sequences = 1;
-  cfg.n_ctx = static_cast<int32_t>(prompt.size()) + std::max(a.n_tokens, 1);
+  cfg.n_ctx = static_cast<int32_t>(prompt.size() + std::max<int64_t>(n_gen_max, 1));
   auto eng = make_cpu_engine(*model, cfg);
   if (!eng) return fail(code_for(eng.error()), eng.error().message());
   engine& e = **eng;
   auto seq = e.create_sequence();
   if (!seq) return fail(exit_other, seq.error().message());
+
+  std::FILE* trace = nullptr;
+  if (!a.trace.empty()) {
+    trace = std::fopen(a.trace.c_str(), "w");
+    if (!trace) return fail(exit_bad_input, a.trace + ": cannot write the trace file");
+  }
+  for (token_id f : a.force)
+    if (f < 0 || f >= tok.n_vocab())
+      return fail(exit_bad_input, "--force-ids: token " + std::to_string(f) + " is outside the vocabulary");
+  const int32_t n_wanted = a.force.empty() ? a.n_tokens : static_cast<int32_t>(a.force.size());
+  // Per generated token: the engine's choice and its top-2 logits.
+  auto record = [&](const step_result& r, int32_t index, int32_t position) {
+    if (!trace) return;
+    const auto& lg = r.logits;
+    int32_t t1 = argmax(lg.data(), static_cast<int32_t>(lg.size())), t2 = t1 == 0 ? 1 : 0;
+    for (int32_t i = 0; i < static_cast<int32_t>(lg.size()); ++i)
+      if (i != t1 && lg[static_cast<size_t>(i)] > lg[static_cast<size_t>(t2)]) t2 = i;
+    std::fprintf(trace, "{\"index\":%d,\"position\":%d,\"sampled\":%d,\"top\":[[%d,%.9g],[%d,%.9g]]}\n", index,
+                 position, r.token, t1, lg[static_cast<size_t>(t1)], t2, lg[static_cast<size_t>(t2)]);
+  };
 
   const auto t0 = clock_type::now();
   std::vector<step_result> out;
@@ -104,10 +125,13 @@ int generate(const generate_cli& a) {
     it.tokens.assign(prompt.begin() + static_cast<std::ptrdiff_t>(at),
                      prompt.begin() + static_cast<std::ptrdiff_t>(std::min(prompt.size(), at + chunk)));
     it.sample = at + chunk >= prompt.size();
+    it.want_logits = it.sample && trace;
     it.sampling = sp;
     if (auto s = e.step({it}, out); !s) return fail(code_for(s), s.message());
     next = out[0].token;
   }
+  if (trace) record(out[0], 0, static_cast<int32_t>(prompt.size()));
+  if (!a.force.empty()) next = a.force[0];
   const double t_prefill = seconds_since(t0);
 
   const auto t1 = clock_type::now();
@@ -115,8 +139,8 @@ int generate(const generate_cli& a) {
   int32_t n_gen = 0;
   bool eos = false;
   std::string ids_line;
-  while (n_gen < a.n_tokens) {
-    if (tok.is_end_of_generation(next)) {
+  while (n_gen < n_wanted) {
+    if (a.force.empty() && tok.is_end_of_generation(next)) {
       eos = true;
       break;
     }
@@ -129,14 +153,18 @@ int generate(const generate_cli& a) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     }
-    if (n_gen == a.n_tokens) break;
+    if (n_gen == n_wanted) break;
     step_item it;
     it.seq = *seq;
     it.tokens = {next};
     it.sampling = sp;
+    it.want_logits = trace != nullptr;
     if (auto s = e.step({it}, out); !s) return fail(code_for(s), s.message());
     next = out[0].token;
+    record(out[0], n_gen, static_cast<int32_t>(prompt.size()) + n_gen);
+    if (!a.force.empty()) next = a.force[static_cast<size_t>(n_gen)];
   }
+  if (trace) std::fclose(trace);
   const double t_decode = seconds_since(t1);
   if (a.ids) {
     ids_line += '\n';

@@ -121,6 +121,12 @@ int run(int argc, char** argv) {
   CLI::Option* seed_opt = gen->add_option("--seed", gen_args.seed, "Sampling seed (default: random, printed)");
   gen->add_option("--threads", gen_args.threads, "CPU threads (0: all cores)");
   gen->add_flag("--ids", gen_args.ids, "Print token ids instead of text");
+  gen->add_option("--trace", gen_args.trace,
+                  "Write one JSON line per generated token to this file: position, token, top-2 ids and logits");
+  gen->add_option("--force-ids", gen_args.force,
+                  "Continue with these token ids (comma-separated) instead of sampling; with --trace this scores "
+                  "another engine's output")
+      ->delimiter(',');
 
   bench_cli bench_args;
   CLI::App* mbench = model->add_subcommand("bench", "Aggregate decode tokens/s of the CPU engine per batch size");

@@ -21,6 +21,11 @@ for p in "${packages[@]}"; do
   [ "$status" = "installed" ] || missing+=("$p")
 done
 
+# Node.js and npm run the llama.cpp peer checks (npm node-llama-cpp). Machines
+# often carry a newer Node.js than Debian's: only install when the commands are absent.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
   exit 0

@@ -200,11 +200,13 @@ status synthesize_model(const synth_preset& shape, const synth_options& opt, con
     const int64_t cols = t.shape[0];
     const int64_t rows = t.shape.size() > 1 ? t.shape[1] : 1;
     const ggml_type type = t.k == tensor_plan::norm ? ggml_type::f32 : opt.type;
-    // Matrices: variance 1/fan_in (uniform on +-sqrt(3/fan_in)); embeddings:
-    // +-1; norm gains: 1 +- 0.1.
-    const float scale = t.k == tensor_plan::matrix ? std::sqrt(3.0f / static_cast<float>(cols))
-                        : t.k == tensor_plan::embedding ? 1.0f
-                                                        : 0.1f;
+    // Matrices: variance 1/fan_in (uniform on +-sqrt(3/fan_in)), so each
+    // layer keeps activations at unit scale; the embedding and the output
+    // matrix twice that, so logits have a standard deviation near 2 (tied or
+    // not): peaked enough to be interesting, rarely near-tied. Norm gains:
+    // 1 +- 0.1.
+    const bool is_io = t.k == tensor_plan::embedding || t.name == "output.weight";
+    const float scale = t.k == tensor_plan::norm ? 0.1f : (is_io ? 2.0f : 1.0f) * std::sqrt(3.0f / static_cast<float>(cols));
     const float offset = t.k == tensor_plan::norm ? 1.0f : 0.0f;
     const ggml_type_traits tr = ggml_traits(type);
     const size_t row_bytes = static_cast<size_t>(cols / tr.block_elems * tr.block_bytes);

@@ -1,0 +1,80 @@
+// llama.cpp (through the npm package node-llama-cpp) as a peer for brigade's
+// tokenizer, greedy decoding and single-stream speed. Run by peer_test.py and
+// bench/engine_bench.py; see ../../../shared/notes/peer-llama-cpp.md.
+//
+// usage: node llama_peer.mjs MODEL.gguf tokenize        < JSON array of strings
+//        node llama_peer.mjs MODEL.gguf greedy N THREADS < JSON {"prompts": ["...", ...]}
+//        node llama_peer.mjs MODEL.gguf bench N THREADS PROMPT_TOKENS
+// Prints one JSON value on stdout.
+import {getLlama} from "node-llama-cpp";
+import {readFileSync} from "node:fs";
+
+const [file, command, ...args] = process.argv.slice(2);
+// llama.cpp's own timing lines (llama_perf_context_print) arrive through the logger.
+const logLines = [];
+const llama = await getLlama({gpu: false, build: "never", logLevel: "info",
+                              logger: (level, message) => { logLines.push(message); }});
+const model = await llama.loadModel({modelPath: file, gpuLayers: 0});
+
+async function context(threads) {
+  // F32 KV cache: brigade's CPU cache is F32, so only the weights' rounding differs.
+  return model.createContext({contextSize: 512, threads, batchSize: 512,
+                              experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32"});
+}
+
+if (command === "tokenize") {
+  const texts = JSON.parse(readFileSync(0, "utf8"));
+  console.log(JSON.stringify(texts.map((t) => Array.from(model.tokenize(t, false)))));
+} else if (command === "greedy") {
+  const n = Number(args[0]);
+  const {prompts} = JSON.parse(readFileSync(0, "utf8"));
+  const ctx = await context(Number(args[1]));
+  const results = [];
+  for (const prompt of prompts) {
+    const seq = ctx.getSequence();
+    const input = [model.tokens.bos, ...model.tokenize(prompt, false)];
+    const tokens = [], top2 = [];
+    const gen = seq.evaluateWithMetadata(input, {probabilities: true}, {temperature: 0, yieldEogToken: true});
+    for await (const out of gen) {
+      const probs = [...out.probabilities.entries()].sort((a, b) => b[1] - a[1]);
+      tokens.push(out.token);
+      top2.push(probs.slice(0, 2));
+      if (tokens.length >= n) break;
+    }
+    results.push({prompt, prompt_tokens: input, tokens, top2});
+    seq.dispose();
+  }
+  console.log(JSON.stringify(results));
+} else if (command === "bench") {
+  // Single-stream greedy decode. Reports llama.cpp's own decode time
+  // (llama_perf "eval time": time inside llama_decode, without the Node.js
+  // binding's per-token overhead) and the wall-clock rate through the binding.
+  const [n, threads, promptTokens] = args.map(Number);
+  const ctx = await model.createContext({contextSize: 512, threads, batchSize: 512, performanceTracking: true,
+                                         experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32"});
+  const seq = ctx.getSequence();
+  const input = [model.tokens.bos];
+  for (let i = 0; input.length < promptTokens; i++) input.push(3 + ((i * 7919) % 250));
+  let count = 0, t0 = 0;
+  const warmup = 4;
+  for await (const token of seq.evaluate(input, {temperature: 0})) {
+    count++;
+    if (count === warmup) {
+      t0 = performance.now();
+      await ctx.printTimings();  // resets llama.cpp's counters: the warm-up is not counted
+      logLines.length = 0;
+    }
+    if (count >= warmup + n) break;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await ctx.printTimings();
+  const evalLine = logLines.find((l) => /\beval time\b/.test(l) && !/prompt eval/.test(l)) ?? "";
+  const m = evalLine.match(/eval time =\s*([0-9.]+) ms \/\s*([0-9]+) (?:runs|tokens)/);
+  const native = m ? Number(m[2]) / (Number(m[1]) / 1000) : null;
+  console.log(JSON.stringify({tokens_per_second: native, wall_tokens_per_second: n / seconds, tokens: n,
+                              threads, llama_perf: evalLine.trim()}));
+} else {
+  console.error(`unknown command ${command}`);
+  process.exit(2);
+}
+await model.dispose();

@@ -1,0 +1,35 @@
+"""Where llama.cpp (npm node-llama-cpp) lives for the peer checks and
+benchmarks, and how to call it. Installed once into $BRIGADE_PEER_DIR
+(default ~/.cache/brigade/peer), outside the clone."""
+import json
+import os
+import shutil
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER_DIR = os.environ.get("BRIGADE_PEER_DIR", os.path.expanduser("~/.cache/brigade/peer"))
+VERSION = "3.21.1"
+
+
+def ensure_peer():
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise RuntimeError("node and npm are needed for the llama.cpp peer (run deploy/setup.sh)")
+    if not os.path.isdir(os.path.join(PEER_DIR, "node_modules", "node-llama-cpp")):
+        os.makedirs(PEER_DIR, exist_ok=True)
+        pkg = os.path.join(PEER_DIR, "package.json")
+        if not os.path.exists(pkg):
+            with open(pkg, "w") as f:
+                f.write('{"name": "brigade-peer", "private": true, "type": "module"}\n')
+        print(f"peer: installing node-llama-cpp@{VERSION} into {PEER_DIR}", flush=True)
+        subprocess.run(["npm", "i", "-E", f"node-llama-cpp@{VERSION}", "--no-audit", "--no-fund"],
+                       cwd=PEER_DIR, check=True, timeout=900)
+    # The script must sit beside node_modules for its import to resolve.
+    shutil.copy(os.path.join(HERE, "llama_peer.mjs"), os.path.join(PEER_DIR, "llama_peer.mjs"))
+
+
+def peer(model, args, stdin=""):
+    p = subprocess.run(["node", os.path.join(PEER_DIR, "llama_peer.mjs"), model] + args, input=stdin.encode(),
+                       capture_output=True, timeout=1200)
+    if p.returncode != 0:
+        raise RuntimeError(f"llama.cpp peer failed: {p.stderr.decode()[-2000:]}")
+    return json.loads(p.stdout)
