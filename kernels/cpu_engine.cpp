@@ -45,7 +45,9 @@ class cpu_engine final : public engine {
     }
     scores_.resize(static_cast<size_t>(pool_.size()));
     sample_scratch_.resize(static_cast<size_t>(pool_.size()));
-    for (auto& s : scores_) s.resize(static_cast<size_t>(n_ctx_));
+    slots_.resize(static_cast<size_t>(pool_.size()));
+    const int32_t group = hp.n_head / hp.n_head_kv;
+    for (auto& s : scores_) s.resize(static_cast<size_t>(n_ctx_) * static_cast<size_t>(group));
   }
 
   const llama_hparams& hparams() const override { return model_->hparams(); }
@@ -89,7 +91,8 @@ class cpu_engine final : public engine {
   std::vector<float> rope_cs_;  // (T, head_dim / 2, 2): cos, sin
   std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_;
   std::vector<float> hout_, logits_;
-  std::vector<std::vector<float>> scores_;  // per thread: (n_ctx)
+  std::vector<std::vector<float>> scores_;   // per thread: (group, n_ctx)
+  std::vector<std::vector<int32_t>> slots_;  // per thread: cache slots of one token's positions
   std::vector<std::vector<std::pair<float, int32_t>>> sample_scratch_;  // per thread
 };
 
@@ -154,40 +157,32 @@ void cpu_engine::rope(float* v, int64_t n_rows, int64_t row_stride, int32_t n_he
 
 void cpu_engine::attention(int32_t layer, int64_t n_tokens) {
   const auto& hp = model_->hparams();
-  const int32_t hd = hp.head_dim, n_head = hp.n_head, group = hp.n_head / hp.n_head_kv;
+  const int32_t hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const float* kc = k_cache_[static_cast<size_t>(layer)].get();
   const float* vc = v_cache_[static_cast<size_t>(layer)].get();
   const int64_t d = hp.n_embd;
+  // One task per (token, KV head): its query heads share every K/V row load.
   pool_.run([&](int ti, int nt) {
     int64_t b, e;
-    thread_pool::split(n_tokens * n_head, ti, nt, 1, b, e);
+    thread_pool::split(n_tokens * hp.n_head_kv, ti, nt, 1, b, e);
     float* sc = scores_[static_cast<size_t>(ti)].data();
+    std::vector<int32_t>& slots = slots_[static_cast<size_t>(ti)];
+    int64_t slots_for = -1;
     for (int64_t task = b; task < e; ++task) {
-      const int64_t i = task / n_head;
-      const int32_t h = static_cast<int32_t>(task % n_head);
-      const int32_t kvh = h / group;
+      const int64_t i = task / hp.n_head_kv;
+      const int32_t kvh = static_cast<int32_t>(task % hp.n_head_kv);
       const seq_id s = tok_seq_[static_cast<size_t>(i)];
       const int32_t n_pos = tok_pos_[static_cast<size_t>(i)] + 1;  // causal: itself and earlier
-      const float* q = q_.data() + i * d + static_cast<int64_t>(h) * hd;
-      float mx = -INFINITY;
-      for (int32_t j = 0; j < n_pos; ++j) {
-        const float* kj = kc + (static_cast<int64_t>(kv_.slot(s, j)) * hp.n_head_kv + kvh) * hd;
-        sc[j] = kernels_.dot(q, kj, hd) * scale;
-        mx = std::max(mx, sc[j]);
+      if (slots_for != i) {
+        slots.resize(static_cast<size_t>(n_pos));
+        for (int32_t j = 0; j < n_pos; ++j) slots[static_cast<size_t>(j)] = kv_.slot(s, j);
+        slots_for = i;
       }
-      double sum = 0.0;
-      for (int32_t j = 0; j < n_pos; ++j) {
-        sc[j] = std::exp(sc[j] - mx);
-        sum += sc[j];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      float* o = att_.data() + i * d + static_cast<int64_t>(h) * hd;
-      std::fill(o, o + hd, 0.0f);
-      for (int32_t j = 0; j < n_pos; ++j) {
-        const float* vj = vc + (static_cast<int64_t>(kv_.slot(s, j)) * hp.n_head_kv + kvh) * hd;
-        kernels_.axpy(sc[j] * inv, vj, o, hd);
-      }
+      const int64_t h0 = static_cast<int64_t>(kvh) * group;
+      kernels_.attend(q_.data() + i * d + h0 * hd, group, hd, kc + static_cast<int64_t>(kvh) * hd,
+                      vc + static_cast<int64_t>(kvh) * hd, slots.data(), n_pos, kv_dim_, scale, sc,
+                      att_.data() + i * d + h0 * hd);
     }
   });
 }

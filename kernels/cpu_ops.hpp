@@ -22,6 +22,14 @@ struct kernel_set {
                  int64_t n1, bool accumulate);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+  /// Causal attention of `n_q` query heads sharing one KV head, over n_pos
+  /// cached positions: for each head g,
+  ///   out[g] = softmax(scale * q[g] . k[j]) . v[j],  j < n_pos
+  /// k[j] = k_base + slots[j] * slot_stride (likewise v); q[g] = q + g * hd;
+  /// out[g] = out + g * hd. `scores` holds n_q * n_pos floats of scratch.
+  /// The softmax sum is accumulated in double, as llama.cpp does.
+  void (*attend)(const float* q, int n_q, int64_t hd, const float* k_base, const float* v_base,
+                 const int32_t* slots, int32_t n_pos, int64_t slot_stride, float scale, float* scores, float* out);
 };
 
 const kernel_set& generic_kernels();

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -106,28 +107,6 @@ BRIGADE_AVX2 void rows_all_tokens(const unsigned char* w, size_t row_bytes, cons
   }
 }
 
-/// One row to F32 with the vector loaders (same values as dequantize_row).
-BRIGADE_AVX2 void dequantize_row_avx2(ggml_type type, const unsigned char* row, float* dst, int64_t n) {
-  int64_t k = 0;
-  switch (type) {
-    case ggml_type::f16:
-      for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, load_f16::load(row, k));
-      break;
-    case ggml_type::bf16:
-      for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, load_bf16::load(row, k));
-      break;
-    case ggml_type::q8_0:
-      for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, load_q8_0::load(row, k));
-      break;
-    case ggml_type::f32: break;
-  }
-  if (k < n) {  // tail (not for Q8_0, whose rows are whole blocks)
-    std::vector<float> tail(static_cast<size_t>(n));
-    dequantize_row(type, row, tail.data(), n);
-    std::copy(tail.begin() + k, tail.end(), dst + k);
-  }
-}
-
 template <class L>
 BRIGADE_AVX2 void matmul_typed(const weight& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
                                int64_t n0, int64_t n1, bool accumulate) {
@@ -144,18 +123,6 @@ BRIGADE_AVX2 void matmul_typed(const weight& w, const float* x, int64_t ldx, int
     if (nt == 1)
       for (; n + 4 <= n1; n += 4)
         tile<L, 4, 1>(w.data + n * w.row_bytes, w.row_bytes, xb, ldx, w.n_cols, yb + n, ldy, accumulate);
-    if (nt >= 8 && w.type != ggml_type::f32) {
-      // Many tokens: convert 3 rows to F32 once, then every tile reads plain
-      // F32 (one load instead of a conversion per 8 weights and tile).
-      thread_local std::vector<float> panel;
-      panel.resize(static_cast<size_t>(3 * w.n_cols));
-      for (; n + 3 <= n1; n += 3) {
-        for (int r = 0; r < 3; ++r)
-          dequantize_row_avx2(w.type, w.data + (n + r) * w.row_bytes, panel.data() + r * w.n_cols, w.n_cols);
-        rows_all_tokens<load_f32, 3>(reinterpret_cast<const unsigned char*>(panel.data()), w.n_cols * sizeof(float),
-                                     xb, ldx, nt, w.n_cols, yb + n, ldy, accumulate);
-      }
-    }
     for (; n + 3 <= n1; n += 3)
       rows_all_tokens<L, 3>(w.data + n * w.row_bytes, w.row_bytes, xb, ldx, nt, w.n_cols, yb + n, ldy, accumulate);
     for (; n < n1; ++n)
@@ -194,10 +161,54 @@ BRIGADE_AVX2 void axpy_avx2(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+/// Attention for a group of query heads sharing a KV head: each key and
+/// value row is loaded once for the whole group (grouped-query attention).
+BRIGADE_AVX2 void attend_avx2(const float* q, int n_q, int64_t hd, const float* k_base, const float* v_base,
+                              const int32_t* slots, int32_t n_pos, int64_t slot_stride, float scale, float* scores,
+                              float* out) {
+  if (hd % 8 != 0 || n_q > 8) {
+    generic_kernels().attend(q, n_q, hd, k_base, v_base, slots, n_pos, slot_stride, scale, scores, out);
+    return;
+  }
+  float mx[8];
+  for (int g = 0; g < n_q; ++g) mx[g] = -INFINITY;
+  for (int32_t j = 0; j < n_pos; ++j) {
+    const float* kj = k_base + slots[j] * slot_stride;
+    for (int g = 0; g < n_q; ++g) {
+      const float* qg = q + g * hd;
+      __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(qg), _mm256_loadu_ps(kj));
+      for (int64_t i = 8; i < hd; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qg + i), _mm256_loadu_ps(kj + i), acc);
+      const float sc = hsum(acc) * scale;
+      scores[static_cast<int64_t>(g) * n_pos + j] = sc;
+      mx[g] = std::max(mx[g], sc);
+    }
+  }
+  for (int g = 0; g < n_q; ++g) {
+    float* sc = scores + static_cast<int64_t>(g) * n_pos;
+    double sum = 0.0;
+    for (int32_t j = 0; j < n_pos; ++j) {
+      sc[j] = std::exp(sc[j] - mx[g]);
+      sum += sc[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int32_t j = 0; j < n_pos; ++j) sc[j] *= inv;
+    std::fill(out + g * hd, out + (g + 1) * hd, 0.0f);
+  }
+  for (int32_t j = 0; j < n_pos; ++j) {
+    const float* vj = v_base + slots[j] * slot_stride;
+    for (int g = 0; g < n_q; ++g) {
+      const __m256 p = _mm256_set1_ps(scores[static_cast<int64_t>(g) * n_pos + j]);
+      float* o = out + g * hd;
+      for (int64_t i = 0; i < hd; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + i), _mm256_loadu_ps(o + i)));
+    }
+  }
+}
+
 }  // namespace
 
 const kernel_set* avx2_kernels() {
-  static const kernel_set k{"avx2+fma+f16c", matmul_avx2, dot_avx2, axpy_avx2};
+  static const kernel_set k{"avx2+fma+f16c", matmul_avx2, dot_avx2, axpy_avx2, attend_avx2};
   __builtin_cpu_init();
   const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   return ok ? &k : nullptr;

@@ -1,5 +1,7 @@
 // Portable CPU kernels: dequantise a weight row once, then dot it with every
 // token's activations.
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -24,6 +26,29 @@ void axpy_generic(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void attend_generic(const float* q, int n_q, int64_t hd, const float* k_base, const float* v_base,
+                    const int32_t* slots, int32_t n_pos, int64_t slot_stride, float scale, float* scores,
+                    float* out) {
+  for (int g = 0; g < n_q; ++g) {
+    const float* qg = q + g * hd;
+    float* sc = scores + static_cast<int64_t>(g) * n_pos;
+    float mx = -INFINITY;
+    for (int32_t j = 0; j < n_pos; ++j) {
+      sc[j] = dot_generic(qg, k_base + slots[j] * slot_stride, hd) * scale;
+      mx = std::max(mx, sc[j]);
+    }
+    double sum = 0.0;
+    for (int32_t j = 0; j < n_pos; ++j) {
+      sc[j] = std::exp(sc[j] - mx);
+      sum += sc[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    float* o = out + g * hd;
+    std::fill(o, o + hd, 0.0f);
+    for (int32_t j = 0; j < n_pos; ++j) axpy_generic(sc[j] * inv, v_base + slots[j] * slot_stride, o, hd);
+  }
+}
+
 void matmul_generic(const weight& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy, int64_t n0,
                     int64_t n1, bool accumulate) {
   thread_local std::vector<float> row;
@@ -41,7 +66,7 @@ void matmul_generic(const weight& w, const float* x, int64_t ldx, int64_t n_toke
 }  // namespace
 
 const kernel_set& generic_kernels() {
-  static const kernel_set k{"generic", matmul_generic, dot_generic, axpy_generic};
+  static const kernel_set k{"generic", matmul_generic, dot_generic, axpy_generic, attend_generic};
   return k;
 }
 
