@@ -9,9 +9,10 @@
    cache) is fed to `brigade generate --force-ids ... --trace`, which records
    brigade's own top-2 logits at every position. Wherever brigade's top token
    differs from llama.cpp's, it must be a near-tie (design.md): brigade's top-2
-   gap under the tolerance, relative to the top logit. F32 models use 1e-3
-   (design.md). F16, BF16 and Q8_0 use looser bounds because llama.cpp rounds
-   activations to F16 / Q8_0 before its dot products and brigade does not.
+   gap under the tolerance, relative to the top logit: 1e-3 (design.md) for
+   F32, F16 and BF16 weights; 3e-2 for Q8_0, because llama.cpp quantises the
+   activations to 8 bits before its Q8_0 dot products and brigade does not
+   (the largest gap seen at a Q8_0 disagreement was 1.4e-2).
    A free-running greedy continuation is compared too: for F32 it must equal
    llama.cpp's up to its first near-tie.
 
@@ -30,7 +31,7 @@ BRIGADE, DATA = sys.argv[1], sys.argv[2]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer_env import ensure_peer, peer  # noqa: E402
 
-TOLERANCE = {"f32": 1e-3, "f16": 1e-2, "bf16": 3e-2, "q8_0": 3e-2}
+TOLERANCE = {"f32": 1e-3, "f16": 1e-3, "bf16": 1e-3, "q8_0": 3e-2}
 PROMPTS = ["Hello world", "The kitchen of a brigade on a Friday night", "1 2 3 4 5", "Führer ½ 🦙"]
 N_TOKENS = 32
 failures = []
