@@ -4,6 +4,8 @@
 // issues feed CAF's actor_system_config from the parsed values.
 #include <CLI/CLI.hpp>
 
+#include <map>
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -11,7 +13,9 @@
 #include "app/commands.hpp"
 #include "kernels/unicode.hpp"
 #ifdef BRIGADE_HAVE_SERVER_DEPS
+#include "app/server_commands.hpp"
 #include "runtime/build_info.hpp"
+#include "runtime/config.hpp"
 #endif
 
 namespace {
@@ -137,6 +141,61 @@ int run(int argc, char** argv) {
   mbench->add_option("--threads", bench_args.threads, "CPU threads (0: all cores)");
   mbench->add_flag("--json", bench_args.json, "Print one JSON object as the last line");
 
+  // Server and clients (need the server dependencies).
+  CLI::App* serve_cmd = app.add_subcommand("serve", "Run a node: sessions, batching, the gateway over BASP, metrics");
+  CLI::App* chat_cmd = app.add_subcommand("chat", "Chat with a node (interactive, or -p TEXT for scripts)");
+  CLI::App* bench_cmd = app.add_subcommand("bench", "Load a node with many concurrent sessions over BASP");
+  CLI::App* demo_cmd = app.add_subcommand("demo", "Start a node in-process and chat with it as many users, live");
+#ifdef BRIGADE_HAVE_SERVER_DEPS
+  server_cli serve_args;
+  std::map<std::string, std::string> flag_values;
+  std::vector<std::pair<std::string, CLI::Option*>> flag_opts;
+  for (const auto& k : brigade::runtime::config_keys()) {
+    const std::string help = k.help + (k.unit.empty() ? "" : " (" + k.unit + ")") + "; env " +
+                             brigade::runtime::env_name(k.name) + ", default " +
+                             k.get(brigade::runtime::node_config{});
+    std::string names = "--" + k.name;
+    if (k.name == "model") names = "-m,--model";
+    flag_opts.emplace_back(k.name, serve_cmd->add_option(names, flag_values[k.name], help));
+  }
+  serve_cmd->add_option("--config", serve_args.config_file, "Config file of key = value lines (env BRIGADE_CONFIG)");
+  serve_cmd->add_flag("--fault-injection", serve_args.fault_injection,
+                      "Accept b_fault requests that crash a session actor (supervision tests only)");
+
+  chat_cli chat_args;
+  chat_cmd->add_option("--host", chat_args.host, "Node address")->capture_default_str();
+  chat_cmd->add_option("--port", chat_args.port, "Node BASP port")->capture_default_str();
+  chat_cmd->add_option("-p,--prompt", chat_args.prompt, "Send this one message, print the reply, exit");
+  chat_cmd->add_option("--session", chat_args.session, "Session id (with --token)");
+  chat_cmd->add_option("--token", chat_args.token, "Session token");
+  chat_cmd->add_option("--seq", chat_args.seq, "Turn number (default: the next after the last committed)");
+  chat_cmd->add_flag("--open", chat_args.open, "Open a session and print SESSION_ID TOKEN");
+  chat_cmd->add_flag("--history", chat_args.history, "Print the committed turns as JSON lines");
+  chat_cmd->add_flag("--close", chat_args.close, "Delete the session");
+  chat_cmd->add_flag("--fault", chat_args.fault, "Crash the session's actor (node with --fault-injection)");
+  chat_cmd->add_option("-n,--max-tokens", chat_args.max_tokens, "Cap on generated tokens (0: the node's cap)");
+  chat_cmd->add_option("--temp", chat_args.temp, "Temperature (0: greedy)")->capture_default_str();
+  chat_cmd->add_option("--top-k", chat_args.top_k, "Top-k (0: no limit)")->capture_default_str();
+  chat_cmd->add_option("--top-p", chat_args.top_p, "Top-p")->capture_default_str();
+  CLI::Option* chat_seed = chat_cmd->add_option("--seed", chat_args.seed, "Sampling seed");
+  chat_cmd->add_option("--stop", chat_args.stop, "Stop string (repeatable)");
+  chat_cmd->add_option("--timeout", chat_args.timeout_s, "Seconds without a token before retrying")
+      ->capture_default_str();
+
+  bench_server_cli bench_args2;
+  bench_cmd->add_option("--host", bench_args2.host, "Node address")->capture_default_str();
+  bench_cmd->add_option("--port", bench_args2.port, "Node BASP port")->capture_default_str();
+  bench_cmd->add_option("--sessions", bench_args2.sessions, "Concurrent sessions")->capture_default_str();
+  bench_cmd->add_option("--turns", bench_args2.turns, "Turns per session")->capture_default_str();
+  bench_cmd->add_option("-n,--max-tokens", bench_args2.max_tokens, "Tokens per reply at most")->capture_default_str();
+  bench_cmd->add_flag("--json", bench_args2.json, "Print one JSON object as the last line");
+
+  demo_cli demo_args;
+  demo_cmd->add_option("--seconds", demo_args.seconds, "How long the users chat")->capture_default_str();
+  demo_cmd->add_option("--users", demo_args.users, "Simulated users")->capture_default_str();
+  demo_cmd->add_option("-m,--model", demo_args.model, "GGUF model (default: the built-in model)");
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -168,6 +227,25 @@ int run(int argc, char** argv) {
     return generate(gen_args);
   }
   if (*mbench) return model_bench(bench_args);
+#ifdef BRIGADE_HAVE_SERVER_DEPS
+  if (*serve_cmd) {
+    for (auto& [name, opt] : flag_opts)
+      if (opt->count() > 0) serve_args.flags[name] = flag_values[name];
+    return serve(serve_args);
+  }
+  if (*chat_cmd) {
+    chat_args.seed_set = chat_seed->count() > 0;
+    return chat(chat_args);
+  }
+  if (*bench_cmd) return bench(bench_args2);
+  if (*demo_cmd) return demo(demo_args);
+#else
+  for (CLI::App* sub : {serve_cmd, chat_cmd, bench_cmd, demo_cmd})
+    if (*sub)
+      return fail(exit_other, "'" + sub->get_name() +
+                                  "' is not built in this engine-only build (CAF, hiredis, msgpack-cxx, "
+                                  "prometheus-cpp were missing); run deploy/setup.sh and rebuild");
+#endif
 
   std::cerr << app.help();
   return exit_bad_input;

@@ -49,7 +49,8 @@ if(NOT TARGET msgpackc-cxx)
 endif()
 
 find_package(prometheus-cpp QUIET)
-if(NOT TARGET prometheus-cpp::pull)
+find_package(civetweb QUIET CONFIG)  # the HTTP server under prometheus-cpp's pull module
+if(NOT TARGET prometheus-cpp::pull OR NOT TARGET civetweb::civetweb)
   list(APPEND _brigade_missing "prometheus-cpp (prometheus-cpp-dev)")
 endif()
 

@@ -96,6 +96,23 @@ std::vector<uint32_t> decode_utf8(std::string_view s) {
   return out;
 }
 
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = p[i];
+    const size_t n = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    const unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    const unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (n > 1 && (p[i + 1] < lo || p[i + 1] > hi)) return false;
+    for (size_t k = 2; k < n; ++k)
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+    i += n;
+  }
+  return true;
+}
+
 void append_utf8(std::string& out, uint32_t cpt) {
   if (cpt <= 0x7F) {
     out += static_cast<char>(cpt);

@@ -22,6 +22,9 @@ inline size_t utf8_len(unsigned char lead) {
 /// Decodes `s` to code points. An invalid or truncated sequence yields
 /// U+FFFD and resynchronises one byte later (llama.cpp's behaviour).
 std::vector<uint32_t> decode_utf8(std::string_view s);
+/// True when `s` is well-formed UTF-8 (no overlongs, surrogates, or code
+/// points past U+10FFFF).
+bool valid_utf8(std::string_view s);
 /// Appends the UTF-8 encoding of `cpt` to `out`.
 void append_utf8(std::string& out, uint32_t cpt);
 

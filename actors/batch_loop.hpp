@@ -1,0 +1,136 @@
+// The batching loop behind the batcher actor: one engine, one thread of its
+// own, many concurrent generation jobs (design.md, "Batching").
+//
+//   job states:  waiting --admit--> prefilling --last chunk--> decoding --eos/max/cancel--> done
+//                                        \_________ paused (reader stalled) _________/
+//
+// - Bounded queue: `submit` refuses at once (errc::resource, "overloaded")
+//   when `queue_limit` jobs wait.
+// - Deadline coalescing: when nothing runs and a job arrives, the loop waits
+//   up to `batch_window` or until `max_batch` jobs wait, then steps.
+// - Continuous batching: jobs join and leave at step boundaries; decoding
+//   jobs first (one token each), then prefill chunks under `step_tokens`.
+// - KV residency: each session keeps its sequence (and the tokens in it)
+//   between turns; a new turn re-feeds only what differs from what is
+//   resident (common prefix). Under memory pressure the least recently used
+//   idle sessions are evicted; their next turn re-prefills from history.
+//
+// Events (tokens, done, failure) go to the job's `on_event`, called on the
+// loop thread: it must not block (actors post a message). Thread-safe API.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kernels/engine.hpp"
+
+namespace brigade::runtime {
+class node_metrics;
+}
+
+namespace brigade::actors {
+
+struct batch_config {
+  int max_batch = 64;
+  std::chrono::microseconds batch_window{2000};
+  int step_tokens = 512;
+  int queue_limit = 256;
+};
+
+struct gen_event {
+  enum kind_t : uint8_t { token_event = 0, done = 1, failed = 2 } kind = token_event;
+  uint64_t turn_id = 0;
+  token_id token = -1;
+  int32_t batch_size = 0;        // sequences in the step that produced this event
+  int32_t prompt_tokens = 0;     // done: tokens prefilled for this turn (after reuse)
+  std::string reason;            // done: eos, max_tokens, cancelled; failed: the sentence
+  bool retryable = false;        // failed: whether retrying may succeed
+};
+
+struct gen_job {
+  uint64_t turn_id = 0;
+  std::string session_key;
+  std::vector<token_id> tokens;  // the whole conversation to condition on
+  sampling_params sampling;
+  int32_t max_new = 0;
+  std::function<void(const gen_event&)> on_event;
+};
+
+class batch_loop {
+ public:
+  batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::node_metrics* metrics);
+  ~batch_loop();  // stops the thread; pending jobs get `failed`
+  batch_loop(const batch_loop&) = delete;
+  batch_loop& operator=(const batch_loop&) = delete;
+
+  /// Queues a job; errc::resource when the queue is full (nothing queued).
+  status submit(gen_job job);
+  void pause(uint64_t turn_id);
+  void resume(uint64_t turn_id);
+  /// Ends a job; it gets a `done` event with reason "cancelled" (or none if
+  /// it had already finished).
+  void cancel(uint64_t turn_id);
+  /// Frees a session's resident KV (session closed or passivated).
+  void release(const std::string& session_key);
+  /// Waiting plus running jobs (for /readyz and metrics).
+  int load() const;
+  const engine& model_engine() const { return *engine_; }
+  int n_ctx() const { return engine_->n_ctx(); }
+
+ private:
+  struct command {
+    enum { submit, pause, resume, cancel, release, stop } kind;
+    gen_job job;
+    uint64_t turn_id = 0;
+    std::string key;
+  };
+  struct job_state {
+    gen_job job;
+    seq_id seq = -1;
+    std::vector<token_id> pending;  // tokens to feed next
+    int32_t generated = 0;
+    int32_t prompt_fed = 0;
+    bool paused = false;
+    bool admitted = false;
+  };
+  struct resident {
+    seq_id seq = -1;
+    std::vector<token_id> tokens;  // exactly what the KV cache holds
+    uint64_t last_used = 0;
+    bool busy = false;
+  };
+
+  void run();
+  void apply(command& c);
+  bool admit(job_state& j);
+  bool evict_one(const std::string& except);
+  void finish(std::map<uint64_t, job_state>::iterator it, const gen_event& e);
+  void fail_all(const std::string& why);
+
+  std::unique_ptr<engine> engine_;
+  batch_config cfg_;
+  runtime::node_metrics* metrics_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<command> inbox_;
+  int waiting_count_ = 0;  // submitted, not yet admitted (guarded by mu_)
+  int running_count_ = 0;  // guarded by mu_ (for load())
+  // loop-thread state
+  std::deque<uint64_t> waiting_;
+  std::map<uint64_t, job_state> jobs_;
+  std::map<std::string, resident> resident_;
+  uint64_t clock_ = 0;
+  std::chrono::steady_clock::time_point first_wait_{};
+  std::thread thread_;
+};
+
+}  // namespace brigade::actors

@@ -1,0 +1,116 @@
+#include "actors/gateway.hpp"
+
+#include <caf/all.hpp>
+
+#include <cmath>
+
+#include "kernels/unicode.hpp"
+#include "runtime/protocol.hpp"
+
+namespace brigade::actors {
+
+namespace {
+
+struct gateway_state {
+  std::shared_ptr<node_context> ctx;
+  caf::actor supervisor;
+  bool draining = false;
+  static inline const char* name = "brigade.gateway";
+};
+
+using self_ptr = caf::stateful_actor<gateway_state>*;
+
+bool is_hex(const std::string& s, size_t n) {
+  if (s.size() != n) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+caf::error bad(const std::string& sentence) { return make_error(brigade_errc::bad_request, sentence); }
+
+/// The first problem with a chat request, as a sentence, or none.
+caf::error validate(const gateway_state& st, const chat_request& r) {
+  if (!is_hex(r.session_id, 32) || !is_hex(r.token, 64))
+    return make_error(brigade_errc::unauthorized, "unknown session or wrong token; open a new session");
+  if (r.seq == 0) return bad("seq must be 1 or more (the first turn of a session is seq 1)");
+  if (r.text.empty()) return bad("the message is empty; send some text");
+  if (static_cast<int64_t>(r.text.size()) > st.ctx->cfg.max_message_bytes)
+    return bad("the message has " + std::to_string(r.text.size()) + " bytes, more than the limit of " +
+               std::to_string(st.ctx->cfg.max_message_bytes) + "; shorten it");
+  if (!unicode::valid_utf8(r.text)) return bad("the message is not valid UTF-8; send UTF-8 text");
+  const auto& s = r.sampling;
+  if (!std::isfinite(s.temperature) || s.temperature < 0 || s.temperature > 100)
+    return bad("temperature must be between 0 (greedy) and 100");
+  if (s.top_k < 0) return bad("top-k must be 0 (no limit) or more");
+  if (!(s.top_p > 0 && s.top_p <= 1)) return bad("top-p must be in (0, 1]");
+  if (s.max_tokens < 0) return bad("max-tokens must be 0 (server default) or more");
+  if (s.stop.size() > 8) return bad("at most 8 stop strings");
+  for (const auto& x : s.stop)
+    if (x.empty() || x.size() > 64 || !unicode::valid_utf8(x)) return bad("stop strings must be 1 to 64 bytes of UTF-8");
+  if (!r.reply_to) return bad("the request has no reply_to actor for the token stream");
+  return {};
+}
+
+caf::error check_ids(const std::string& id, const std::string& token) {
+  if (!is_hex(id, 32) || !is_hex(token, 64))
+    return make_error(brigade_errc::unauthorized, "unknown session or wrong token; open a new session");
+  return {};
+}
+
+caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::actor supervisor) {
+  self->state.ctx = ctx;
+  self->state.supervisor = supervisor;
+  return {
+      [=](hello_atom, uint32_t version) -> caf::result<uint32_t> {
+        if (version != protocol_version)
+          return make_error(brigade_errc::version_mismatch,
+                            "this client speaks protocol version " + std::to_string(version) + " but the node speaks " +
+                                std::to_string(protocol_version) + "; use a brigade client of the same release");
+        return protocol_version;
+      },
+      [=](open_atom a) -> caf::result<caf::message> {
+        if (self->state.draining)
+          return make_error(brigade_errc::shutting_down, "the node is shutting down; use another node");
+        return self->delegate(self->state.supervisor, a);
+      },
+      [=](chat_atom a, chat_request& req) -> caf::result<caf::message> {
+        auto& st = self->state;
+        if (auto err = validate(st, req)) {
+          st.ctx->metrics->add_rejected(brigade_code(err) == static_cast<uint8_t>(brigade_errc::unauthorized)
+                                            ? "unauthorized"
+                                            : "bad_request");
+          return err;
+        }
+        if (st.draining) {
+          st.ctx->metrics->add_rejected("shutting_down");
+          return make_error(brigade_errc::shutting_down, "the node is shutting down; retry on another node");
+        }
+        return self->delegate(st.supervisor, a, std::move(req));
+      },
+      [=](history_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
+        if (auto err = check_ids(id, token)) return err;
+        return self->delegate(self->state.supervisor, a, id, token);
+      },
+      [=](close_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
+        if (auto err = check_ids(id, token)) return err;
+        return self->delegate(self->state.supervisor, a, id, token);
+      },
+      [=](fault_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
+        if (auto err = check_ids(id, token)) return err;
+        return self->delegate(self->state.supervisor, a, id, token);
+      },
+      [=](drain_atom a) {
+        self->state.draining = true;
+        self->send(self->state.supervisor, a);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_gateway(caf::actor_system& sys, std::shared_ptr<node_context> ctx, caf::actor supervisor) {
+  return sys.spawn(gateway_fn, std::move(ctx), std::move(supervisor));
+}
+
+}  // namespace brigade::actors

@@ -1,0 +1,184 @@
+#include "actors/node.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "actors/gateway.hpp"
+#include "actors/supervisor.hpp"
+#include "kernels/synth.hpp"
+#include "runtime/log.hpp"
+#include "runtime/protocol.hpp"
+
+namespace brigade::actors {
+
+namespace {
+
+struct node_system_config : caf::actor_system_config {
+  node_system_config() {
+    register_types(*this);
+    load<caf::io::middleman>();
+    set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+    set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
+  }
+};
+
+}  // namespace
+
+struct node::impl {
+  std::shared_ptr<node_context> ctx;
+  std::unique_ptr<node_system_config> sys_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor supervisor, gateway;
+  runtime::http_endpoint http;
+  std::string host, model_desc;
+  int port = 0, metrics_port = 0;
+  std::atomic<bool> draining{false};
+  bool stopped = false;
+
+  void stop() {
+    if (stopped) return;
+    stopped = true;
+    http.stop();
+    if (sys) {
+      if (port) sys->middleman().unpublish(gateway, static_cast<uint16_t>(port));
+      caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
+      gateway = nullptr;
+      supervisor = nullptr;
+      // Every session has exited (and cancelled its engine work) before the
+      // batch loop stops: the loop's jobs hold actor handles, which must be
+      // released while the actor system still exists.
+      sys->await_all_actors_done();
+    }
+    if (ctx) ctx->loop.reset();
+    ctx.reset();
+    sys.reset();
+  }
+};
+
+node::node(std::unique_ptr<impl> p) : p_(std::move(p)) {}
+node::~node() { p_->stop(); }
+
+const std::string& node::host() const { return p_->host; }
+int node::port() const { return p_->port; }
+int node::metrics_port() const { return p_->metrics_port; }
+const std::string& node::model_description() const { return p_->model_desc; }
+int node::turns_in_flight() const { return p_->ctx ? p_->ctx->turns_in_flight.load() : 0; }
+
+result<std::string> builtin_model_path() {
+  const char* env = std::getenv("BRIGADE_CACHE_DIR");
+  const char* home = std::getenv("HOME");
+  std::string dir = env && *env ? env : std::string(home ? home : "/tmp") + "/.cache/brigade";
+  std::string models = dir + "/models";
+  for (const std::string& d : {dir, models})
+    if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)
+      return status{errc::io, d + ": cannot create the cache directory (" + std::strerror(errno) + ")"};
+  const std::string path = models + "/small-f16-seed1.gguf";
+  struct stat s {};
+  if (::stat(path.c_str(), &s) == 0) return path;
+  runtime::log(runtime::log_level::info, "", "synthesising the built-in model into " + path);
+  synth_options o;
+  o.preset = "small";
+  o.seed = 1;
+  o.type = ggml_type::f16;
+  if (auto st = synthesize_model(o, path); !st) return st;  // written atomically
+  return path;
+}
+
+result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bool fault_injection) {
+  auto p = std::make_unique<impl>();
+  runtime::node_config cfg = cfg_in;
+  if (cfg.store != "memory") {
+    if (cfg.store.rfind("redis://", 0) == 0)
+      return status{errc::unsupported, "--store " + cfg.store +
+                                           ": the Redis store is not built yet (issue 5); use --store memory"};
+    return status{errc::invalid_argument, "--store " + cfg.store + " is neither memory nor redis://host:port/db"};
+  }
+  std::string model_path = cfg.model;
+  if (model_path.empty()) {
+    auto b = builtin_model_path();
+    if (!b) return b.error();
+    model_path = *b;
+  }
+  auto model = llama_model::load(model_path);
+  if (!model) return model.error();
+  engine_config ec;
+  ec.n_threads = cfg.threads;
+  ec.n_ctx = cfg.context;
+  ec.max_sequences = std::max(cfg.max_batch * 4, 64);
+  ec.kv_memory_bytes = cfg.kv_memory;
+  ec.max_step_tokens = std::max(cfg.step_tokens, cfg.max_batch);
+  auto eng = make_cpu_engine(*model, ec);
+  if (!eng) return eng.error();
+
+  auto ctx = std::make_shared<node_context>();
+  ctx->metrics = std::make_shared<runtime::node_metrics>("cpu");
+  ctx->store = std::shared_ptr<runtime::session_store>(runtime::make_memory_store(cfg.retention));
+  batch_config bc;
+  bc.max_batch = cfg.max_batch;
+  bc.batch_window = cfg.batch_window;
+  bc.step_tokens = std::max(cfg.step_tokens, cfg.max_batch);
+  bc.queue_limit = cfg.queue_limit;
+  ctx->loop = std::make_shared<batch_loop>(std::move(*eng), bc, ctx->metrics.get());
+  bool recognised = false;
+  auto tmpl = (*model)->file().get_string("tokenizer.chat_template", "");
+  ctx->format = detect_chat_format(tmpl ? *tmpl : "", &recognised);
+  const std::string base = model_path.substr(model_path.find_last_of('/') + 1);
+  ctx->model_id = base + ":" + std::to_string((*model)->n_params());
+  ctx->fault_injection = fault_injection;
+  p->model_desc = (*model)->describe() + ", " + ctx->loop->model_engine().backend_name();
+
+  p->sys_cfg = std::make_unique<node_system_config>();
+  p->sys = std::make_unique<caf::actor_system>(*p->sys_cfg);
+  p->supervisor = spawn_supervisor(*p->sys, ctx);
+  p->gateway = spawn_gateway(*p->sys, ctx, p->supervisor);
+  auto bound = p->sys->middleman().publish(p->gateway, static_cast<uint16_t>(cfg.port), cfg.host.c_str(), true);
+  if (!bound) {
+    p->ctx = ctx;
+    const std::string why = p->sys->render(bound.error());
+    p->stop();
+    return status{errc::io, "cannot serve on " + cfg.host + ":" + std::to_string(cfg.port) + " (" + why +
+                                "); pick another --port or stop the other process"};
+  }
+  p->port = *bound;
+  p->host = cfg.host;
+  if (cfg.node_name.empty()) cfg.node_name = cfg.host + ":" + std::to_string(p->port);
+  ctx->cfg = cfg;
+  p->ctx = ctx;
+  runtime::configure_log(cfg.log_level, cfg.node_name);
+  std::string http_error;
+  impl* raw = p.get();
+  p->metrics_port = p->http.start(cfg.host, cfg.metrics_port, ctx->metrics.get(), [raw]() -> std::string {
+    if (raw->draining) return "draining";
+    if (raw->ctx && raw->ctx->loop->load() >= raw->ctx->cfg.queue_limit) return "the engine queue is full";
+    return "";
+  }, http_error);
+  if (p->metrics_port == 0) {
+    p->stop();
+    return status{errc::io, http_error + "; pick another --metrics-port"};
+  }
+  return std::unique_ptr<node>(new node(std::move(p)));
+}
+
+bool node::drain_and_stop() {
+  auto& p = *p_;
+  p.draining = true;
+  caf::anon_send(p.gateway, drain_atom::value);
+  const auto deadline = std::chrono::steady_clock::now() + p.ctx->cfg.drain_grace;
+  bool drained = true;
+  while (p.ctx->turns_in_flight.load() > 0 || p.ctx->loop->load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      drained = false;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  p.stop();
+  return drained;
+}
+
+}  // namespace brigade::actors

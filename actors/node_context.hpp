@@ -1,0 +1,31 @@
+// What every actor of a node shares, immutable after start: configuration,
+// the engine's batch loop, the store, metrics and the model's tokenizer and
+// chat format. Passed to actors at spawn as a shared_ptr.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "actors/batch_loop.hpp"
+#include "kernels/chat_template.hpp"
+#include "runtime/config.hpp"
+#include "runtime/metrics.hpp"
+#include "runtime/store.hpp"
+
+namespace brigade::actors {
+
+struct node_context {
+  runtime::node_config cfg;
+  std::shared_ptr<batch_loop> loop;
+  std::shared_ptr<runtime::session_store> store;
+  std::shared_ptr<runtime::node_metrics> metrics;
+  chat_format format = chat_format::chatml;
+  std::string model_id;             // file name and parameter count, stored with sessions
+  bool fault_injection = false;     // accept b_fault (tests of supervision)
+  std::atomic<uint64_t> next_turn_id{1};
+  std::atomic<int> turns_in_flight{0};
+  const tokenizer& vocab() const { return loop->model_engine().vocab(); }
+};
+
+}  // namespace brigade::actors

@@ -1,0 +1,353 @@
+// `brigade serve`, `brigade chat`, `brigade bench`, `brigade demo`.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "actors/node.hpp"
+#include "app/json.hpp"
+#include "app/server_commands.hpp"
+#include "net/client.hpp"
+#include "runtime/log.hpp"
+
+namespace brigade::app {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size()))) - (p > 0 ? 1 : 0);
+  return v[std::min(i, v.size() - 1)];
+}
+
+result<runtime::node_config> node_config_from(const server_cli& a) {
+  const char* file_env = std::getenv("BRIGADE_CONFIG");
+  const std::string file = !a.config_file.empty() ? a.config_file : (file_env ? file_env : "");
+  return runtime::resolve_config(file, [](const std::string& k) { return std::getenv(k.c_str()); }, a.flags);
+}
+
+int fail_client(const net::client_error& e) { return fail(net::exit_code(e), e.message); }
+
+sampling_spec sampling_from(const chat_cli& a) {
+  sampling_spec s;
+  s.temperature = a.temp;
+  s.top_k = a.top_k;
+  s.top_p = a.top_p;
+  s.seed = a.seed;
+  s.seed_set = a.seed_set;
+  s.max_tokens = a.max_tokens;
+  s.stop = a.stop;
+  return s;
+}
+
+}  // namespace
+
+int serve(const server_cli& a) {
+  auto cfg = node_config_from(a);
+  if (!cfg) return fail(exit_bad_input, cfg.error().message());
+  // Signals go to sigwait below, not to whichever thread CAF or the engine
+  // happens to run: block them before any thread starts.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  runtime::configure_log(cfg->log_level, cfg->node_name.empty() ? cfg->host + ":" + std::to_string(cfg->port)
+                                                                 : cfg->node_name);
+  auto n = actors::node::start(*cfg, a.fault_injection);
+  if (!n) {
+    const errc c = n.error().code();
+    return fail(c == errc::io && n.error().message().find("cannot serve") != std::string::npos ? exit_other
+                                                                                                : exit_bad_input,
+                n.error().message());
+  }
+  runtime::log(runtime::log_level::info, "", "serving " + (*n)->model_description());
+  std::printf("brigade: listening on %s:%d metrics %s:%d\n", (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(),
+              (*n)->metrics_port());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  runtime::log(runtime::log_level::info, "", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                                                 ": draining (" + std::to_string((*n)->turns_in_flight()) +
+                                                 " turns in flight)");
+  const bool drained = (*n)->drain_and_stop();
+  runtime::log(drained ? runtime::log_level::info : runtime::log_level::warn, "",
+               drained ? "drained; exiting" : "grace period over; in-flight turns were cut off");
+  n->reset();
+  return exit_ok;
+}
+
+int chat(const chat_cli& a) {
+  net::client_options o;
+  o.host = a.host;
+  o.port = a.port;
+  o.turn_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
+  net::client_error err;
+  auto c = net::client::connect(o, err);
+  if (!c) return fail_client(err);
+  std::string id = a.session, token = a.token;
+  if ((id.empty()) != (token.empty())) return fail(exit_bad_input, "--session and --token go together");
+  const bool scripted = a.open || a.history || a.close || a.fault || !a.prompt.empty();
+
+  if (a.open) {
+    if (!c->open(id, token, err)) return fail_client(err);
+    std::printf("%s %s\n", id.c_str(), token.c_str());
+    return exit_ok;
+  }
+  if (a.history || a.close || a.fault) {
+    if (id.empty()) return fail(exit_bad_input, "--history, --close and --fault need --session ID --token T");
+    if (a.fault) {
+      if (!c->inject_fault(id, token, err)) return fail_client(err);
+      return exit_ok;
+    }
+    if (a.history) {
+      std::vector<turn_record> turns;
+      if (!c->history(id, token, turns, err)) return fail_client(err);
+      for (const auto& t : turns) {
+        json::object j;
+        j.add("seq", static_cast<uint64_t>(t.seq)).add("user", t.user).add("assistant", t.assistant)
+            .add("prompt_tokens", static_cast<uint64_t>(t.prompt_tokens))
+            .add("generated_tokens", static_cast<uint64_t>(t.generated_tokens))
+            .add("committed_at_ms", static_cast<int64_t>(t.committed_at_ms));
+        std::printf("%s\n", j.str().c_str());
+      }
+    }
+    if (a.close) {
+      if (!c->close(id, token, err)) return fail_client(err);
+    }
+    return exit_ok;
+  }
+  if (scripted) {  // -p TEXT
+    if (id.empty()) {
+      if (!c->open(id, token, err)) return fail_client(err);
+      std::fprintf(stderr, "session %s %s\n", id.c_str(), token.c_str());
+    }
+    uint64_t seq = a.seq;
+    if (seq == 0) {
+      std::vector<turn_record> turns;
+      if (!c->history(id, token, turns, err)) return fail_client(err);
+      seq = turns.empty() ? 1 : turns.back().seq + 1;
+    }
+    turn_result r;
+    if (!c->chat(id, token, seq, a.prompt, sampling_from(a), nullptr, r, err)) return fail_client(err);
+    std::printf("%s\n", r.reply.c_str());
+    return exit_ok;
+  }
+
+  // Interactive.
+  if (id.empty() && !c->open(id, token, err)) return fail_client(err);
+  uint64_t seq = 1;
+  {
+    std::vector<turn_record> turns;
+    if (c->history(id, token, turns, err) && !turns.empty()) seq = turns.back().seq + 1;
+  }
+  std::fprintf(stderr, "session %s %s\ncommands: /new (new session), /stats, /quit\n", id.c_str(), token.c_str());
+  turn_stats last{};
+  std::string line;
+  while (true) {
+    std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line) || line == "/quit") break;
+    if (line.empty()) continue;
+    if (line == "/new") {
+      if (!c->open(id, token, err)) return fail_client(err);
+      seq = 1;
+      std::fprintf(stderr, "session %s %s\n", id.c_str(), token.c_str());
+      continue;
+    }
+    if (line == "/stats") {
+      std::fprintf(stderr, "last turn: %u prompt tokens, %u generated, first token %.3f s, total %.3f s, batch %.1f, %s\n",
+                   last.prompt_tokens, last.generated_tokens, last.ttft_seconds, last.total_seconds,
+                   last.mean_batch_size, last.stop_reason.c_str());
+      continue;
+    }
+    turn_result r;
+    uint32_t expected = 0;
+    auto on_text = [&](uint32_t index, const std::string& text) {
+      if (index == 0 && expected != 0) std::printf("\n[retrying]\n");
+      expected = index + 1;
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    };
+    if (!c->chat(id, token, seq, line, sampling_from(a), on_text, r, err)) {
+      std::printf("\n");
+      fail_client(err);
+      continue;
+    }
+    if (r.stats.replayed) std::printf("%s", r.reply.c_str());
+    std::printf("\n");
+    last = r.stats;
+    ++seq;
+  }
+  return exit_ok;
+}
+
+namespace {
+
+struct load_report {
+  std::mutex mu;
+  std::vector<double> ttft;
+  double batch_sum = 0;
+  int64_t batch_n = 0;
+  int64_t tokens = 0;
+  int64_t turns = 0;
+  int64_t errors = 0;
+  int refused = 0;
+  std::string first_error;
+};
+
+/// One simulated user: opens a session and runs turns until `stop` or `turns`.
+void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>& stop, load_report& rep, int user) {
+  net::client_error err;
+  std::string id, token;
+  if (!c.open(id, token, err)) {
+    std::lock_guard<std::mutex> g(rep.mu);
+    ++rep.errors;
+    if (rep.first_error.empty()) rep.first_error = err.message;
+    return;
+  }
+  static const char* prompts[] = {"What is on the menu tonight?", "Table four wants the soup.",
+                                  "How long for the risotto?", "Fire two steaks, medium rare.",
+                                  "Can you plate the dessert?", "Thanks, chef!"};
+  for (int t = 0; (turns <= 0 || t < turns) && !stop.load(); ++t) {
+    sampling_spec s;
+    s.max_tokens = max_tokens;
+    s.seed = static_cast<uint64_t>(user * 1000 + t);
+    s.seed_set = true;
+    auto t0 = clock_type::now();
+    double ttft = -1;
+    turn_result r;
+    int refused = 0;
+    const bool ok = c.chat(id, token, static_cast<uint64_t>(t + 1), prompts[(user + t) % 6], s,
+                           [&](uint32_t, const std::string&) {
+                             if (ttft < 0) ttft = seconds_since(t0);
+                           },
+                           r, err, &refused);
+    std::lock_guard<std::mutex> g(rep.mu);
+    rep.refused += refused;
+    if (!ok) {
+      ++rep.errors;
+      if (rep.first_error.empty()) rep.first_error = err.message;
+      return;
+    }
+    ++rep.turns;
+    rep.tokens += r.stats.generated_tokens;
+    rep.ttft.push_back(ttft >= 0 ? ttft : r.stats.ttft_seconds);
+    if (r.stats.mean_batch_size > 0) {
+      rep.batch_sum += r.stats.mean_batch_size;
+      ++rep.batch_n;
+    }
+  }
+}
+
+}  // namespace
+
+int bench(const bench_server_cli& a) {
+  if (a.sessions <= 0 || a.turns <= 0) return fail(exit_bad_input, "--sessions and --turns must be positive");
+  net::client_options o;
+  o.host = a.host;
+  o.port = a.port;
+  net::client_error err;
+  auto c = net::client::connect(o, err);
+  if (!c) return fail_client(err);
+  load_report rep;
+  std::atomic<bool> stop{false};
+  const auto t0 = clock_type::now();
+  std::vector<std::thread> users;
+  for (int u = 0; u < a.sessions; ++u)
+    users.emplace_back([&, u] { run_user(*c, a.turns, a.max_tokens, stop, rep, u); });
+  for (auto& t : users) t.join();
+  const double wall = seconds_since(t0);
+  const double tps = static_cast<double>(rep.tokens) / wall;
+  const double mean_batch = rep.batch_n ? rep.batch_sum / static_cast<double>(rep.batch_n) : 0;
+  std::printf("bench: %d sessions x %d turns against %s:%d in %.2f s\n", a.sessions, a.turns, a.host.c_str(), a.port,
+              wall);
+  std::printf("  turns %lld, errors %lld, refused (before retries) %d\n", static_cast<long long>(rep.turns),
+              static_cast<long long>(rep.errors), rep.refused);
+  std::printf("  tokens/s %.1f, time to first token p50 %.3f s p99 %.3f s, mean batch size %.1f\n", tps,
+              percentile(rep.ttft, 0.5), percentile(rep.ttft, 0.99), mean_batch);
+  if (!rep.first_error.empty()) std::fprintf(stderr, "bench: first error: %s\n", rep.first_error.c_str());
+  if (a.json) {
+    json::object j;
+    j.add("sessions", static_cast<int64_t>(a.sessions))
+        .add("turns", static_cast<int64_t>(rep.turns))
+        .add("errors", static_cast<int64_t>(rep.errors))
+        .add("seconds", wall)
+        .add("tokens", static_cast<int64_t>(rep.tokens))
+        .add("tokens_per_second", tps)
+        .add("ttft_p50_seconds", percentile(rep.ttft, 0.5))
+        .add("ttft_p99_seconds", percentile(rep.ttft, 0.99))
+        .add("mean_batch_size", mean_batch)
+        .add("refused", static_cast<int64_t>(rep.refused));
+    std::printf("%s\n", j.str().c_str());
+  }
+  return rep.errors ? exit_other : exit_ok;
+}
+
+int demo(const demo_cli& a) {
+  if (a.seconds <= 0 || a.users <= 0) return fail(exit_bad_input, "--seconds and --users must be positive");
+  runtime::node_config cfg;
+  cfg.port = 0;
+  cfg.metrics_port = 0;
+  cfg.log_level = "warn";
+  if (!a.model.empty()) cfg.model = a.model;
+  std::fprintf(stderr, "demo: starting a node on the built-in model (synthesised once into the cache)...\n");
+  auto n = actors::node::start(cfg);
+  if (!n) return fail(exit_other, n.error().message());
+  std::printf("node: %s\n  serving on %s:%d, metrics on http://%s:%d/metrics\n", (*n)->model_description().c_str(),
+              (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(), (*n)->metrics_port());
+  net::client_options o;
+  o.port = (*n)->port();
+  net::client_error err;
+  auto c = net::client::connect(o, err);
+  if (!c) return fail_client(err);
+  load_report rep;
+  std::atomic<bool> stop{false};
+  const auto t0 = clock_type::now();
+  std::vector<std::thread> users;
+  for (int u = 0; u < a.users; ++u) users.emplace_back([&, u] { run_user(*c, 0, 32, stop, rep, u); });
+  int64_t last_tokens = 0;
+  auto last_t = clock_type::now();
+  while (seconds_since(t0) < a.seconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::lock_guard<std::mutex> g(rep.mu);
+    const double dt = seconds_since(last_t);
+    const double rate = static_cast<double>(rep.tokens - last_tokens) / dt;
+    last_tokens = rep.tokens;
+    last_t = clock_type::now();
+    std::fprintf(stderr, "\r  %4.1fs  %7.1f tokens/s  first token p50 %5.3fs  batch %4.1f  users %d  turns %lld   ",
+                 seconds_since(t0), rate, percentile(rep.ttft, 0.5),
+                 rep.batch_n ? rep.batch_sum / static_cast<double>(rep.batch_n) : 0.0, a.users,
+                 static_cast<long long>(rep.turns));
+  }
+  stop = true;
+  for (auto& t : users) t.join();
+  const double wall = seconds_since(t0);
+  std::fprintf(stderr, "\n");
+  std::printf("\nsummary (%d simulated users, %.1f s):\n", a.users, wall);
+  std::printf("  %-28s %10lld\n", "turns acknowledged", static_cast<long long>(rep.turns));
+  std::printf("  %-28s %10lld\n", "tokens generated", static_cast<long long>(rep.tokens));
+  std::printf("  %-28s %10.1f\n", "tokens/s", static_cast<double>(rep.tokens) / wall);
+  std::printf("  %-28s %10.3f\n", "time to first token p50 (s)", percentile(rep.ttft, 0.5));
+  std::printf("  %-28s %10.3f\n", "time to first token p99 (s)", percentile(rep.ttft, 0.99));
+  std::printf("  %-28s %10.1f\n", "mean engine batch size", rep.batch_n ? rep.batch_sum / rep.batch_n : 0.0);
+  std::printf("  %-28s %10d\n", "refused, then retried", rep.refused);
+  std::printf("  %-28s %10lld\n", "failed turns", static_cast<long long>(rep.errors));
+  c.reset();
+  (*n)->drain_and_stop();
+  return rep.errors ? exit_other : exit_ok;
+}
+
+}  // namespace brigade::app

@@ -1,0 +1,54 @@
+// Arguments of the server-side subcommands (built only with the server
+// dependencies; see main.cpp).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "app/commands.hpp"
+
+namespace brigade::app {
+
+struct server_cli {
+  std::map<std::string, std::string> flags;  // config keys given on the command line
+  std::string config_file;
+  bool fault_injection = false;
+};
+/// `brigade serve [...]`: runs a node until SIGTERM/SIGINT, then drains.
+int serve(const server_cli& a);
+
+struct chat_cli {
+  std::string host = "127.0.0.1";
+  int port = 7420;
+  std::string prompt, session, token;
+  uint64_t seq = 0;
+  bool open = false, history = false, close = false, fault = false;
+  int max_tokens = 0;
+  float temp = 0.8f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  uint64_t seed = 0;
+  bool seed_set = false;
+  std::vector<std::string> stop;
+  double timeout_s = 60;
+};
+int chat(const chat_cli& a);
+
+struct bench_server_cli {
+  std::string host = "127.0.0.1";
+  int port = 7420;
+  int sessions = 16, turns = 4, max_tokens = 32;
+  bool json = false;
+};
+int bench(const bench_server_cli& a);
+
+struct demo_cli {
+  double seconds = 15;
+  int users = 32;
+  std::string model;
+};
+int demo(const demo_cli& a);
+
+}  // namespace brigade::app

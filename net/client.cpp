@@ -1,0 +1,307 @@
+#include "net/client.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <future>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace brigade::net {
+
+namespace {
+
+struct client_system_config : caf::actor_system_config {
+  client_system_config() {
+    register_types(*this);
+    load<caf::io::middleman>();
+    set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+    set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
+    set("scheduler.max-threads", size_t{2});
+  }
+};
+
+bool retryable(const client_error& e) {
+  if (e.transport) return true;
+  return e.code == brigade_errc::overloaded || e.code == brigade_errc::engine_failed;
+}
+
+}  // namespace
+
+int exit_code(const client_error& e) {
+  if (e.transport) return 1;
+  switch (e.code) {
+    case brigade_errc::bad_request:
+    case brigade_errc::seq_gap:
+    case brigade_errc::context_full:
+    case brigade_errc::version_mismatch:
+    case brigade_errc::turn_in_progress: return 2;
+    case brigade_errc::overloaded: return 3;
+    case brigade_errc::store_unavailable: return 4;
+    case brigade_errc::unauthorized: return 5;
+    default: return 1;
+  }
+}
+
+struct client::impl {
+  client_options opt;
+  client_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::mutex mu;
+  caf::actor gateway;  // guarded by mu
+
+  client_error to_error(const caf::error& e) {
+    client_error out;
+    if (const uint8_t c = brigade_code(e)) {
+      out.code = static_cast<brigade_errc>(c);
+      out.message = error_sentence(*sys, e);
+    } else {
+      out.transport = true;
+      out.message = "lost the connection to " + opt.host + ":" + std::to_string(opt.port) + " (" + sys->render(e) + ")";
+    }
+    return out;
+  }
+
+  bool connect(client_error& err) {
+    caf::scoped_actor self{*sys};
+    bool ok = false;
+    caf::actor gw;
+    self->request(sys->middleman().actor_handle(), opt.connect_timeout, caf::connect_atom::value, opt.host,
+                  static_cast<uint16_t>(opt.port))
+        .receive(
+            [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+              gw = caf::actor_cast<caf::actor>(ptr);
+              ok = static_cast<bool>(gw);
+              if (!ok) err = {brigade_errc::internal, true, "no brigade node is published on that port"};
+            },
+            [&](caf::error& e) {
+              err = {brigade_errc::internal, true,
+                     "cannot connect to " + opt.host + ":" + std::to_string(opt.port) + " (" + sys->render(e) +
+                         "); is `brigade serve` running there?"};
+            });
+    if (!ok) return false;
+    self->request(gw, opt.connect_timeout, hello_atom::value, protocol_version)
+        .receive([&](uint32_t) {}, [&](caf::error& e) {
+          ok = false;
+          err = to_error(e);
+        });
+    if (!ok) return false;
+    std::lock_guard<std::mutex> g(mu);
+    gateway = gw;
+    return true;
+  }
+
+  caf::actor gw() {
+    std::lock_guard<std::mutex> g(mu);
+    return gateway;
+  }
+
+  /// Runs `call` with retries on transient failures.
+  bool with_retries(const std::function<bool(client_error&)>& call, client_error& err, int* refused) {
+    std::mt19937 rng(std::random_device{}());
+    for (int attempt = 1;; ++attempt) {
+      if (call(err)) return true;
+      if (!retryable(err) || attempt >= opt.max_attempts) return false;
+      if (err.code == brigade_errc::overloaded && !err.transport && refused) ++*refused;
+      // Jittered exponential backoff: 100ms, 200ms, ... capped at 2s, +-50%.
+      const double base = std::min(2000.0, 100.0 * (1 << std::min(attempt - 1, 5)));
+      std::uniform_real_distribution<double> jitter(0.5, 1.5);
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(base * jitter(rng))));
+      if (err.transport) {
+        client_error cerr;
+        if (!connect(cerr)) err = cerr;  // keep trying until the attempts run out
+      }
+    }
+  }
+
+};
+
+client::client(std::unique_ptr<impl> p) : p_(std::move(p)) {}
+
+client::~client() {
+  if (p_->sys) {
+    {
+      std::lock_guard<std::mutex> g(p_->mu);
+      p_->gateway = nullptr;
+    }
+    p_->sys.reset();
+  }
+}
+
+std::unique_ptr<client> client::connect(const client_options& opt, client_error& err) {
+  auto p = std::make_unique<impl>();
+  p->opt = opt;
+  p->sys = std::make_unique<caf::actor_system>(p->cfg);
+  if (!p->connect(err)) return nullptr;
+  return std::unique_ptr<client>(new client(std::move(p)));
+}
+
+bool client::open(std::string& id, std::string& token, client_error& err) {
+  return p_->with_retries(
+      [&](client_error& e) {
+        caf::scoped_actor self{*p_->sys};
+        bool ok = false;
+        self->request(p_->gw(), p_->opt.connect_timeout * 2, open_atom::value)
+            .receive(
+                [&](std::string& i, std::string& t) {
+                  id = std::move(i);
+                  token = std::move(t);
+                  ok = true;
+                },
+                [&](caf::error& x) { e = p_->to_error(x); });
+        return ok;
+      },
+      err, nullptr);
+}
+
+namespace {
+
+struct turn_outcome {
+  bool ok = false;
+  turn_result result;
+  caf::error error;
+  bool silent = false;  // no message for turn_timeout
+};
+
+/// One attempt of one turn: sends the request with itself as reply_to,
+/// consumes chunks in order, grants credit, and reports the outcome.
+caf::behavior turn_actor(caf::event_based_actor* self, caf::actor gateway, chat_request req,
+                         std::function<void(uint32_t, const std::string&)> on_text, int credit_batch,
+                         std::chrono::milliseconds timeout, std::shared_ptr<std::promise<turn_outcome>> done) {
+  auto next = std::make_shared<uint32_t>(0);
+  auto consumed = std::make_shared<int>(0);
+  auto streamed = std::make_shared<std::string>();
+  auto finished = std::make_shared<bool>(false);
+  auto finish = [=](turn_outcome o) {
+    if (*finished) return;
+    *finished = true;
+    done->set_value(std::move(o));
+    self->quit();
+  };
+  req.reply_to = caf::actor_cast<caf::actor>(self);
+  self->monitor(gateway);
+  self->set_down_handler([=](caf::down_msg& d) {
+    turn_outcome o;
+    o.error = d.reason ? d.reason : caf::make_error(caf::sec::remote_linking_failed);
+    finish(std::move(o));
+  });
+  self->request(gateway, caf::infinite, chat_atom::value, req)
+      .then(
+          [=](turn_result& r) {
+            turn_outcome o;
+            if (!r.stats.replayed && *streamed != r.reply) {
+              o.error = make_error(brigade_errc::internal, "the streamed text differs from the stored reply");
+            } else {
+              o.ok = true;
+              o.result = std::move(r);
+            }
+            finish(std::move(o));
+          },
+          [=](caf::error& e) {
+            turn_outcome o;
+            o.error = std::move(e);
+            finish(std::move(o));
+          });
+  return {
+      [=](token_chunk& c) {
+        if (c.index != *next) {
+          turn_outcome o;
+          o.error = make_error(brigade_errc::internal, "chunk " + std::to_string(c.index) + " arrived when " +
+                                                           std::to_string(*next) + " was expected");
+          finish(std::move(o));
+          return;
+        }
+        ++*next;
+        *streamed += c.text;
+        if (on_text) on_text(c.index, c.text);
+        if (++*consumed >= credit_batch) {
+          self->send(caf::actor_cast<caf::actor>(self->current_sender()), credit_atom::value, c.session_id, c.seq,
+                     static_cast<uint32_t>(*consumed));
+          *consumed = 0;
+        }
+      },
+      caf::after(timeout) >> [=] {
+        turn_outcome o;
+        o.silent = true;
+        o.error = caf::make_error(caf::sec::request_timeout);
+        finish(std::move(o));
+      },
+  };
+}
+
+}  // namespace
+
+bool client::chat(const std::string& id, const std::string& token, uint64_t seq, const std::string& text,
+                  const sampling_spec& sampling, const std::function<void(uint32_t, const std::string&)>& on_text,
+                  turn_result& out, client_error& err, int* refused) {
+  return p_->with_retries(
+      [&](client_error& e) {
+        chat_request req;
+        req.session_id = id;
+        req.token = token;
+        req.seq = seq;
+        req.text = text;
+        req.sampling = sampling;
+        auto done = std::make_shared<std::promise<turn_outcome>>();
+        auto fut = done->get_future();
+        p_->sys->spawn(turn_actor, p_->gw(), req, on_text, p_->opt.credit_batch, p_->opt.turn_timeout, done);
+        turn_outcome o = fut.get();
+        if (o.ok) {
+          out = std::move(o.result);
+          return true;
+        }
+        e = p_->to_error(o.error);
+        if (o.silent) {
+          e.transport = true;
+          e.message = "no reply from the node for " + std::to_string(p_->opt.turn_timeout.count()) + " ms";
+        }
+        return false;
+      },
+      err, refused);
+}
+
+bool client::history(const std::string& id, const std::string& token, std::vector<turn_record>& out,
+                     client_error& err) {
+  return p_->with_retries(
+      [&](client_error& e) {
+        caf::scoped_actor self{*p_->sys};
+        bool ok = false;
+        self->request(p_->gw(), p_->opt.connect_timeout * 2, history_atom::value, id, token)
+            .receive(
+                [&](std::vector<turn_record>& v) {
+                  out = std::move(v);
+                  ok = true;
+                },
+                [&](caf::error& x) { e = p_->to_error(x); });
+        return ok;
+      },
+      err, nullptr);
+}
+
+bool client::close(const std::string& id, const std::string& token, client_error& err) {
+  return p_->with_retries(
+      [&](client_error& e) {
+        caf::scoped_actor self{*p_->sys};
+        bool ok = false;
+        self->request(p_->gw(), p_->opt.connect_timeout * 2, close_atom::value, id, token)
+            .receive([&](bool) { ok = true; }, [&](caf::error& x) { e = p_->to_error(x); });
+        return ok;
+      },
+      err, nullptr);
+}
+
+bool client::inject_fault(const std::string& id, const std::string& token, client_error& err) {
+  caf::scoped_actor self{*p_->sys};
+  bool ok = true;
+  self->request(p_->gw(), p_->opt.connect_timeout * 2, fault_atom::value, id, token)
+      .receive([&](bool) {}, [&](caf::error& e) {
+        err = p_->to_error(e);
+        // The crash itself comes back as the session's exit reason: success.
+        ok = brigade_code(e) == static_cast<uint8_t>(brigade_errc::internal) ||
+             e == caf::sec::request_receiver_down || e == caf::exit_reason::unhandled_exception;
+      });
+  return ok;
+}
+
+}  // namespace brigade::net

@@ -1,0 +1,65 @@
+// The brigade client library: talks to a node's gateway over BASP.
+//
+// One `client` owns a small actor system and one connection. Calls block the
+// calling thread (several threads may call at once: each chat runs in its own
+// actor). `chat` streams the reply's text to `on_text` in order, grants the
+// node credit as it consumes (flow control), and returns once the node has
+// stored the turn. It retries on `overloaded` and on a lost connection with
+// jittered exponential backoff, re-sending the same seq (the node replays a
+// committed seq instead of running it twice), reconnecting as needed.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/protocol.hpp"
+
+namespace brigade::net {
+
+struct client_error {
+  brigade_errc code = brigade_errc::internal;
+  bool transport = false;  // connection or timeout problem, not a reply from the node
+  std::string message;
+};
+
+/// shared/cli.md exit codes: 2 bad input, 3 overloaded, 4 store, 5 unauthorized, 1 other.
+int exit_code(const client_error& e);
+
+struct client_options {
+  std::string host = "127.0.0.1";
+  int port = 7420;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds turn_timeout{60000};  // silence (no token, no reply) before a retry
+  int max_attempts = 8;                           // per call, the first included
+  int credit_batch = 8;                           // chunks consumed before granting credit
+};
+
+class client {
+ public:
+  /// Connects and checks the protocol version.
+  static std::unique_ptr<client> connect(const client_options& opt, client_error& err);
+  ~client();
+
+  bool open(std::string& id, std::string& token, client_error& err);
+  /// `on_text(index, text)` sees every chunk of the final attempt's reply; a
+  /// retry restarts the stream at index 0. `refused` counts `overloaded`
+  /// replies seen before success.
+  bool chat(const std::string& id, const std::string& token, uint64_t seq, const std::string& text,
+            const sampling_spec& sampling, const std::function<void(uint32_t, const std::string&)>& on_text,
+            turn_result& out, client_error& err, int* refused = nullptr);
+  bool history(const std::string& id, const std::string& token, std::vector<turn_record>& out, client_error& err);
+  bool close(const std::string& id, const std::string& token, client_error& err);
+  /// Crashes the session's actor (nodes started with fault injection only).
+  bool inject_fault(const std::string& id, const std::string& token, client_error& err);
+
+  struct impl;
+
+ private:
+  explicit client(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> p_;
+};
+
+}  // namespace brigade::net

@@ -1,0 +1,97 @@
+// Node configuration: one struct, every field a key that works on the
+// command line (--batch-window 2ms), as an environment variable
+// (BRIGADE_BATCH_WINDOW=2ms) and in the config file (batch-window = 2ms).
+// Precedence: flag > environment > config file > default (shared/cli.md).
+// config/brigade.conf lists every key with its default and unit; the test
+// ConfigFile.ListsEveryKey keeps the two in step.
+//
+// Plain C++ (no CAF): `main` reads it once, then each actor gets an immutable
+// copy at spawn. Errors are sentences naming the key, the value and the
+// source ("--batch-window: '2 parsecs' is not a duration; use e.g. 2ms").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernels/status.hpp"
+
+namespace brigade::runtime {
+
+using duration = std::chrono::microseconds;
+
+struct node_config {
+  // network
+  std::string host = "127.0.0.1";  // BASP bind address (loopback unless told otherwise)
+  int port = 7420;                 // BASP port; 0 picks a free one
+  int metrics_port = 9420;         // HTTP: /metrics, /healthz, /readyz; 0 picks a free one
+  std::string node_name;           // stable across restarts; default HOST:PORT
+  // model and engine
+  std::string model;               // GGUF file; empty = the built-in model (cache dir)
+  int threads = 0;                 // engine threads, 0 = all cores
+  int64_t kv_memory = 256ll << 20; // bytes of KV cache
+  int context = 0;                 // tokens per session, 0 = the model's context length
+  // batching
+  int max_batch = 64;                                   // sequences per step
+  duration batch_window = std::chrono::milliseconds(2); // coalescing deadline when idle
+  int step_tokens = 512;                                // tokens per step (chunked prefill budget)
+  int queue_limit = 256;                                // waiting turns before `overloaded`
+  // sessions
+  int max_sessions = 4096;                              // live session actors
+  int max_tokens = 256;                                 // server-side cap per turn
+  int max_message_bytes = 16384;                        // largest user message
+  std::string context_policy = "drop-oldest";           // or "refuse"
+  duration idle_timeout = std::chrono::minutes(10);     // passivate idle sessions
+  int stream_window = 64;                               // tokens sent ahead of client credit
+  duration stall_timeout = std::chrono::seconds(10);    // stalled reader: cancel its turn
+  // supervision
+  int max_restarts = 3;                                 // within restart-window, then failed
+  duration restart_window = std::chrono::seconds(60);
+  duration restart_backoff = std::chrono::milliseconds(50);  // first restart delay, doubles
+  duration drain_grace = std::chrono::seconds(10);      // SIGTERM: finish in-flight turns
+  // store
+  std::string store = "memory";                         // memory | redis://[user:password@]host:port/db
+  duration retention = std::chrono::minutes(30);        // sliding expiry; 0 keeps forever
+  // logging
+  std::string log_level = "info";                       // error | warn | info | debug
+};
+
+/// One key: name (as on the command line, without --), help, unit, and how
+/// to read and print it.
+struct config_key {
+  std::string name;
+  std::string help;
+  std::string unit;  // "", "bytes", "duration", "tokens", ...
+  std::function<status(node_config&, const std::string&)> set;
+  std::function<std::string(const node_config&)> get;
+};
+
+const std::vector<config_key>& config_keys();
+
+/// "BATCH_WINDOW" style environment name of a key.
+std::string env_name(const std::string& key);
+
+/// Durations with units: 500us, 2ms, 1.5s, 30s, 30min, 2h (0 needs no unit).
+result<duration> parse_duration(const std::string& text);
+std::string format_duration(duration d);
+/// Sizes: 512, 64KiB, 256MiB, 2GiB.
+result<int64_t> parse_bytes(const std::string& text);
+
+/// Reads `key = value` lines ('#' comments, blank lines, values optionally
+/// quoted). Unknown keys and malformed lines are errors naming file:line.
+result<std::map<std::string, std::string>> read_config_file(const std::string& path);
+
+/// Applies defaults < file < environment < flags. `flags` holds the values
+/// given on the command line; `env` looks a variable up (getenv in main).
+/// `config_file` may be empty (no file).
+result<node_config> resolve_config(const std::string& config_file,
+                                   const std::function<const char*(const std::string&)>& env,
+                                   const std::map<std::string, std::string>& flags);
+
+/// Every key with its value, one `key = value` per line (for --print-config).
+std::string dump_config(const node_config& c);
+
+}  // namespace brigade::runtime

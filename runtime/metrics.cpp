@@ -1,0 +1,159 @@
+#include "runtime/metrics.hpp"
+
+#include <civetweb.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <cstring>
+
+namespace brigade::runtime {
+
+namespace {
+prometheus::Histogram::BucketBoundaries seconds_buckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+}
+}  // namespace
+
+struct node_metrics::impl {
+  prometheus::Registry reg;
+  std::string device;
+  prometheus::Gauge* queue_depth;
+  prometheus::Histogram* ttft;
+  prometheus::Histogram* gen_latency;
+  prometheus::Histogram* tpot;
+  prometheus::Histogram* batch_size;
+  prometheus::Gauge* busy;
+  prometheus::Counter* tokens;
+  prometheus::Counter* prompt;
+  prometheus::Gauge* sessions;
+  prometheus::Family<prometheus::Counter>* rejected;
+  prometheus::Counter* restarts;
+  prometheus::Gauge* kv;
+  prometheus::Histogram* store_latency;
+
+  explicit impl(std::string dev) : device(std::move(dev)) {
+    using namespace prometheus;
+    const Labels d{{"device", device}};
+    queue_depth = &BuildGauge().Name("brigade_queue_depth").Help("Turns waiting for the engine").Register(reg).Add(d);
+    ttft = &BuildHistogram()
+                .Name("brigade_time_to_first_token_seconds")
+                .Help("Time from a chat request to its first token")
+                .Register(reg)
+                .Add({}, seconds_buckets());
+    gen_latency = &BuildHistogram()
+                       .Name("brigade_generation_latency_seconds")
+                       .Help("Time from a chat request to its acknowledgement")
+                       .Register(reg)
+                       .Add({}, seconds_buckets());
+    tpot = &BuildHistogram()
+                .Name("brigade_time_per_output_token_seconds")
+                .Help("Mean time between output tokens of a turn")
+                .Register(reg)
+                .Add({}, seconds_buckets());
+    batch_size = &BuildHistogram()
+                      .Name("brigade_batch_size")
+                      .Help("Sequences per engine step")
+                      .Register(reg)
+                      .Add(d, Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256});
+    busy = &BuildGauge().Name("brigade_engine_busy_ratio").Help("Share of time the engine computes").Register(reg).Add(d);
+    tokens = &BuildCounter().Name("brigade_tokens_generated_total").Help("Tokens generated").Register(reg).Add({});
+    prompt = &BuildCounter().Name("brigade_prompt_tokens_total").Help("Prompt tokens prefilled").Register(reg).Add({});
+    sessions = &BuildGauge().Name("brigade_sessions_active").Help("Live session actors").Register(reg).Add({});
+    rejected = &BuildCounter().Name("brigade_requests_rejected_total").Help("Refused requests by reason").Register(reg);
+    restarts = &BuildCounter().Name("brigade_session_restarts_total").Help("Session actors restarted").Register(reg).Add({});
+    kv = &BuildGauge().Name("brigade_kv_cache_usage_ratio").Help("Share of KV blocks in use").Register(reg).Add(d);
+    store_latency = &BuildHistogram()
+                         .Name("brigade_store_latency_seconds")
+                         .Help("Store write latency")
+                         .Register(reg)
+                         .Add({}, seconds_buckets());
+  }
+};
+
+node_metrics::node_metrics(std::string device) : p_(std::make_unique<impl>(std::move(device))) {}
+node_metrics::~node_metrics() = default;
+
+void node_metrics::set_queue_depth(double v) { p_->queue_depth->Set(v); }
+void node_metrics::observe_ttft(double s) { p_->ttft->Observe(s); }
+void node_metrics::observe_generation_latency(double s) { p_->gen_latency->Observe(s); }
+void node_metrics::observe_time_per_output_token(double s) { p_->tpot->Observe(s); }
+void node_metrics::observe_batch_size(double n) { p_->batch_size->Observe(n); }
+void node_metrics::set_engine_busy_ratio(double v) { p_->busy->Set(v); }
+void node_metrics::add_tokens_generated(double n) { p_->tokens->Increment(n); }
+void node_metrics::add_prompt_tokens(double n) { p_->prompt->Increment(n); }
+void node_metrics::set_sessions_active(double v) { p_->sessions->Set(v); }
+void node_metrics::add_rejected(const std::string& reason) { p_->rejected->Add({{"reason", reason}}).Increment(); }
+void node_metrics::add_session_restart() { p_->restarts->Increment(); }
+void node_metrics::set_kv_cache_usage(double r) { p_->kv->Set(r); }
+void node_metrics::observe_store_latency(double s) { p_->store_latency->Observe(s); }
+
+std::string node_metrics::serialize() const { return prometheus::TextSerializer{}.Serialize(p_->reg.Collect()); }
+
+struct http_endpoint::impl {
+  mg_context* ctx = nullptr;
+  const node_metrics* metrics = nullptr;
+  std::function<std::string()> ready;
+};
+
+namespace {
+void reply(mg_connection* c, int code, const char* reason, const std::string& type, const std::string& body) {
+  mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", code, reason,
+            type.c_str(), body.size());
+  mg_write(c, body.data(), body.size());
+}
+int handle_metrics(mg_connection* c, void* data) {
+  auto* p = static_cast<http_endpoint::impl*>(data);
+  reply(c, 200, "OK", "text/plain; version=0.0.4", p->metrics->serialize());
+  return 200;
+}
+int handle_healthz(mg_connection* c, void*) {
+  reply(c, 200, "OK", "text/plain", "ok\n");
+  return 200;
+}
+int handle_readyz(mg_connection* c, void* data) {
+  auto* p = static_cast<http_endpoint::impl*>(data);
+  const std::string why = p->ready ? p->ready() : "";
+  if (why.empty()) {
+    reply(c, 200, "OK", "text/plain", "ready\n");
+    return 200;
+  }
+  reply(c, 503, "Service Unavailable", "text/plain", why + "\n");
+  return 503;
+}
+}  // namespace
+
+http_endpoint::http_endpoint() : p_(std::make_unique<impl>()) {}
+http_endpoint::~http_endpoint() { stop(); }
+
+int http_endpoint::start(const std::string& host, int port, const node_metrics* metrics,
+                         std::function<std::string()> ready, std::string& error) {
+  p_->metrics = metrics;
+  p_->ready = std::move(ready);
+  const std::string listen = host + ":" + std::to_string(port);
+  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "2", nullptr};
+  mg_callbacks cb;
+  std::memset(&cb, 0, sizeof cb);
+  p_->ctx = mg_start(&cb, nullptr, options);
+  if (!p_->ctx) {
+    error = "cannot serve HTTP on " + listen + " (port in use?)";
+    return 0;
+  }
+  mg_set_request_handler(p_->ctx, "/metrics", handle_metrics, p_.get());
+  mg_set_request_handler(p_->ctx, "/healthz", handle_healthz, p_.get());
+  mg_set_request_handler(p_->ctx, "/readyz", handle_readyz, p_.get());
+  mg_server_port ports[4];
+  const int n = mg_get_server_ports(p_->ctx, 4, ports);
+  return n > 0 ? ports[0].port : port;
+}
+
+void http_endpoint::stop() {
+  if (p_ && p_->ctx) {
+    mg_stop(p_->ctx);
+    p_->ctx = nullptr;
+  }
+}
+
+}  // namespace brigade::runtime

@@ -1,0 +1,64 @@
+// Node metrics (Prometheus, names in shared/cli.md) and the HTTP endpoint
+// serving them with the health checks: GET /metrics, /healthz (the process
+// is alive), /readyz (it can admit work: 200, else 503 with the reason).
+//
+// All methods are thread-safe (prometheus-cpp metrics are atomic); actors
+// and the engine thread update them directly. Per-device metrics carry a
+// `device` label ("cpu" today).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace brigade::runtime {
+
+class node_metrics {
+ public:
+  explicit node_metrics(std::string device = "cpu");
+  ~node_metrics();
+  node_metrics(const node_metrics&) = delete;
+  node_metrics& operator=(const node_metrics&) = delete;
+
+  void set_queue_depth(double v);
+  void observe_ttft(double seconds);
+  void observe_generation_latency(double seconds);
+  void observe_time_per_output_token(double seconds);
+  void observe_batch_size(double n);
+  void set_engine_busy_ratio(double v);
+  void add_tokens_generated(double n);
+  void add_prompt_tokens(double n);
+  void set_sessions_active(double v);
+  void add_rejected(const std::string& reason);
+  void add_session_restart();
+  void set_kv_cache_usage(double ratio);
+  void observe_store_latency(double seconds);
+
+  /// The Prometheus text exposition of every metric.
+  std::string serialize() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> p_;
+};
+
+/// The HTTP endpoint (civetweb). `ready` returns "" when the node can admit
+/// work, else the reason.
+class http_endpoint {
+ public:
+  http_endpoint();
+  ~http_endpoint();
+  /// Binds host:port (0 = a free port); returns the bound port or 0 with
+  /// `error` set.
+  int start(const std::string& host, int port, const node_metrics* metrics, std::function<std::string()> ready,
+            std::string& error);
+  void stop();
+
+  struct impl;  // public so the C callbacks can reach it
+
+ private:
+  std::unique_ptr<impl> p_;
+};
+
+}  // namespace brigade::runtime

@@ -1,0 +1,46 @@
+#include "runtime/protocol.hpp"
+
+namespace brigade {
+
+const char* to_string(brigade_errc c) {
+  switch (c) {
+    case brigade_errc::overloaded: return "overloaded";
+    case brigade_errc::unauthorized: return "unauthorized";
+    case brigade_errc::bad_request: return "bad request";
+    case brigade_errc::seq_gap: return "seq gap";
+    case brigade_errc::turn_in_progress: return "turn in progress";
+    case brigade_errc::store_unavailable: return "store unavailable";
+    case brigade_errc::context_full: return "context full";
+    case brigade_errc::stalled: return "stalled";
+    case brigade_errc::session_failed: return "session failed";
+    case brigade_errc::version_mismatch: return "version mismatch";
+    case brigade_errc::shutting_down: return "shutting down";
+    case brigade_errc::engine_failed: return "engine failed";
+    case brigade_errc::internal: return "internal error";
+  }
+  return "unknown";
+}
+
+uint8_t brigade_code(const caf::error& e) { return e.category() == caf::atom("brigade") ? e.code() : 0; }
+
+std::string error_sentence(caf::actor_system& sys, const caf::error& e) {
+  if (e.category() == caf::atom("brigade") && e.context().match_elements<std::string>())
+    return e.context().get_as<std::string>(0);
+  return sys.render(e);
+}
+
+void register_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<sampling_spec>("brigade::sampling_spec");
+  cfg.add_message_type<chat_request>("brigade::chat_request");
+  cfg.add_message_type<token_chunk>("brigade::token_chunk");
+  cfg.add_message_type<turn_stats>("brigade::turn_stats");
+  cfg.add_message_type<turn_result>("brigade::turn_result");
+  cfg.add_message_type<turn_record>("brigade::turn_record");
+  cfg.add_error_category(caf::atom("brigade"), [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+    std::string s = std::string("brigade error: ") + to_string(static_cast<brigade_errc>(code));
+    if (ctx.match_elements<std::string>()) s += ": " + ctx.get_as<std::string>(0);
+    return s;
+  });
+}
+
+}  // namespace brigade

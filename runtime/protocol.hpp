@@ -1,0 +1,163 @@
+// The wire protocol between clients and nodes, and between actors on a node:
+// message atoms, message types (registered for BASP by `register_types`),
+// the protocol version exchanged at connect, and brigade's error codes.
+//
+// Every remote call carries data in these structs; their registered names
+// are their wire identity, so renaming one is a protocol change (bump
+// `protocol_version`). Errors reach clients as caf::error in category
+// "brigade" whose context is one sentence naming the cause and what to do.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace brigade {
+
+/// Bumped on any incompatible change of the types below.
+constexpr uint32_t protocol_version = 1;
+
+// Atoms: verbs (at most 10 characters).
+using hello_atom = caf::atom_constant<caf::atom("b_hello")>;
+using open_atom = caf::atom_constant<caf::atom("b_open")>;
+using chat_atom = caf::atom_constant<caf::atom("b_chat")>;
+using history_atom = caf::atom_constant<caf::atom("b_history")>;
+using close_atom = caf::atom_constant<caf::atom("b_close")>;
+using credit_atom = caf::atom_constant<caf::atom("b_credit")>;
+using fault_atom = caf::atom_constant<caf::atom("b_fault")>;
+using idle_atom = caf::atom_constant<caf::atom("b_idle")>;
+using tick_atom_b = caf::atom_constant<caf::atom("b_tick")>;
+using stall_atom = caf::atom_constant<caf::atom("b_stall")>;
+using drain_atom = caf::atom_constant<caf::atom("b_drain")>;
+using status_atom = caf::atom_constant<caf::atom("b_status")>;
+using generate_atom = caf::atom_constant<caf::atom("b_generate")>;
+using pause_atom = caf::atom_constant<caf::atom("b_pause")>;
+using resume_atom = caf::atom_constant<caf::atom("b_resume")>;
+using cancel_atom = caf::atom_constant<caf::atom("b_cancel")>;
+using release_atom = caf::atom_constant<caf::atom("b_release")>;
+using restart_atom = caf::atom_constant<caf::atom("b_restart")>;
+using stored_atom = caf::atom_constant<caf::atom("b_stored")>;
+using loaded_atom = caf::atom_constant<caf::atom("b_loaded")>;
+
+/// brigade's error codes (category "brigade"); each has a one-line meaning.
+enum class brigade_errc : uint8_t {
+  overloaded = 1,     ///< queues are full; retry after the hint
+  unauthorized,       ///< unknown session or wrong token (deliberately indistinguishable)
+  bad_request,        ///< the request itself is invalid (sizes, UTF-8, parameters)
+  seq_gap,            ///< the seq skips a turn; send the next seq after the last committed one
+  turn_in_progress,   ///< the session is already running a turn
+  store_unavailable,  ///< the store failed; the turn was not saved
+  context_full,       ///< the conversation no longer fits the model's context (policy: refuse)
+  stalled,            ///< the client stopped reading; its turn was cancelled
+  session_failed,     ///< the session crashed too often and was stopped
+  version_mismatch,   ///< client and node speak different protocol versions
+  shutting_down,      ///< the node is draining; retry on another node
+  engine_failed,      ///< the engine failed during the turn; retryable
+  internal,           ///< a bug; the message says where
+};
+
+const char* to_string(brigade_errc c);
+
+inline caf::error make_error(brigade_errc x, std::string sentence = {}) {
+  return {static_cast<uint8_t>(x), caf::atom("brigade"), caf::make_message(std::move(sentence))};
+}
+
+/// The code of a brigade error, or 0 for other errors.
+uint8_t brigade_code(const caf::error& e);
+/// The sentence of an error (brigade's context, or CAF's rendering).
+std::string error_sentence(caf::actor_system& sys, const caf::error& e);
+
+/// Per-turn sampling, as the client sends it (0 / empty mean server defaults).
+struct sampling_spec {
+  float temperature = 0.8f;
+  int32_t top_k = 40;
+  float top_p = 0.95f;
+  uint64_t seed = 0;
+  bool seed_set = false;
+  int32_t max_tokens = 0;  // 0: the server's cap
+  std::vector<std::string> stop;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sampling_spec& x) {
+  return f(caf::meta::type_name("sampling_spec"), x.temperature, x.top_k, x.top_p, x.seed, x.seed_set, x.max_tokens,
+           x.stop);
+}
+
+struct chat_request {
+  std::string session_id;
+  std::string token;
+  uint64_t seq = 0;
+  std::string text;
+  sampling_spec sampling;
+  caf::actor reply_to;  // receives token_chunk messages; grants credit back
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, chat_request& x) {
+  return f(caf::meta::type_name("chat_request"), x.session_id, x.token, x.seq, x.text, x.sampling, x.reply_to);
+}
+
+/// A piece of the reply (valid UTF-8), in order: index 0, 1, 2, ...
+struct token_chunk {
+  std::string session_id;
+  uint64_t seq = 0;
+  uint32_t index = 0;
+  std::string text;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, token_chunk& x) {
+  return f(caf::meta::type_name("token_chunk"), x.session_id, x.seq, x.index, x.text);
+}
+
+struct turn_stats {
+  uint32_t prompt_tokens = 0;
+  uint32_t generated_tokens = 0;
+  double ttft_seconds = 0;       // request to first token
+  double total_seconds = 0;      // request to commit
+  double mean_batch_size = 0;    // mean engine batch size over this turn's steps
+  bool replayed = false;         // true when the seq was already committed (no model run)
+  std::string stop_reason;       // eos, max_tokens, stop_string
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, turn_stats& x) {
+  return f(caf::meta::type_name("turn_stats"), x.prompt_tokens, x.generated_tokens, x.ttft_seconds, x.total_seconds,
+           x.mean_batch_size, x.replayed, x.stop_reason);
+}
+
+struct turn_result {
+  std::string session_id;
+  uint64_t seq = 0;
+  std::string reply;
+  turn_stats stats;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, turn_result& x) {
+  return f(caf::meta::type_name("turn_result"), x.session_id, x.seq, x.reply, x.stats);
+}
+
+/// A committed turn, as stored and as `history` returns it.
+struct turn_record {
+  uint64_t seq = 0;
+  std::string user;
+  std::string assistant;
+  uint32_t prompt_tokens = 0;
+  uint32_t generated_tokens = 0;
+  int64_t committed_at_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, turn_record& x) {
+  return f(caf::meta::type_name("turn_record"), x.seq, x.user, x.assistant, x.prompt_tokens, x.generated_tokens,
+           x.committed_at_ms);
+}
+
+/// Registers every type above (call on both sides before the actor_system).
+void register_types(caf::actor_system_config& cfg);
+
+}  // namespace brigade
