@@ -13,10 +13,13 @@ batch_loop::batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::nod
   thread_ = std::thread([this] { run(); });
 }
 
-batch_loop::~batch_loop() {
+batch_loop::~batch_loop() { shutdown(true); }
+
+void batch_loop::shutdown(bool notify) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    inbox_.push_back({command::stop, {}, 0, {}});
+    if (!thread_.joinable()) return;
+    inbox_.push_back({notify ? command::stop : command::stop_silently, {}, 0, {}});
   }
   cv_.notify_one();
   thread_.join();
@@ -98,7 +101,8 @@ void batch_loop::apply(command& c) {
       }
       break;
     }
-    case command::stop: break;
+    case command::stop:
+    case command::stop_silently: break;
   }
 }
 
@@ -199,6 +203,11 @@ void batch_loop::run() {
     for (auto& c : cmds) {
       if (c.kind == command::stop) {
         fail_all("the node is shutting down; retry on another node");
+        return;
+      }
+      if (c.kind == command::stop_silently) {
+        jobs_.clear();  // drops the callbacks (and the actor handles in them) unrun
+        waiting_.clear();
         return;
       }
       apply(c);

@@ -68,7 +68,7 @@ struct gen_job {
 class batch_loop {
  public:
   batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::node_metrics* metrics);
-  ~batch_loop();  // stops the thread; pending jobs get `failed`
+  ~batch_loop();  // stops the thread (as shutdown(true) if still running)
   batch_loop(const batch_loop&) = delete;
   batch_loop& operator=(const batch_loop&) = delete;
 
@@ -81,6 +81,11 @@ class batch_loop {
   void cancel(uint64_t turn_id);
   /// Frees a session's resident KV (session closed or passivated).
   void release(const std::string& session_key);
+  /// Stops the loop thread. With `notify`, unfinished jobs get `failed`;
+  /// without, their callbacks are dropped unrun (node shutdown: the actors
+  /// are gone, and the callbacks' actor handles must be released while the
+  /// actor system still exists). Calls after this one are ignored.
+  void shutdown(bool notify);
   /// Waiting plus running jobs (for /readyz and metrics).
   int load() const;
   const engine& model_engine() const { return *engine_; }
@@ -88,7 +93,7 @@ class batch_loop {
 
  private:
   struct command {
-    enum { submit, pause, resume, cancel, release, stop } kind;
+    enum { submit, pause, resume, cancel, release, stop, stop_silently } kind;
     gen_job job;
     uint64_t turn_id = 0;
     std::string key;

@@ -54,9 +54,9 @@ struct node::impl {
       // released while the actor system still exists.
       sys->await_all_actors_done();
     }
-    if (ctx) ctx->loop.reset();
-    ctx.reset();
+    if (ctx) ctx->loop->shutdown(false);
     sys.reset();
+    ctx.reset();
   }
 };
 

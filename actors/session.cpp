@@ -395,12 +395,12 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
                                            ctx->cfg.context_policy == "drop-oldest");
   // Whatever ends this actor (passivation, close, crash): free its engine work.
   auto cleanup = st.cleanup;
-  self->attach_functor([ctx, cleanup, id = meta.id] {
+  self->attach_functor([ctx, loop = ctx->loop, cleanup, id = meta.id] {
     if (const uint64_t t = cleanup->turn.load()) {
-      ctx->loop->cancel(t);
+      loop->cancel(t);
       ctx->turns_in_flight.fetch_sub(1);
     }
-    ctx->loop->release(id);
+    loop->release(id);
   });
   self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
     try {
