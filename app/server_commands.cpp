@@ -197,6 +197,7 @@ int chat(const chat_cli& a) {
 namespace {
 
 struct load_report {
+  std::atomic<int64_t> streamed{0};  // chunks received so far (about one per token)
   std::mutex mu;
   std::vector<double> ttft;
   double batch_sum = 0;
@@ -233,6 +234,7 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
     const bool ok = c.chat(id, token, static_cast<uint64_t>(t + 1), prompts[(user + t) % 6], s,
                            [&](uint32_t, const std::string&) {
                              if (ttft < 0) ttft = seconds_since(t0);
+                             rep.streamed.fetch_add(1, std::memory_order_relaxed);
                            },
                            r, err, &refused);
     std::lock_guard<std::mutex> g(rep.mu);
@@ -324,8 +326,9 @@ int demo(const demo_cli& a) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     std::lock_guard<std::mutex> g(rep.mu);
     const double dt = seconds_since(last_t);
-    const double rate = static_cast<double>(rep.tokens - last_tokens) / dt;
-    last_tokens = rep.tokens;
+    const int64_t streamed = rep.streamed.load();
+    const double rate = static_cast<double>(streamed - last_tokens) / dt;
+    last_tokens = streamed;
     last_t = clock_type::now();
     std::fprintf(stderr, "\r  %4.1fs  %7.1f tokens/s  first token p50 %5.3fs  batch %4.1f  users %d  turns %lld   ",
                  seconds_since(t0), rate, percentile(rep.ttft, 0.5),

@@ -1,0 +1,76 @@
+// Conversation logic without actors: seq handling and the context policy.
+#include "actors/conversation.hpp"
+
+#include <gtest/gtest.h>
+
+#include "kernels/gguf.hpp"
+
+namespace brigade::actors {
+namespace {
+
+const tokenizer& vocab() {
+  static const auto file = [] {
+    auto f = gguf::gguf_file::open(std::string(BRIGADE_TESTDATA_DIR_DEFAULT) + "/vocab/ggml-vocab-llama-spm.gguf");
+    EXPECT_TRUE(f.ok());
+    return std::make_unique<gguf::gguf_file>(std::move(*f));
+  }();
+  static const tokenizer t = *tokenizer::from_gguf(*file);
+  return t;
+}
+
+runtime::stored_turn turn(uint64_t seq, std::string user, std::string assistant) {
+  return {seq, std::move(user), std::move(assistant), 0, 0, 0};
+}
+
+TEST(Conversation, ClassifiesSeqsAsRunReplayOrGap) {
+  conversation c(vocab(), chat_format::chatml, 512, true);
+  EXPECT_EQ(c.classify(1), conversation::seq_action::run);
+  EXPECT_EQ(c.classify(2), conversation::seq_action::gap);
+  EXPECT_EQ(c.classify(0), conversation::seq_action::gap);
+  c.commit(turn(1, "hi", "hello"));
+  EXPECT_EQ(c.classify(1), conversation::seq_action::replay);
+  EXPECT_EQ(c.turn(1).assistant, "hello");
+  EXPECT_EQ(c.classify(2), conversation::seq_action::run);
+  EXPECT_EQ(c.classify(3), conversation::seq_action::gap);
+}
+
+TEST(Conversation, PromptIncludesHistoryAndStartsWithBos) {
+  conversation c(vocab(), chat_format::llama2, 512, true);
+  c.commit(turn(1, "Who are you?", "A cook."));
+  auto p = c.prompt("And now?", 16);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->tokens.front(), vocab().bos());
+  EXPECT_EQ(p->dropped_turns, 0u);
+  const std::string text = vocab().decode(p->tokens, true);
+  EXPECT_NE(text.find("Who are you?"), std::string::npos) << text;
+  EXPECT_NE(text.find("A cook."), std::string::npos);
+  EXPECT_NE(text.find("And now? [/INST]"), std::string::npos);
+}
+
+TEST(Conversation, DropsOldestTurnsOrRefusesWhenTheContextOverflows) {
+  std::vector<runtime::stored_turn> turns;
+  for (uint64_t s = 1; s <= 6; ++s)
+    turns.push_back(turn(s, "message number " + std::to_string(s) + " with some words in it",
+                         "reply number " + std::to_string(s) + " with more words in it"));
+  conversation drop(vocab(), chat_format::chatml, 100, true);
+  drop.restore(turns);
+  auto p = drop.prompt("the newest message", 20);
+  ASSERT_TRUE(p.ok());
+  EXPECT_GT(p->dropped_turns, 0u);
+  EXPECT_LE(p->tokens.size() + 20, 100u);
+  const std::string text = vocab().decode(p->tokens, true);
+  EXPECT_EQ(text.find("message number 1 "), std::string::npos);  // the oldest went first
+  EXPECT_NE(text.find("the newest message"), std::string::npos);
+  EXPECT_EQ(drop.turns().size(), 6u);  // the stored history keeps everything
+
+  conversation refuse(vocab(), chat_format::chatml, 100, false);
+  refuse.restore(turns);
+  auto r = refuse.prompt("the newest message", 20);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("no longer fit the context of 100 tokens"), std::string::npos);
+  // Even with every turn dropped a huge message cannot fit.
+  EXPECT_FALSE(drop.prompt(std::string(2000, 'x'), 20).ok());
+}
+
+}  // namespace
+}  // namespace brigade::actors
