@@ -189,6 +189,8 @@ int run(int argc, char** argv) {
   bench_cmd->add_option("--turns", bench_args2.turns, "Turns per session")->capture_default_str();
   bench_cmd->add_option("-n,--max-tokens", bench_args2.max_tokens, "Tokens per reply at most")->capture_default_str();
   bench_cmd->add_flag("--json", bench_args2.json, "Print one JSON object as the last line");
+  bench_cmd->add_flag("--verify", bench_args2.verify,
+                      "Afterwards, check every acknowledged turn is in its session's history exactly once");
 
   demo_cli demo_args;
   demo_cmd->add_option("--seconds", demo_args.seconds, "How long the users chat")->capture_default_str();

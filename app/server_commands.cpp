@@ -206,11 +206,15 @@ struct load_report {
   int64_t turns = 0;
   int64_t errors = 0;
   int refused = 0;
+  int64_t lost = 0;        // acknowledged but missing from the history (--verify)
+  int64_t duplicated = 0;  // in the history more than once, or with another reply
   std::string first_error;
 };
 
 /// One simulated user: opens a session and runs turns until `stop` or `turns`.
-void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>& stop, load_report& rep, int user) {
+void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>& stop, load_report& rep, int user,
+              bool verify = false) {
+  std::vector<std::pair<uint64_t, std::string>> acked;
   net::client_error err;
   std::string id, token;
   if (!c.open(id, token, err)) {
@@ -245,6 +249,7 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
       return;
     }
     ++rep.turns;
+    acked.emplace_back(r.seq, r.reply);
     rep.tokens += r.stats.generated_tokens;
     rep.ttft.push_back(ttft >= 0 ? ttft : r.stats.ttft_seconds);
     if (r.stats.mean_batch_size > 0) {
@@ -252,6 +257,25 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
       ++rep.batch_n;
     }
   }
+  if (!verify) return;
+  // Every acknowledged turn must be in the history exactly once, in seq order.
+  std::vector<turn_record> hist;
+  if (!c.history(id, token, hist, err)) {
+    std::lock_guard<std::mutex> g(rep.mu);
+    ++rep.errors;
+    if (rep.first_error.empty()) rep.first_error = err.message;
+    return;
+  }
+  int64_t lost = 0, dup = 0;
+  for (size_t i = 0; i < hist.size(); ++i)
+    if (hist[i].seq != i + 1) ++dup;
+  for (const auto& [seq, reply] : acked) {
+    if (seq == 0 || seq > hist.size()) ++lost;
+    else if (hist[seq - 1].assistant != reply) ++dup;
+  }
+  std::lock_guard<std::mutex> g(rep.mu);
+  rep.lost += lost;
+  rep.duplicated += dup;
 }
 
 }  // namespace
@@ -269,7 +293,7 @@ int bench(const bench_server_cli& a) {
   const auto t0 = clock_type::now();
   std::vector<std::thread> users;
   for (int u = 0; u < a.sessions; ++u)
-    users.emplace_back([&, u] { run_user(*c, a.turns, a.max_tokens, stop, rep, u); });
+    users.emplace_back([&, u] { run_user(*c, a.turns, a.max_tokens, stop, rep, u, a.verify); });
   for (auto& t : users) t.join();
   const double wall = seconds_since(t0);
   const double tps = static_cast<double>(rep.tokens) / wall;
@@ -280,6 +304,9 @@ int bench(const bench_server_cli& a) {
               static_cast<long long>(rep.errors), rep.refused);
   std::printf("  tokens/s %.1f, time to first token p50 %.3f s p99 %.3f s, mean batch size %.1f\n", tps,
               percentile(rep.ttft, 0.5), percentile(rep.ttft, 0.99), mean_batch);
+  if (a.verify)
+    std::printf("  verified against the stored histories: %lld lost, %lld duplicated\n",
+                static_cast<long long>(rep.lost), static_cast<long long>(rep.duplicated));
   if (!rep.first_error.empty()) std::fprintf(stderr, "bench: first error: %s\n", rep.first_error.c_str());
   if (a.json) {
     json::object j;
@@ -292,10 +319,12 @@ int bench(const bench_server_cli& a) {
         .add("ttft_p50_seconds", percentile(rep.ttft, 0.5))
         .add("ttft_p99_seconds", percentile(rep.ttft, 0.99))
         .add("mean_batch_size", mean_batch)
-        .add("refused", static_cast<int64_t>(rep.refused));
+        .add("refused", static_cast<int64_t>(rep.refused))
+        .add("lost", static_cast<int64_t>(rep.lost))
+        .add("duplicated", static_cast<int64_t>(rep.duplicated));
     std::printf("%s\n", j.str().c_str());
   }
-  return rep.errors ? exit_other : exit_ok;
+  return rep.errors || rep.lost || rep.duplicated ? exit_other : exit_ok;
 }
 
 int demo(const demo_cli& a) {

@@ -41,6 +41,7 @@ struct bench_server_cli {
   int port = 7420;
   int sessions = 16, turns = 4, max_tokens = 32;
   bool json = false;
+  bool verify = false;  // check every acknowledged turn against the stored history afterwards
 };
 int bench(const bench_server_cli& a);
 

@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <cstdlib>
 #include <future>
 #include <mutex>
 #include <random>
@@ -81,7 +82,10 @@ struct client::impl {
                          "); is `brigade serve` running there?"};
             });
     if (!ok) return false;
-    self->request(gw, opt.connect_timeout, hello_atom::value, protocol_version)
+    // Tests speak another version through this variable to check the refusal.
+    const char* v = std::getenv("BRIGADE_TEST_PROTOCOL_VERSION");
+    const uint32_t version = v ? static_cast<uint32_t>(std::strtoul(v, nullptr, 10)) : protocol_version;
+    self->request(gw, opt.connect_timeout, hello_atom::value, version)
         .receive([&](uint32_t) {}, [&](caf::error& e) {
           ok = false;
           err = to_error(e);

@@ -161,8 +161,8 @@ const std::vector<config_key>& config_keys() {
     k.push_back(string_key("context-policy", "when a conversation outgrows the context: drop-oldest turns or refuse",
                            &node_config::context_policy, {"drop-oldest", "refuse"}));
     k.push_back(duration_key("idle-timeout", "passivate sessions idle this long", &node_config::idle_timeout));
-    k.push_back(int_key("stream-window", "tokens streamed ahead of the client's credit", "tokens",
-                        &node_config::stream_window, 1, 1 << 20));
+    k.push_back(int_key("stream-window", "tokens streamed ahead of the client's credit (>= 16: clients grant 8 at a time)",
+                        "tokens", &node_config::stream_window, 16, 1 << 20));
     k.push_back(duration_key("stall-timeout", "cancel a turn whose reader grants no credit this long",
                              &node_config::stall_timeout));
     k.push_back(int_key("max-restarts", "session restarts allowed within restart-window", "",
