@@ -6,6 +6,11 @@
 // committed is replayed from storage (the model does not run again); the
 // next seq runs; anything further is a gap.
 //
+// Prompts extend the previous turn's exact tokens when they can (the text
+// rendered for the new turn starts with the text already tokenized), so the
+// engine re-feeds only the new part; otherwise the whole history is rendered
+// and tokenized again.
+//
 // Context policy: the prompt (chat template over the history plus the new
 // message) and the turn's token budget must fit the context. "drop-oldest"
 // leaves out the oldest turns (never the system-free newest exchange) until
@@ -38,20 +43,30 @@ class conversation {
 
   struct prompt_plan {
     std::vector<token_id> tokens;
+    std::string text;            // the rendered prompt these tokens stand for
     size_t dropped_turns = 0;
+    bool incremental = false;    // built on the previous turn's exact tokens
   };
   /// Tokens for the next turn with `user` as the new message, leaving room
   /// for `max_new` generated tokens; errc::resource when it cannot fit.
   result<prompt_plan> prompt(const std::string& user, int32_t max_new) const;
   void commit(runtime::stored_turn t) { turns_.push_back(std::move(t)); }
+  /// Commits a turn this process generated, remembering its exact tokens:
+  /// the next prompt then extends them (what the engine's cache holds)
+  /// instead of re-tokenizing the reply, which rarely gives the same ids.
+  void commit(runtime::stored_turn t, const prompt_plan& prompt, const std::vector<token_id>& reply_ids);
 
  private:
-  std::vector<token_id> render(size_t first_turn, const std::string& user) const;
+  std::string render_text(size_t first_turn, const std::string& user) const;
   const tokenizer* tok_;
   chat_format format_;
   int32_t n_ctx_;
   bool drop_oldest_;
   std::vector<runtime::stored_turn> turns_;
+  // Exact tokens of the last prompt plus its reply, and the text they cover;
+  // empty when unknown (after a restore, or when a stop string cut the reply).
+  std::vector<token_id> cached_tokens_;
+  std::string cached_text_;
 };
 
 }  // namespace brigade::actors

@@ -23,6 +23,11 @@ struct node_system_config : caf::actor_system_config {
     load<caf::io::middleman>();
     set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
     set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
+    // The engine's threads need the cores; actors only route messages. Two
+    // scheduler threads (not CAF's default of 2 per core) cut context
+    // switches; the middleman does its own I/O without extra workers.
+    set("scheduler.max-threads", size_t{2});
+    set("middleman.workers", size_t{0});
   }
 };
 

@@ -40,6 +40,8 @@ struct inflight {
   uint32_t prompt_tokens = 0;
   uint32_t generated = 0;
   std::string stop_reason;
+  conversation::prompt_plan plan;   // the prompt as sent to the engine
+  std::vector<token_id> reply_ids;  // generated token ids, in order
   std::vector<std::string> stop;
   size_t holdback = 0;           // bytes kept back so a stop string is never half-sent
   bool stopping = false;         // a stop string matched; waiting for the cancel to land
@@ -219,7 +221,7 @@ caf::behavior running(self_ptr self) {
         gen_job job;
         job.turn_id = turn_id;
         job.session_key = st.meta.id;
-        job.tokens = std::move(plan->tokens);
+        job.tokens = plan->tokens;
         job.sampling.temperature = req.sampling.temperature;
         job.sampling.top_k = req.sampling.top_k;
         job.sampling.top_p = req.sampling.top_p;
@@ -244,6 +246,7 @@ caf::behavior running(self_ptr self) {
         t.stop = req.sampling.stop;
         for (const auto& s : t.stop) t.holdback = std::max(t.holdback, s.empty() ? 0 : s.size() - 1);
         t.prompt_tokens = prompt_size;
+        t.plan = std::move(*plan);
         t.rp = self->make_response_promise();
         if (t.reply_to) self->monitor(t.reply_to);
         st.turn = std::move(t);
@@ -266,6 +269,7 @@ caf::behavior running(self_ptr self) {
             t.batch_sum += e.batch_size;
             ++t.steps;
             ++t.generated;
+            t.reply_ids.push_back(e.token);
             append_text(self, t.dec->push(e.token));
             break;
           }
@@ -298,7 +302,7 @@ caf::behavior running(self_ptr self) {
                     false);
           return;
         }
-        st.conv->commit({t.seq, t.user, t.reply, t.prompt_tokens, t.generated, runtime::now_ms()});
+        st.conv->commit({t.seq, t.user, t.reply, t.prompt_tokens, t.generated, runtime::now_ms()}, t.plan, t.reply_ids);
         const double total = std::chrono::duration<double>(clock_type::now() - t.t0).count();
         turn_stats stats;
         stats.prompt_tokens = t.prompt_tokens;

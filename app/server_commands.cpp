@@ -203,6 +203,7 @@ struct load_report {
   double batch_sum = 0;
   int64_t batch_n = 0;
   int64_t tokens = 0;
+  int64_t prompt_tokens = 0;  // tokens the engine prefilled (after cache reuse)
   int64_t turns = 0;
   int64_t errors = 0;
   int refused = 0;
@@ -251,6 +252,7 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
     ++rep.turns;
     acked.emplace_back(r.seq, r.reply);
     rep.tokens += r.stats.generated_tokens;
+    if (!r.stats.replayed) rep.prompt_tokens += r.stats.prompt_tokens;
     rep.ttft.push_back(ttft >= 0 ? ttft : r.stats.ttft_seconds);
     if (r.stats.mean_batch_size > 0) {
       rep.batch_sum += r.stats.mean_batch_size;
@@ -300,8 +302,9 @@ int bench(const bench_server_cli& a) {
   const double mean_batch = rep.batch_n ? rep.batch_sum / static_cast<double>(rep.batch_n) : 0;
   std::printf("bench: %d sessions x %d turns against %s:%d in %.2f s\n", a.sessions, a.turns, a.host.c_str(), a.port,
               wall);
-  std::printf("  turns %lld, errors %lld, refused (before retries) %d\n", static_cast<long long>(rep.turns),
-              static_cast<long long>(rep.errors), rep.refused);
+  std::printf("  turns %lld, errors %lld, refused (before retries) %d, prompt tokens prefilled %lld\n",
+              static_cast<long long>(rep.turns), static_cast<long long>(rep.errors), rep.refused,
+              static_cast<long long>(rep.prompt_tokens));
   std::printf("  tokens/s %.1f, time to first token p50 %.3f s p99 %.3f s, mean batch size %.1f\n", tps,
               percentile(rep.ttft, 0.5), percentile(rep.ttft, 0.99), mean_batch);
   if (a.verify)
@@ -315,6 +318,7 @@ int bench(const bench_server_cli& a) {
         .add("errors", static_cast<int64_t>(rep.errors))
         .add("seconds", wall)
         .add("tokens", static_cast<int64_t>(rep.tokens))
+        .add("prompt_tokens", static_cast<int64_t>(rep.prompt_tokens))
         .add("tokens_per_second", tps)
         .add("ttft_p50_seconds", percentile(rep.ttft, 0.5))
         .add("ttft_p99_seconds", percentile(rep.ttft, 0.99))

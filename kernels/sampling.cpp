@@ -36,17 +36,35 @@ int32_t sample_token(const float* logits, int32_t n_vocab, const sampling_params
                      std::vector<std::pair<float, int32_t>>& cand) {
   if (p.temperature <= 0.0f || p.top_k == 1) return argmax(logits, n_vocab);
   const float inv_t = 1.0f / p.temperature;
-  cand.resize(static_cast<size_t>(n_vocab));
-  for (int32_t i = 0; i < n_vocab; ++i) cand[static_cast<size_t>(i)] = {logits[i] * inv_t, i};
+  // A strict total order (higher logit, then lower id), so every backend
+  // keeps the same candidates in the same order.
   auto higher = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
-  size_t n = cand.size();
-  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < n) {
-    std::partial_sort(cand.begin(), cand.begin() + p.top_k, cand.end(), higher);
-    n = static_cast<size_t>(p.top_k);
-  } else {
+  size_t n;
+  if (p.top_k > 0 && p.top_k < n_vocab) {
+    // One pass with a k-element min-heap (its top is the weakest kept
+    // candidate): most logits are rejected by one comparison.
+    const size_t k = static_cast<size_t>(p.top_k);
+    cand.clear();
+    for (int32_t i = 0; i < n_vocab; ++i) {
+      const std::pair<float, int32_t> c{logits[i] * inv_t, i};
+      if (cand.size() < k) {
+        cand.push_back(c);
+        std::push_heap(cand.begin(), cand.end(), higher);
+      } else if (higher(c, cand.front())) {
+        std::pop_heap(cand.begin(), cand.end(), higher);
+        cand.back() = c;
+        std::push_heap(cand.begin(), cand.end(), higher);
+      }
+    }
     std::sort(cand.begin(), cand.end(), higher);
+    n = k;
+  } else {
+    cand.resize(static_cast<size_t>(n_vocab));
+    for (int32_t i = 0; i < n_vocab; ++i) cand[static_cast<size_t>(i)] = {logits[i] * inv_t, i};
+    std::sort(cand.begin(), cand.end(), higher);
+    n = cand.size();
   }
   // Softmax over the kept candidates (sorted, so cand[0] is the maximum).
   const float max = cand[0].first;

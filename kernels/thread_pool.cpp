@@ -40,14 +40,25 @@ void thread_pool::run(const std::function<void(int, int)>& fn) {
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
   fn(0, n_);
-  while (pending_.load(std::memory_order_acquire) != 0) BRIGADE_PAUSE();
+  // Spin briefly, then sleep: when the machine is oversubscribed (a server
+  // shares its cores with actors and network threads) a descheduled worker
+  // would otherwise cost a whole time slice of spinning here.
+  for (int spin = 0; spin < 4000; ++spin) {
+    if (pending_.load(std::memory_order_acquire) == 0) return;
+    BRIGADE_PAUSE();
+  }
+  for (int left; (left = pending_.load(std::memory_order_acquire)) != 0;) pending_.wait(left, std::memory_order_acquire);
 }
 
 void thread_pool::worker(int index) {
+  // Spin only briefly (regions inside a step follow each other within
+  // microseconds); between steps, sleep, so the threads that deliver tokens
+  // (actors, network) get the cores.
+  constexpr int spin_limit = 4000;
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < 200000; ++spin) {
+    for (int spin = 0; g == seen && spin < spin_limit; ++spin) {
       BRIGADE_PAUSE();
       g = generation_.load(std::memory_order_acquire);
     }
@@ -58,7 +69,7 @@ void thread_pool::worker(int index) {
     seen = g;
     if (stop_.load()) return;
     (*fn_)(index, n_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 

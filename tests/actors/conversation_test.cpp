@@ -74,3 +74,36 @@ TEST(Conversation, DropsOldestTurnsOrRefusesWhenTheContextOverflows) {
 
 }  // namespace
 }  // namespace brigade::actors
+
+namespace brigade::actors {
+namespace {
+
+TEST(Conversation, NextPromptExtendsThePreviousTurnsExactTokens) {
+  conversation c(vocab(), chat_format::chatml, 512, true);
+  auto first = c.prompt("Hello there", 16);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->incremental);
+  // A reply whose ids are not what re-tokenizing its text would give.
+  const std::vector<token_id> reply_ids = {vocab().find("\xE2\x96\x81H"), vocab().find("i")};
+  ASSERT_GE(reply_ids[0], 0);
+  ASSERT_GE(reply_ids[1], 0);
+  const std::string reply = vocab().decode(reply_ids);
+  c.commit({1, "Hello there", reply, 0, 0, 0}, *first, reply_ids);
+  auto second = c.prompt("And now?", 16);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->incremental);
+  std::vector<token_id> prefix = first->tokens;
+  prefix.insert(prefix.end(), reply_ids.begin(), reply_ids.end());
+  ASSERT_GT(second->tokens.size(), prefix.size());
+  EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), second->tokens.begin()));
+  EXPECT_NE(vocab().decode(second->tokens, true).find("And now?"), std::string::npos);
+  // A restored conversation has no cached tokens: a full render.
+  conversation restored(vocab(), chat_format::chatml, 512, true);
+  restored.restore(c.turns());
+  auto full = restored.prompt("And now?", 16);
+  ASSERT_TRUE(full.ok());
+  EXPECT_FALSE(full->incremental);
+}
+
+}  // namespace
+}  // namespace brigade::actors
