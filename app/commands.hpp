@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+
+#include "kernels/status.hpp"
 #include <string>
 #include <vector>
 
@@ -58,6 +60,10 @@ struct bench_cli {
 };
 /// `brigade model bench -m FILE --batch 1,8,32,64 [...]`: decode tokens/s per batch size.
 int model_bench(const bench_cli& a);
+
+/// The exit code for an error of kernels/: files and values the user gave
+/// are input (2); anything else is 1.
+int exit_code_for(const status& s);
 
 /// Prints "brigade: <message>" to standard error and returns `code`.
 int fail(int code, const std::string& message);

@@ -21,17 +21,6 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-int code_for(const status& s) {
-  switch (s.code()) {
-    case errc::io:
-    case errc::malformed:
-    case errc::unsupported:
-    case errc::invalid_argument:
-    case errc::not_found: return exit_bad_input;
-    default: return exit_other;
-  }
-}
-
 std::string cpu_model_name() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
@@ -54,7 +43,7 @@ int model_synth(const synth_cli& a) {
   if (!parse_ggml_type(a.type, o.type))
     return fail(exit_bad_input, "--type " + a.type + " is not one of f32, f16, bf16, q8_0");
   const auto t0 = clock_type::now();
-  if (auto s = synthesize_model(o, a.out); !s) return fail(code_for(s), s.message());
+  if (auto s = synthesize_model(o, a.out); !s) return fail(exit_code_for(s), s.message());
   auto m = llama_model::load(a.out);
   if (!m) return fail(exit_other, "the synthesised model does not load back: " + m.error().message());
   std::fprintf(stderr, "synth: wrote %s in %.1f s\n", (*m)->describe().c_str(), seconds_since(t0));
@@ -71,7 +60,7 @@ int generate(const generate_cli& a) {
   if (a.n_tokens < 0) return fail(exit_bad_input, "-n must be >= 0");
 
   auto model = llama_model::load(a.model);
-  if (!model) return fail(code_for(model.error()), model.error().message());
+  if (!model) return fail(exit_code_for(model.error()), model.error().message());
   const tokenizer& tok = (*model)->vocab();
   std::vector<token_id> prompt;
   if (tok.add_bos()) prompt.push_back(tok.bos());
@@ -90,7 +79,7 @@ int generate(const generate_cli& a) {
   cfg.max_sequences = 1;
   cfg.n_ctx = static_cast<int32_t>(prompt.size() + std::max<int64_t>(n_gen_max, 1));
   auto eng = make_cpu_engine(*model, cfg);
-  if (!eng) return fail(code_for(eng.error()), eng.error().message());
+  if (!eng) return fail(exit_code_for(eng.error()), eng.error().message());
   engine& e = **eng;
   auto seq = e.create_sequence();
   if (!seq) return fail(exit_other, seq.error().message());
@@ -127,7 +116,7 @@ int generate(const generate_cli& a) {
     it.sample = at + chunk >= prompt.size();
     it.want_logits = it.sample && trace;
     it.sampling = sp;
-    if (auto s = e.step({it}, out); !s) return fail(code_for(s), s.message());
+    if (auto s = e.step({it}, out); !s) return fail(exit_code_for(s), s.message());
     next = out[0].token;
   }
   if (trace) record(out[0], 0, static_cast<int32_t>(prompt.size()));
@@ -159,7 +148,7 @@ int generate(const generate_cli& a) {
     it.tokens = {next};
     it.sampling = sp;
     it.want_logits = trace != nullptr;
-    if (auto s = e.step({it}, out); !s) return fail(code_for(s), s.message());
+    if (auto s = e.step({it}, out); !s) return fail(exit_code_for(s), s.message());
     next = out[0].token;
     record(out[0], n_gen, static_cast<int32_t>(prompt.size()) + n_gen);
     if (!a.force.empty()) next = a.force[static_cast<size_t>(n_gen)];
@@ -191,7 +180,7 @@ int model_bench(const bench_cli& a) {
   if (a.prompt_tokens <= 0 || a.gen_tokens <= 0)
     return fail(exit_bad_input, "--prompt-tokens and --gen-tokens must be positive");
   auto model = llama_model::load(a.model);
-  if (!model) return fail(code_for(model.error()), model.error().message());
+  if (!model) return fail(exit_code_for(model.error()), model.error().message());
   const auto& hp = (*model)->hparams();
   const int warmup = 4;
   const int max_batch = *std::max_element(a.batches.begin(), a.batches.end());
@@ -204,7 +193,7 @@ int model_bench(const bench_cli& a) {
   cfg.kv_memory_bytes = static_cast<int64_t>(max_batch) * (cfg.n_ctx + 16) * 2 * hp.n_layer * hp.n_head_kv *
                             hp.head_dim * 4 + (1 << 20);
   auto eng = make_cpu_engine(*model, cfg);
-  if (!eng) return fail(code_for(eng.error()), eng.error().message());
+  if (!eng) return fail(exit_code_for(eng.error()), eng.error().message());
   engine& e = **eng;
 
   std::mt19937 rng(1234);  // prompt ids: the same for every run
@@ -221,18 +210,18 @@ int model_bench(const bench_cli& a) {
       for (auto& t : batch[static_cast<size_t>(i)].tokens) t = static_cast<token_id>(3 + rng() % (hp.n_vocab - 3));
     }
     std::vector<step_result> out;
-    if (auto s = e.step(batch, out); !s) return fail(code_for(s), s.message());  // prefill
+    if (auto s = e.step(batch, out); !s) return fail(exit_code_for(s), s.message());  // prefill
     auto feed = [&] {
       for (int i = 0; i < B; ++i) batch[static_cast<size_t>(i)].tokens = {out[static_cast<size_t>(i)].token};
     };
     for (int w = 0; w < warmup; ++w) {
       feed();
-      if (auto s = e.step(batch, out); !s) return fail(code_for(s), s.message());
+      if (auto s = e.step(batch, out); !s) return fail(exit_code_for(s), s.message());
     }
     const auto t0 = clock_type::now();
     for (int g = 0; g < a.gen_tokens; ++g) {
       feed();
-      if (auto s = e.step(batch, out); !s) return fail(code_for(s), s.message());
+      if (auto s = e.step(batch, out); !s) return fail(exit_code_for(s), s.message());
     }
     const double dt = seconds_since(t0);
     results.emplace_back(B, static_cast<double>(B) * a.gen_tokens / dt);

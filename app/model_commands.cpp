@@ -14,15 +14,7 @@
 
 namespace brigade::app {
 
-int fail(int code, const std::string& message) {
-  std::cerr << "brigade: " << message << "\n";
-  return code;
-}
-
-namespace {
-
-/// Exit code for a kernels/ error: files the user named are input.
-int code_for(const status& s) {
+int exit_code_for(const status& s) {
   switch (s.code()) {
     case errc::io:
     case errc::malformed:
@@ -32,6 +24,13 @@ int code_for(const status& s) {
     default: return exit_other;
   }
 }
+
+int fail(int code, const std::string& message) {
+  std::cerr << "brigade: " << message << "\n";
+  return code;
+}
+
+namespace {
 
 /// Shape keys read from "<architecture>.<suffix>"; absent keys stay unset.
 struct shape_key {
@@ -115,7 +114,7 @@ std::string printable(const std::string& bytes) {
 
 int model_info(const std::string& path, bool as_json) {
   auto file = gguf::gguf_file::open(path);
-  if (!file) return fail(code_for(file.error()), file.error().message());
+  if (!file) return fail(exit_code_for(file.error()), file.error().message());
   const gguf::gguf_file& f = *file;
 
   auto arch = f.get_string("general.architecture", "");
@@ -254,9 +253,9 @@ int model_info(const std::string& path, bool as_json) {
 
 int model_tokenize(const std::string& path, bool pieces) {
   auto file = gguf::gguf_file::open(path);
-  if (!file) return fail(code_for(file.error()), file.error().message());
+  if (!file) return fail(exit_code_for(file.error()), file.error().message());
   auto tok = tokenizer::from_gguf(*file);
-  if (!tok) return fail(code_for(tok.error()), tok.error().message());
+  if (!tok) return fail(exit_code_for(tok.error()), tok.error().message());
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   if (std::cin.bad()) return fail(exit_other, "cannot read standard input");
   const std::vector<token_id> ids = tok->encode(text, /*add_bos=*/false, /*parse_special=*/false);

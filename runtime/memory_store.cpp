@@ -1,6 +1,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -97,28 +99,33 @@ std::unique_ptr<session_store> make_memory_store(std::chrono::microseconds reten
   return std::make_unique<memory_store>(retention);
 }
 
+namespace {
+std::string to_hex(const unsigned char* p, size_t n) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    out += hex[p[i] >> 4];
+    out += hex[p[i] & 15];
+  }
+  return out;
+}
+}  // namespace
+
 std::string sha256_hex(const std::string& text) {
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), d);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : d) {
-    out += hex[c >> 4];
-    out += hex[c & 15];
-  }
-  return out;
+  return to_hex(d, sizeof d);
 }
 
 std::string random_hex(size_t n) {
   std::vector<unsigned char> b(n);
-  if (RAND_bytes(b.data(), static_cast<int>(n)) != 1) std::abort();  // no entropy: refuse to mint guessable ids
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : b) {
-    out += hex[c >> 4];
-    out += hex[c & 15];
+  if (RAND_bytes(b.data(), static_cast<int>(n)) != 1) {
+    std::fprintf(stderr, "brigade: %s:%d: the OS gave no random bytes; refusing to mint guessable session ids\n",
+                 __FILE__, __LINE__);
+    std::abort();
   }
-  return out;
+  return to_hex(b.data(), n);
 }
 
 int64_t now_ms() {

@@ -10,6 +10,7 @@
 
 #include "kernels/gguf.hpp"
 #include "kernels/gguf_writer.hpp"
+#include "kernels/unicode.hpp"
 #include "tests/kernels/test_support.hpp"
 
 namespace brigade {
@@ -128,27 +129,7 @@ TEST(Tokenizer, DecodingInvertsEncoding) {
   EXPECT_EQ(llama.tok.piece(32000), "");
 }
 
-/// Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
-bool valid_utf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = p[i];
-    const size_t n = c < 0x80                    ? 1
-                     : (c >= 0xC2 && c <= 0xDF) ? 2
-                     : (c & 0xF0) == 0xE0        ? 3
-                     : (c >= 0xF0 && c <= 0xF4) ? 4
-                                                 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    const unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-    const unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    if (n > 1 && (p[i + 1] < lo || p[i + 1] > hi)) return false;
-    for (size_t k = 2; k < n; ++k)
-      if ((p[i + k] & 0xC0) != 0x80) return false;
-    i += n;
-  }
-  return true;
-}
+bool valid_utf8(const std::string& s) { return unicode::valid_utf8(s); }
 
 TEST(StreamDecoder, HoldsBackCharactersSplitAcrossTokens) {
   const auto v = load_vocab("ggml-vocab-llama-spm.gguf");
