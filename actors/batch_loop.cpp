@@ -269,10 +269,11 @@ void batch_loop::run() {
         budget -= n;
       }
     if (batch.empty()) {
-      if (blocked) {  // nothing runs and nothing fits: wait for a release or cancel
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait_for(lk, std::chrono::milliseconds(50), [&] { return !inbox_.empty(); });
-      }
+      // Nothing can run (every admitted job is paused, or nothing fits):
+      // sleep until a command (resume, cancel, release, submit) arrives; the
+      // timeout retries admission after evictable state changed.
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait_for(lk, std::chrono::milliseconds(blocked ? 50 : 200), [&] { return !inbox_.empty(); });
       continue;
     }
 

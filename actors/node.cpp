@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <thread>
@@ -137,6 +138,12 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   ctx->fault_injection = fault_injection;
   p->model_desc = (*model)->describe() + ", " + ctx->loop->model_engine().backend_name();
 
+  // The configuration is complete before any actor sees it (actors read it
+  // unsynchronised). With --port 0 the bound port is not known yet: the name
+  // then uses the process id; set --node-name for a name stable across restarts.
+  if (cfg.node_name.empty())
+    cfg.node_name = cfg.host + ":" + (cfg.port != 0 ? std::to_string(cfg.port) : "pid" + std::to_string(::getpid()));
+  ctx->cfg = cfg;
   p->sys_cfg = std::make_unique<node_system_config>();
   p->sys = std::make_unique<caf::actor_system>(*p->sys_cfg);
   p->supervisor = spawn_supervisor(*p->sys, ctx);
@@ -151,8 +158,6 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   }
   p->port = *bound;
   p->host = cfg.host;
-  if (cfg.node_name.empty()) cfg.node_name = cfg.host + ":" + std::to_string(p->port);
-  ctx->cfg = cfg;
   p->ctx = ctx;
   runtime::configure_log(cfg.log_level, cfg.node_name);
   std::string http_error;

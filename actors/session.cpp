@@ -59,6 +59,7 @@ struct session_state {
   std::optional<inflight> turn;
   uint64_t idle_gen = 0;
   std::shared_ptr<cleanup_info> cleanup;
+  caf::typed_response_promise<bool> closing;
   static inline const char* name = "brigade.session";
 };
 
@@ -153,6 +154,8 @@ void commit(self_ptr self) {
   t.credit = static_cast<int64_t>(t.unsent.size());
   pump(self);
   t.committing = true;
+  t.paused = false;
+  ++t.stall_gen;  // no stall timer may end a turn that is being stored
   runtime::stored_turn rec{t.seq, t.user, t.reply, t.prompt_tokens, t.generated, runtime::now_ms()};
   const uint64_t turn_id = t.turn_id;
   caf::actor me = caf::actor_cast<caf::actor>(self);
@@ -205,6 +208,8 @@ caf::behavior running(self_ptr self) {
           return make_error(brigade_errc::seq_gap, "seq " + std::to_string(req.seq) + " skips ahead: the last "
                                                        "committed seq is " + std::to_string(st.conv->last_seq()) +
                                                        "; send seq " + std::to_string(st.conv->last_seq() + 1));
+        if (st.closing.pending())
+          return make_error(brigade_errc::unauthorized, "unknown session or wrong token; open a new session");
         if (st.turn)
           return make_error(brigade_errc::turn_in_progress,
                             "seq " + std::to_string(st.turn->seq) + " is still running in this session; wait for it");
@@ -274,6 +279,14 @@ caf::behavior running(self_ptr self) {
             break;
           }
           case gen_event::done:
+            if (e.reason == "cancelled" && !t.stopping) {
+              // Not asked for by this session (e.g. a stale release): the reply
+              // is cut short, so it must not be committed.
+              fail_turn(self, make_error(brigade_errc::engine_failed,
+                                         "session " + st.meta.id + ": the turn was cancelled by the engine; retry"),
+                        false);
+              break;
+            }
             if (t.stop_reason.empty()) t.stop_reason = e.reason;
             if (e.prompt_tokens > 0) t.prompt_tokens = static_cast<uint32_t>(e.prompt_tokens);
             if (!t.stopping) append_text(self, t.dec->finish());
@@ -336,7 +349,9 @@ caf::behavior running(self_ptr self) {
       },
       [=](stall_atom, uint64_t turn_id, uint64_t gen) {
         auto& st = self->state;
-        if (!st.turn || st.turn->turn_id != turn_id || st.turn->stall_gen != gen || !st.turn->paused) return;
+        if (!st.turn || st.turn->turn_id != turn_id || st.turn->stall_gen != gen || !st.turn->paused ||
+            st.turn->committing)
+          return;
         st.ctx->metrics->add_rejected("stalled");
         log(log_level::info, st.meta.id, "reader stalled; turn " + std::to_string(st.turn->seq) + " cancelled");
         fail_turn(self,
@@ -356,15 +371,20 @@ caf::behavior running(self_ptr self) {
       [=](close_atom, const std::string&, const std::string& token) -> caf::result<bool> {
         auto& st = self->state;
         if (!authorized(st, token)) return unauthorized();
+        if (st.turn && st.turn->committing)
+          return make_error(brigade_errc::turn_in_progress, "a turn is being stored; close after it is acknowledged");
         if (st.turn) fail_turn(self, make_error(brigade_errc::bad_request, "the session was closed"), true);
-        auto rp = self->make_response_promise<bool>();
+        st.closing = self->make_response_promise<bool>();
         caf::actor me = caf::actor_cast<caf::actor>(self);
-        st.ctx->store->remove(st.meta.id, [me, rp](status s) mutable {
-          if (s.ok()) rp.deliver(true);
-          else rp.deliver(make_error(brigade_errc::store_unavailable, "cannot delete: " + s.message()));
-          caf::anon_send(me, drain_atom::value);
-        });
-        return rp;
+        st.ctx->store->remove(st.meta.id, [me](status s) { caf::anon_send(me, close_atom::value, store_status{s}); });
+        return st.closing;
+      },
+      [=](close_atom, store_status& s) {
+        auto& st = self->state;
+        if (s.st.ok()) st.closing.deliver(true);
+        else st.closing.deliver(make_error(brigade_errc::store_unavailable, "cannot delete the session: " +
+                                                                                 s.st.message() + "; retry later"));
+        self->quit();
       },
       [=](drain_atom) { self->quit(); },
       [=](fault_atom, const std::string&, const std::string& token) -> caf::result<bool> {
@@ -379,13 +399,6 @@ caf::behavior running(self_ptr self) {
         if (st.turn || gen != st.idle_gen) return;
         log(log_level::debug, st.meta.id, "idle: passivated");
         self->quit();
-      },
-      [=](caf::down_msg& d) {
-        auto& st = self->state;
-        if (st.turn && st.turn->reply_to && d.source == st.turn->reply_to.address()) {
-          log(log_level::info, st.meta.id, "client gone; turn " + std::to_string(st.turn->seq) + " cancelled");
-          fail_turn(self, make_error(brigade_errc::stalled, "client disconnected"), true);
-        }
       },
   };
 }
@@ -406,12 +419,41 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
     }
     loop->release(id);
   });
-  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+  // A client that disconnects (or whose node link dies) cancels its turn;
+  // a turn already being stored completes (it was generated in full).
+  self->set_down_handler([=](caf::down_msg& d) {
+    auto& st = self->state;
+    if (!st.turn || !st.turn->reply_to || d.source != st.turn->reply_to.address()) return;
+    if (st.turn->committing) {
+      st.turn->reply_to = nullptr;
+      return;
+    }
+    st.ctx->metrics->add_rejected("client_gone");
+    log(log_level::info, st.meta.id, "client gone; turn " + std::to_string(st.turn->seq) + " cancelled");
+    fail_turn(self, make_error(brigade_errc::stalled, "client disconnected"), true);
+  });
+  // Shutdown: tell a waiting client, do not leave its promise hanging.
+  self->set_exit_handler([=](caf::exit_msg& m) {
+    fail_turn(self, make_error(brigade_errc::shutting_down, "the node is shutting down; retry on another node"),
+              true);
+    self->quit(m.reason);
+  });
+  // A crash: CAF does not fail promises the actor held, so fail the turn's
+  // here (retryable: the supervisor restores the session from the store).
+  self->set_exception_handler([](caf::scheduled_actor* sa, std::exception_ptr& eptr) -> caf::error {
+    std::string what = "unknown exception";
     try {
       std::rethrow_exception(eptr);
     } catch (const std::exception& e) {
-      return make_error(brigade_errc::internal, std::string("session crashed: ") + e.what());
+      what = e.what();
+    } catch (...) {
     }
+    auto* self = static_cast<self_ptr>(sa);
+    if (self->state.turn)
+      self->state.turn->rp.deliver(make_error(brigade_errc::session_crashed,
+                                              "session " + self->state.meta.id + " crashed (" + what +
+                                                  "); it restarts from the store, retry the turn"));
+    return make_error(brigade_errc::internal, "session crashed: " + what);
   });
   if (!restore) {
     arm_idle(self);

@@ -184,9 +184,13 @@ int chat(const chat_cli& a) {
     if (!c->chat(id, token, seq, line, sampling_from(a), on_text, r, err)) {
       std::printf("\n");
       fail_client(err);
+      // The turn may have been stored anyway (e.g. the connection dropped
+      // after the commit): continue from what the node has.
+      std::vector<turn_record> turns;
+      net::client_error herr;
+      if (c->history(id, token, turns, herr)) seq = turns.empty() ? 1 : turns.back().seq + 1;
       continue;
     }
-    if (r.stats.replayed) std::printf("%s", r.reply.c_str());
     std::printf("\n");
     last = r.stats;
     ++seq;

@@ -25,7 +25,10 @@ struct client_system_config : caf::actor_system_config {
 
 bool retryable(const client_error& e) {
   if (e.transport) return true;
-  return e.code == brigade_errc::overloaded || e.code == brigade_errc::engine_failed;
+  // turn_in_progress: a re-send raced the first attempt, which may still
+  // commit; retrying then replays it.
+  return e.code == brigade_errc::overloaded || e.code == brigade_errc::engine_failed ||
+         e.code == brigade_errc::session_crashed || e.code == brigade_errc::turn_in_progress;
 }
 
 }  // namespace

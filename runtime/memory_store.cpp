@@ -62,7 +62,10 @@ class memory_store final : public session_store {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
       auto it = sessions_.find(id);
-      if (it != sessions_.end()) r = it->second.snap;
+      if (it != sessions_.end()) {
+        it->second.touched_ms = now_ms();  // reading a session keeps it alive (sliding expiry)
+        r = it->second.snap;
+      }
     }
     done(std::move(r));
   }

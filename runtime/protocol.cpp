@@ -17,6 +17,7 @@ const char* to_string(brigade_errc c) {
     case brigade_errc::shutting_down: return "shutting down";
     case brigade_errc::engine_failed: return "engine failed";
     case brigade_errc::internal: return "internal error";
+    case brigade_errc::session_crashed: return "session crashed";
   }
   return "unknown";
 }

@@ -56,6 +56,7 @@ enum class brigade_errc : uint8_t {
   shutting_down,      ///< the node is draining; retry on another node
   engine_failed,      ///< the engine failed during the turn; retryable
   internal,           ///< a bug; the message says where
+  session_crashed,    ///< the session's actor crashed during the turn; it restarts from the store, retry
 };
 
 const char* to_string(brigade_errc c);

@@ -83,14 +83,21 @@ def bench(node, sessions, turns, n, *extra):
     return p.returncode, (json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}), p.stderr
 
 
-def streaming_chat(node, text, n):
+def streaming_chat(node, text, n, with_ids=False):
     """An interactive `brigade chat` sending one message; returns once the
-    first streamed bytes of the reply have arrived."""
+    first streamed bytes of the reply have arrived. With `with_ids`, the
+    session id and token (its first line on stderr) are read into p.sid and
+    p.token."""
     p = subprocess.Popen([BRIGADE, "chat", "--port", str(node.port), "-n", str(n), "--temp", "0"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdin.write((text + "\n").encode())
     p.stdin.close()
     p.stdin = None  # so communicate() does not touch it
+    if with_ids:
+        line = b""
+        while not line.endswith(b"\n"):
+            line += os.read(p.stderr.fileno(), 1)
+        _, p.sid, p.token = line.decode().split()
     os.read(p.stdout.fileno(), 1)  # blocks until the reply starts streaming
     return p
 
@@ -201,7 +208,7 @@ def main():
         # stalled reader and drain need turns that last: the small model
         subprocess.run([BRIGADE, "model", "synth", "--preset", "small", "--seed", "5", "--type", "q8_0", "-o", small],
                        check=True, capture_output=True)
-        slow = Node(small, "--stall-timeout", "2s", "--stream-window", "16", "--max-tokens", "400",
+        slow = Node(small, "--stall-timeout", "2s", "--stream-window", "16", "--max-tokens", "400", "--fault-injection",
                     "--drain-grace", "20s")
         rc, base, _ = bench(slow, 4, 1, 24)
         # Interactive mode prints tokens as they arrive: stop the reader once
@@ -223,6 +230,27 @@ def main():
         stalled.send_signal(signal.SIGCONT)
         out, errout = stalled.communicate(timeout=60)
         check(b"stopped reading" in errout, f"the stalled client is told why ({errout.decode().strip()[-200:]})")
+
+        # a client killed mid-turn cancels its turn (the node sees the link drop)
+        gone = streaming_chat(slow, "Tell me everything again", 400)
+        gone.kill()
+        gone.wait()
+        deadline = time.time() + 30
+        while slow.metric('brigade_requests_rejected_total{reason="client_gone"}') < 1 and time.time() < deadline:
+            time.sleep(0.2)
+        check(slow.metric('brigade_requests_rejected_total{reason="client_gone"}') >= 1,
+              "a client killed mid-turn (kill -9) cancels its turn")
+
+        # a session crashed mid-turn: the client is told to retry, retries, and the
+        # turn is stored exactly once
+        crashed = streaming_chat(slow, "Crash during this one", 200, with_ids=True)
+        f = slow.chat("--session", crashed.sid, "--token", crashed.token, "--fault")
+        out, errout = crashed.communicate(timeout=120)
+        hist = [json.loads(l) for l in slow.chat("--session", crashed.sid, "--token", crashed.token,
+                                                  "--history").stdout.splitlines()]
+        check(f.returncode == 0 and b"brigade:" not in errout and [h["seq"] for h in hist] == [1],
+              f"a session crashed mid-turn restarts, the client retries, the turn is stored once "
+              f"({errout.decode().strip()[-200:]}, {len(hist)} turns)")
 
         # SIGTERM drains: an in-flight turn finishes and is acknowledged, new ones are refused, exit 0
         long_turn = streaming_chat(slow, "A long order", 300)
