@@ -38,19 +38,31 @@ status batch_loop::submit(gen_job job) {
 }
 
 void batch_loop::pause(uint64_t id) {
-  { std::lock_guard<std::mutex> g(mu_); inbox_.push_back({command::pause, {}, id, {}}); }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    inbox_.push_back({command::pause, {}, id, {}});
+  }
   cv_.notify_one();
 }
 void batch_loop::resume(uint64_t id) {
-  { std::lock_guard<std::mutex> g(mu_); inbox_.push_back({command::resume, {}, id, {}}); }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    inbox_.push_back({command::resume, {}, id, {}});
+  }
   cv_.notify_one();
 }
 void batch_loop::cancel(uint64_t id) {
-  { std::lock_guard<std::mutex> g(mu_); inbox_.push_back({command::cancel, {}, id, {}}); }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    inbox_.push_back({command::cancel, {}, id, {}});
+  }
   cv_.notify_one();
 }
 void batch_loop::release(const std::string& key) {
-  { std::lock_guard<std::mutex> g(mu_); inbox_.push_back({command::release, {}, 0, key}); }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    inbox_.push_back({command::release, {}, 0, key});
+  }
   cv_.notify_one();
 }
 
@@ -161,8 +173,10 @@ void batch_loop::finish(std::map<uint64_t, job_state>::iterator it, const gen_ev
   }
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (j.admitted) --running_count_;
-    else --waiting_count_;
+    if (j.admitted)
+      --running_count_;
+    else
+      --waiting_count_;
   }
   gen_event out = e;
   out.prompt_tokens = j.prompt_fed;

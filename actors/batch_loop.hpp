@@ -50,10 +50,10 @@ struct gen_event {
   enum kind_t : uint8_t { token_event = 0, done = 1, failed = 2 } kind = token_event;
   uint64_t turn_id = 0;
   token_id token = -1;
-  int32_t batch_size = 0;        // sequences in the step that produced this event
-  int32_t prompt_tokens = 0;     // done: tokens prefilled for this turn (after reuse)
-  std::string reason;            // done: eos, max_tokens, cancelled; failed: the sentence
-  bool retryable = false;        // failed: whether retrying may succeed
+  int32_t batch_size = 0;     // sequences in the step that produced this event
+  int32_t prompt_tokens = 0;  // done: tokens prefilled for this turn (after reuse)
+  std::string reason;         // done: eos, max_tokens, cancelled; failed: the sentence
+  bool retryable = false;     // failed: whether retrying may succeed
 };
 
 struct gen_job {

@@ -43,9 +43,9 @@ class conversation {
 
   struct prompt_plan {
     std::vector<token_id> tokens;
-    std::string text;            // the rendered prompt these tokens stand for
+    std::string text;  // the rendered prompt these tokens stand for
     size_t dropped_turns = 0;
-    bool incremental = false;    // built on the previous turn's exact tokens
+    bool incremental = false;  // built on the previous turn's exact tokens
   };
   /// Tokens for the next turn with `user` as the new message, leaving room
   /// for `max_new` generated tokens; errc::resource when it cannot fit.

@@ -47,7 +47,8 @@ caf::error validate(const gateway_state& st, const chat_request& r) {
   if (s.max_tokens < 0) return bad("max-tokens must be 0 (server default) or more");
   if (s.stop.size() > 8) return bad("at most 8 stop strings");
   for (const auto& x : s.stop)
-    if (x.empty() || x.size() > 64 || !unicode::valid_utf8(x)) return bad("stop strings must be 1 to 64 bytes of UTF-8");
+    if (x.empty() || x.size() > 64 || !unicode::valid_utf8(x))
+      return bad("stop strings must be 1 to 64 bytes of UTF-8");
   if (!r.reply_to) return bad("the request has no reply_to actor for the token stream");
   return {};
 }
@@ -77,9 +78,8 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
       [=](chat_atom a, chat_request& req) -> caf::result<caf::message> {
         auto& st = self->state;
         if (auto err = validate(st, req)) {
-          st.ctx->metrics->add_rejected(brigade_code(err) == static_cast<uint8_t>(brigade_errc::unauthorized)
-                                            ? "unauthorized"
-                                            : "bad_request");
+          st.ctx->metrics->add_rejected(
+              brigade_code(err) == static_cast<uint8_t>(brigade_errc::unauthorized) ? "unauthorized" : "bad_request");
           return err;
         }
         if (st.draining) {

@@ -1,9 +1,9 @@
 #include "actors/node.hpp"
 
-#include <caf/all.hpp>
-#include <caf/io/all.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
 #include <cstdlib>
 #include <thread>
@@ -100,8 +100,8 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   runtime::node_config cfg = cfg_in;
   if (cfg.store != "memory") {
     if (cfg.store.rfind("redis://", 0) == 0)
-      return status{errc::unsupported, "--store " + cfg.store +
-                                           ": the Redis store is not built yet (issue 5); use --store memory"};
+      return status{errc::unsupported,
+                    "--store " + cfg.store + ": the Redis store is not built yet (issue 5); use --store memory"};
     return status{errc::invalid_argument, "--store " + cfg.store + " is neither memory nor redis://host:port/db"};
   }
   std::string model_path = cfg.model;
@@ -162,11 +162,14 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   runtime::configure_log(cfg.log_level, cfg.node_name);
   std::string http_error;
   impl* raw = p.get();
-  p->metrics_port = p->http.start(cfg.host, cfg.metrics_port, ctx->metrics.get(), [raw]() -> std::string {
-    if (raw->draining) return "draining";
-    if (raw->ctx && raw->ctx->loop->load() >= raw->ctx->cfg.queue_limit) return "the engine queue is full";
-    return "";
-  }, http_error);
+  p->metrics_port = p->http.start(
+      cfg.host, cfg.metrics_port, ctx->metrics.get(),
+      [raw]() -> std::string {
+        if (raw->draining) return "draining";
+        if (raw->ctx && raw->ctx->loop->load() >= raw->ctx->cfg.queue_limit) return "the engine queue is full";
+        return "";
+      },
+      http_error);
   if (p->metrics_port == 0) {
     p->stop();
     return status{errc::io, http_error + "; pick another --metrics-port"};

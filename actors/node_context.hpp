@@ -21,8 +21,8 @@ struct node_context {
   std::shared_ptr<runtime::session_store> store;
   std::shared_ptr<runtime::node_metrics> metrics;
   chat_format format = chat_format::chatml;
-  std::string model_id;             // file name and parameter count, stored with sessions
-  bool fault_injection = false;     // accept b_fault (tests of supervision)
+  std::string model_id;          // file name and parameter count, stored with sessions
+  bool fault_injection = false;  // accept b_fault (tests of supervision)
   std::atomic<uint64_t> next_turn_id{1};
   std::atomic<int> turns_in_flight{0};
   const tokenizer& vocab() const { return loop->model_engine().vocab(); }

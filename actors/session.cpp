@@ -1,7 +1,7 @@
 #include "actors/session.hpp"
 
-#include <caf/all.hpp>
 #include <openssl/crypto.h>
+#include <caf/all.hpp>
 
 #include <deque>
 #include <optional>
@@ -26,8 +26,8 @@ struct inflight {
   caf::response_promise rp;
   caf::actor reply_to;
   std::unique_ptr<stream_decoder> dec;
-  std::string reply;             // text so far (after stop-string cuts)
-  size_t produced = 0;           // bytes of `reply` turned into chunks
+  std::string reply;    // text so far (after stop-string cuts)
+  size_t produced = 0;  // bytes of `reply` turned into chunks
   std::deque<std::string> unsent;
   uint32_t next_index = 0;
   int64_t credit = 0;
@@ -43,8 +43,8 @@ struct inflight {
   conversation::prompt_plan plan;   // the prompt as sent to the engine
   std::vector<token_id> reply_ids;  // generated token ids, in order
   std::vector<std::string> stop;
-  size_t holdback = 0;           // bytes kept back so a stop string is never half-sent
-  bool stopping = false;         // a stop string matched; waiting for the cancel to land
+  size_t holdback = 0;    // bytes kept back so a stop string is never half-sent
+  bool stopping = false;  // a stop string matched; waiting for the cancel to land
   bool committing = false;
 };
 
@@ -193,9 +193,11 @@ caf::behavior running(self_ptr self) {
         if (action == conversation::seq_action::replay) {
           const auto& rec = st.conv->turn(req.seq);
           if (rec.user != req.text)
-            return make_error(brigade_errc::bad_request,
-                              "seq " + std::to_string(req.seq) + " was already committed with a different message; "
-                                  "send seq " + std::to_string(st.conv->last_seq() + 1) + " for a new turn");
+            return make_error(brigade_errc::bad_request, "seq " + std::to_string(req.seq) +
+                                                             " was already committed with a different message; "
+                                                             "send seq " +
+                                                             std::to_string(st.conv->last_seq() + 1) +
+                                                             " for a new turn");
           if (req.reply_to) self->send(req.reply_to, token_chunk{st.meta.id, req.seq, 0, rec.assistant});
           turn_stats stats;
           stats.prompt_tokens = rec.prompt_tokens;
@@ -205,17 +207,19 @@ caf::behavior running(self_ptr self) {
           return turn_result{st.meta.id, req.seq, rec.assistant, stats};
         }
         if (action == conversation::seq_action::gap)
-          return make_error(brigade_errc::seq_gap, "seq " + std::to_string(req.seq) + " skips ahead: the last "
-                                                       "committed seq is " + std::to_string(st.conv->last_seq()) +
-                                                       "; send seq " + std::to_string(st.conv->last_seq() + 1));
+          return make_error(brigade_errc::seq_gap, "seq " + std::to_string(req.seq) +
+                                                       " skips ahead: the last "
+                                                       "committed seq is " +
+                                                       std::to_string(st.conv->last_seq()) + "; send seq " +
+                                                       std::to_string(st.conv->last_seq() + 1));
         if (st.closing.pending())
           return make_error(brigade_errc::unauthorized, "unknown session or wrong token; open a new session");
         if (st.turn)
           return make_error(brigade_errc::turn_in_progress,
                             "seq " + std::to_string(st.turn->seq) + " is still running in this session; wait for it");
         const auto& cfg = st.ctx->cfg;
-        const int32_t max_new = req.sampling.max_tokens > 0 ? std::min(req.sampling.max_tokens, cfg.max_tokens)
-                                                             : cfg.max_tokens;
+        const int32_t max_new =
+            req.sampling.max_tokens > 0 ? std::min(req.sampling.max_tokens, cfg.max_tokens) : cfg.max_tokens;
         auto plan = st.conv->prompt(req.text, max_new);
         if (!plan) {
           st.ctx->metrics->add_rejected("context_full");
@@ -237,8 +241,7 @@ caf::behavior running(self_ptr self) {
         const uint32_t prompt_size = static_cast<uint32_t>(job.tokens.size());
         if (auto s = st.ctx->loop->submit(std::move(job)); !s) {
           st.ctx->metrics->add_rejected("overloaded");
-          return make_error(brigade_errc::overloaded,
-                            "node busy (" + s.message() + "); retry after about 100ms");
+          return make_error(brigade_errc::overloaded, "node busy (" + s.message() + "); retry after about 100ms");
         }
         inflight t;
         t.seq = req.seq;
@@ -282,8 +285,9 @@ caf::behavior running(self_ptr self) {
             if (e.reason == "cancelled" && !t.stopping) {
               // Not asked for by this session (e.g. a stale release): the reply
               // is cut short, so it must not be committed.
-              fail_turn(self, make_error(brigade_errc::engine_failed,
-                                         "session " + st.meta.id + ": the turn was cancelled by the engine; retry"),
+              fail_turn(self,
+                        make_error(brigade_errc::engine_failed,
+                                   "session " + st.meta.id + ": the turn was cancelled by the engine; retry"),
                         false);
               break;
             }
@@ -309,9 +313,9 @@ caf::behavior running(self_ptr self) {
           st.ctx->metrics->add_rejected("store_unavailable");
           log(log_level::warn, st.meta.id, "turn " + std::to_string(t.seq) + " not saved: " + s.st.message());
           fail_turn(self,
-                    make_error(brigade_errc::store_unavailable,
-                               "session " + st.meta.id + ": store unavailable (" + s.st.message() +
-                                   "); the turn was not saved, retry later"),
+                    make_error(brigade_errc::store_unavailable, "session " + st.meta.id + ": store unavailable (" +
+                                                                    s.st.message() +
+                                                                    "); the turn was not saved, retry later"),
                     false);
           return;
         }
@@ -381,9 +385,11 @@ caf::behavior running(self_ptr self) {
       },
       [=](close_atom, store_status& s) {
         auto& st = self->state;
-        if (s.st.ok()) st.closing.deliver(true);
-        else st.closing.deliver(make_error(brigade_errc::store_unavailable, "cannot delete the session: " +
-                                                                                 s.st.message() + "; retry later"));
+        if (s.st.ok())
+          st.closing.deliver(true);
+        else
+          st.closing.deliver(make_error(brigade_errc::store_unavailable,
+                                        "cannot delete the session: " + s.st.message() + "; retry later"));
         self->quit();
       },
       [=](drain_atom) { self->quit(); },
@@ -434,8 +440,7 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
   });
   // Shutdown: tell a waiting client, do not leave its promise hanging.
   self->set_exit_handler([=](caf::exit_msg& m) {
-    fail_turn(self, make_error(brigade_errc::shutting_down, "the node is shutting down; retry on another node"),
-              true);
+    fail_turn(self, make_error(brigade_errc::shutting_down, "the node is shutting down; retry on another node"), true);
     self->quit(m.reason);
   });
   // A crash: CAF does not fail promises the actor held, so fail the turn's
@@ -450,9 +455,9 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
     }
     auto* self = static_cast<self_ptr>(sa);
     if (self->state.turn)
-      self->state.turn->rp.deliver(make_error(brigade_errc::session_crashed,
-                                              "session " + self->state.meta.id + " crashed (" + what +
-                                                  "); it restarts from the store, retry the turn"));
+      self->state.turn->rp.deliver(make_error(
+          brigade_errc::session_crashed,
+          "session " + self->state.meta.id + " crashed (" + what + "); it restarts from the store, retry the turn"));
     return make_error(brigade_errc::internal, "session crashed: " + what);
   });
   if (!restore) {
@@ -463,7 +468,8 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
   self->set_default_handler(caf::skip);
   caf::actor me = caf::actor_cast<caf::actor>(self);
   ctx->store->load(meta.id, [me](result<runtime::session_snapshot> r) {
-    caf::anon_send(me, loaded_atom::value, loaded_snapshot{std::make_shared<result<runtime::session_snapshot>>(std::move(r))});
+    caf::anon_send(me, loaded_atom::value,
+                   loaded_snapshot{std::make_shared<result<runtime::session_snapshot>>(std::move(r))});
   });
   return {
       [=](loaded_atom, loaded_snapshot& snap) {

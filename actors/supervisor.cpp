@@ -93,8 +93,9 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
       return;
     }
     auto delay = st.ctx->cfg.restart_backoff * (int64_t{1} << std::min<size_t>(times.size() - 1, 10));
-    log(log_level::warn, id, "session crashed (" + why + "); restarting from the store in " +
-                                 runtime::format_duration(std::chrono::duration_cast<runtime::duration>(delay)));
+    log(log_level::warn, id,
+        "session crashed (" + why + "); restarting from the store in " +
+            runtime::format_duration(std::chrono::duration_cast<runtime::duration>(delay)));
     st.ctx->metrics->add_session_restart();
     self->delayed_send(self, delay, restart_atom::value, id);
   });
@@ -127,7 +128,8 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
         auto meta = p.meta;
         st.opening[id] = std::move(p);
         caf::actor me = caf::actor_cast<caf::actor>(self);
-        st.ctx->store->create(meta, [me, id](status s) { caf::anon_send(me, stored_atom::value, id, store_status{s}); });
+        st.ctx->store->create(meta,
+                              [me, id](status s) { caf::anon_send(me, stored_atom::value, id, store_status{s}); });
         return st.opening[id].rp;
       },
       [=](stored_atom, const std::string& id, store_status& s) {
@@ -135,9 +137,9 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
         auto it = st.opening.find(id);
         if (it == st.opening.end()) return;
         if (!s.st.ok()) {
-          it->second.rp.deliver(make_error(brigade_errc::store_unavailable,
-                                           "cannot create the session: store unavailable (" + s.st.message() +
-                                               "); retry later"));
+          it->second.rp.deliver(
+              make_error(brigade_errc::store_unavailable,
+                         "cannot create the session: store unavailable (" + s.st.message() + "); retry later"));
         } else {
           start_session(self, it->second.meta, false);
           log(log_level::info, id, "opened");

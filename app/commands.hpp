@@ -5,9 +5,9 @@
 
 #include <cstdint>
 
-#include "kernels/status.hpp"
 #include <string>
 #include <vector>
+#include "kernels/status.hpp"
 
 namespace brigade::app {
 
@@ -46,8 +46,8 @@ struct generate_cli {
   bool seed_set = false;
   int threads = 0;
   bool ids = false;
-  std::string trace;                // JSON lines per generated token: top-2 logits (debugging, peer checks)
-  std::vector<token_id_t> force;    // teacher forcing: continue with these ids instead of sampled ones
+  std::string trace;              // JSON lines per generated token: top-2 logits (debugging, peer checks)
+  std::vector<token_id_t> force;  // teacher forcing: continue with these ids instead of sampled ones
 };
 /// `brigade generate -m FILE -p PROMPT [...]`: the continuation on stdout.
 int generate(const generate_cli& a);

@@ -188,10 +188,11 @@ int model_bench(const bench_cli& a) {
   cfg.n_threads = a.threads;
   cfg.max_sequences = max_batch;
   cfg.n_ctx = a.prompt_tokens + warmup + a.gen_tokens + 1;
-  if (cfg.n_ctx > hp.n_ctx_train) return fail(exit_bad_input, "--prompt-tokens plus --gen-tokens exceed the model's context");
+  if (cfg.n_ctx > hp.n_ctx_train)
+    return fail(exit_bad_input, "--prompt-tokens plus --gen-tokens exceed the model's context");
   cfg.max_step_tokens = std::max(4096, max_batch * a.prompt_tokens);
-  cfg.kv_memory_bytes = static_cast<int64_t>(max_batch) * (cfg.n_ctx + 16) * 2 * hp.n_layer * hp.n_head_kv *
-                            hp.head_dim * 4 + (1 << 20);
+  cfg.kv_memory_bytes =
+      static_cast<int64_t>(max_batch) * (cfg.n_ctx + 16) * 2 * hp.n_layer * hp.n_head_kv * hp.head_dim * 4 + (1 << 20);
   auto eng = make_cpu_engine(*model, cfg);
   if (!eng) return fail(exit_code_for(eng.error()), eng.error().message());
   engine& e = **eng;

@@ -113,9 +113,9 @@ int run(int argc, char** argv) {
   synth->add_option("--threads", synth_args.threads, "Threads (0: all cores; does not change the output)");
 
   generate_cli gen_args;
-  CLI::App* gen = app.add_subcommand(
-      "generate", "Continue a prompt with a model on the CPU: the continuation on standard output, "
-                  "statistics on standard error");
+  CLI::App* gen = app.add_subcommand("generate",
+                                     "Continue a prompt with a model on the CPU: the continuation on standard output, "
+                                     "statistics on standard error");
   gen->add_option("-m,--model", gen_args.model, "GGUF model file")->required();
   gen->add_option("-p,--prompt", gen_args.prompt, "Text to continue")->required();
   gen->add_option("-n,--max-tokens", gen_args.n_tokens, "Tokens to generate at most")->capture_default_str();
@@ -135,7 +135,9 @@ int run(int argc, char** argv) {
   bench_cli bench_args;
   CLI::App* mbench = model->add_subcommand("bench", "Aggregate decode tokens/s of the CPU engine per batch size");
   mbench->add_option("-m,--model", bench_args.model, "GGUF model file")->required();
-  mbench->add_option("--batch", bench_args.batches, "Batch sizes, comma-separated")->delimiter(',')->capture_default_str();
+  mbench->add_option("--batch", bench_args.batches, "Batch sizes, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str();
   mbench->add_option("--prompt-tokens", bench_args.prompt_tokens, "Prompt tokens per sequence")->capture_default_str();
   mbench->add_option("--gen-tokens", bench_args.gen_tokens, "Timed decode steps")->capture_default_str();
   mbench->add_option("--threads", bench_args.threads, "CPU threads (0: all cores)");
@@ -152,8 +154,7 @@ int run(int argc, char** argv) {
   std::vector<std::pair<std::string, CLI::Option*>> flag_opts;
   for (const auto& k : brigade::runtime::config_keys()) {
     const std::string help = k.help + (k.unit.empty() ? "" : " (" + k.unit + ")") + "; env " +
-                             brigade::runtime::env_name(k.name) + ", default " +
-                             k.get(brigade::runtime::node_config{});
+                             brigade::runtime::env_name(k.name) + ", default " + k.get(brigade::runtime::node_config{});
     std::string names = "--" + k.name;
     if (k.name == "model") names = "-m,--model";
     flag_opts.emplace_back(k.name, serve_cmd->add_option(names, flag_values[k.name], help));

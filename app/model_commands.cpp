@@ -216,8 +216,10 @@ int model_info(const std::string& path, bool as_json) {
   for (size_t i = 0; i < shapes.size(); ++i) {
     if (!shapes[i]) continue;
     out << (any_shape ? ", " : " ") << shape_keys[i].text_name << " ";
-    if (shape_keys[i].is_float) out << *shapes[i];
-    else out << static_cast<uint64_t>(*shapes[i]);
+    if (shape_keys[i].is_float)
+      out << *shapes[i];
+    else
+      out << static_cast<uint64_t>(*shapes[i]);
     any_shape = true;
   }
   out << (any_shape ? "\n" : " (none in the file)\n");

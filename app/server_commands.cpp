@@ -24,7 +24,9 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double seconds_since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -36,7 +38,8 @@ double percentile(std::vector<double> v, double p) {
 result<runtime::node_config> node_config_from(const server_cli& a) {
   const char* file_env = std::getenv("BRIGADE_CONFIG");
   const std::string file = !a.config_file.empty() ? a.config_file : (file_env ? file_env : "");
-  return runtime::resolve_config(file, [](const std::string& k) { return std::getenv(k.c_str()); }, a.flags);
+  return runtime::resolve_config(
+      file, [](const std::string& k) { return std::getenv(k.c_str()); }, a.flags);
 }
 
 int fail_client(const net::client_error& e) { return fail(net::exit_code(e), e.message); }
@@ -65,14 +68,14 @@ int serve(const server_cli& a) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  runtime::configure_log(cfg->log_level, cfg->node_name.empty() ? cfg->host + ":" + std::to_string(cfg->port)
-                                                                 : cfg->node_name);
+  runtime::configure_log(cfg->log_level,
+                         cfg->node_name.empty() ? cfg->host + ":" + std::to_string(cfg->port) : cfg->node_name);
   auto n = actors::node::start(*cfg, a.fault_injection);
   if (!n) {
     const errc c = n.error().code();
-    return fail(c == errc::io && n.error().message().find("cannot serve") != std::string::npos ? exit_other
-                                                                                                : exit_bad_input,
-                n.error().message());
+    return fail(
+        c == errc::io && n.error().message().find("cannot serve") != std::string::npos ? exit_other : exit_bad_input,
+        n.error().message());
   }
   runtime::log(runtime::log_level::info, "", "serving " + (*n)->model_description());
   std::printf("brigade: listening on %s:%d metrics %s:%d\n", (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(),
@@ -80,9 +83,9 @@ int serve(const server_cli& a) {
   std::fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);
-  runtime::log(runtime::log_level::info, "", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                                                 ": draining (" + std::to_string((*n)->turns_in_flight()) +
-                                                 " turns in flight)");
+  runtime::log(runtime::log_level::info, "",
+               std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining (" +
+                   std::to_string((*n)->turns_in_flight()) + " turns in flight)");
   const bool drained = (*n)->drain_and_stop();
   runtime::log(drained ? runtime::log_level::info : runtime::log_level::warn, "",
                drained ? "drained; exiting" : "grace period over; in-flight turns were cut off");
@@ -118,7 +121,9 @@ int chat(const chat_cli& a) {
       if (!c->history(id, token, turns, err)) return fail_client(err);
       for (const auto& t : turns) {
         json::object j;
-        j.add("seq", static_cast<uint64_t>(t.seq)).add("user", t.user).add("assistant", t.assistant)
+        j.add("seq", static_cast<uint64_t>(t.seq))
+            .add("user", t.user)
+            .add("assistant", t.assistant)
             .add("prompt_tokens", static_cast<uint64_t>(t.prompt_tokens))
             .add("generated_tokens", static_cast<uint64_t>(t.generated_tokens))
             .add("committed_at_ms", static_cast<int64_t>(t.committed_at_ms));
@@ -168,7 +173,8 @@ int chat(const chat_cli& a) {
       continue;
     }
     if (line == "/stats") {
-      std::fprintf(stderr, "last turn: %u prompt tokens, %u generated, first token %.3f s, total %.3f s, batch %.1f, %s\n",
+      std::fprintf(stderr,
+                   "last turn: %u prompt tokens, %u generated, first token %.3f s, total %.3f s, batch %.1f, %s\n",
                    last.prompt_tokens, last.generated_tokens, last.ttft_seconds, last.total_seconds,
                    last.mean_batch_size, last.stop_reason.c_str());
       continue;
@@ -229,8 +235,8 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
     return;
   }
   static const char* prompts[] = {"What is on the menu tonight?", "Table four wants the soup.",
-                                  "How long for the risotto?", "Fire two steaks, medium rare.",
-                                  "Can you plate the dessert?", "Thanks, chef!"};
+                                  "How long for the risotto?",    "Fire two steaks, medium rare.",
+                                  "Can you plate the dessert?",   "Thanks, chef!"};
   for (int t = 0; (turns <= 0 || t < turns) && !stop.load(); ++t) {
     sampling_spec s;
     s.max_tokens = max_tokens;
@@ -240,12 +246,13 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
     double ttft = -1;
     turn_result r;
     int refused = 0;
-    const bool ok = c.chat(id, token, static_cast<uint64_t>(t + 1), prompts[(user + t) % 6], s,
-                           [&](uint32_t, const std::string&) {
-                             if (ttft < 0) ttft = seconds_since(t0);
-                             rep.streamed.fetch_add(1, std::memory_order_relaxed);
-                           },
-                           r, err, &refused);
+    const bool ok = c.chat(
+        id, token, static_cast<uint64_t>(t + 1), prompts[(user + t) % 6], s,
+        [&](uint32_t, const std::string&) {
+          if (ttft < 0) ttft = seconds_since(t0);
+          rep.streamed.fetch_add(1, std::memory_order_relaxed);
+        },
+        r, err, &refused);
     std::lock_guard<std::mutex> g(rep.mu);
     rep.refused += refused;
     if (!ok) {
@@ -276,8 +283,10 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
   for (size_t i = 0; i < hist.size(); ++i)
     if (hist[i].seq != i + 1) ++dup;
   for (const auto& [seq, reply] : acked) {
-    if (seq == 0 || seq > hist.size()) ++lost;
-    else if (hist[seq - 1].assistant != reply) ++dup;
+    if (seq == 0 || seq > hist.size())
+      ++lost;
+    else if (hist[seq - 1].assistant != reply)
+      ++dup;
   }
   std::lock_guard<std::mutex> g(rep.mu);
   rep.lost += lost;

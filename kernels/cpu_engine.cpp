@@ -106,15 +106,17 @@ status cpu_engine::validate(const std::vector<step_item>& batch, int64_t& n_toke
     if (std::find(seen.begin(), seen.end(), it.seq) != seen.end())
       return {errc::invalid_argument, "step: sequence " + std::to_string(it.seq) + " appears twice in one batch"};
     seen.push_back(it.seq);
-    if (it.tokens.empty()) return {errc::invalid_argument, "step: an item of sequence " + std::to_string(it.seq) + " has no tokens"};
+    if (it.tokens.empty())
+      return {errc::invalid_argument, "step: an item of sequence " + std::to_string(it.seq) + " has no tokens"};
     for (token_id t : it.tokens)
       if (t < 0 || t >= n_vocab)
-        return {errc::invalid_argument, "step: token id " + std::to_string(t) + " is outside the vocabulary of " +
-                                            std::to_string(n_vocab)};
+        return {errc::invalid_argument,
+                "step: token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(n_vocab)};
     const int64_t len = static_cast<int64_t>(kv_.length(it.seq)) + static_cast<int64_t>(it.tokens.size());
     if (len > n_ctx_)
       return {errc::invalid_argument, "step: sequence " + std::to_string(it.seq) + " would reach " +
-                                          std::to_string(len) + " tokens, over the context of " + std::to_string(n_ctx_)};
+                                          std::to_string(len) + " tokens, over the context of " +
+                                          std::to_string(n_ctx_)};
     if (it.sample)
       if (auto s = brigade::validate(it.sampling); !s) return s;
     n_tokens += static_cast<int64_t>(it.tokens.size());
@@ -194,8 +196,7 @@ status cpu_engine::step(const std::vector<step_item>& batch, std::vector<step_re
   if (auto s = validate(batch, T); !s) return s;
   std::vector<kv_block_pool::request> reqs;
   reqs.reserve(batch.size());
-  for (const auto& it : batch)
-    reqs.push_back({it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size())});
+  for (const auto& it : batch) reqs.push_back({it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size())});
   if (auto s = kv_.reserve(reqs); !s) return s;
 
   const auto& hp = model_->hparams();
@@ -322,8 +323,7 @@ status cpu_engine::step(const std::vector<step_item>& batch, std::vector<step_re
         step_result& res = out[row_item[static_cast<size_t>(r)]];
         const float* lg = logits_.data() + r * n_vocab;
         if (it.sample) {
-          const uint32_t position =
-              static_cast<uint32_t>(kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size()));
+          const uint32_t position = static_cast<uint32_t>(kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size()));
           res.token = sample_token(lg, static_cast<int32_t>(n_vocab), it.sampling, position,
                                    sample_scratch_[static_cast<size_t>(i)]);
         }
@@ -352,8 +352,7 @@ result<std::unique_ptr<engine>> make_cpu_engine(std::shared_ptr<const llama_mode
                                               " MiB holds " + std::to_string(n_blocks * cfg.kv_block_size) +
                                               " tokens, less than one sequence of " + std::to_string(n_ctx) +
                                               "; raise the KV memory or lower the context"};
-  if (n_blocks > INT32_MAX / cfg.kv_block_size)
-    return status{errc::invalid_argument, "engine: KV memory too large"};
+  if (n_blocks > INT32_MAX / cfg.kv_block_size) return status{errc::invalid_argument, "engine: KV memory too large"};
   return std::unique_ptr<engine>(new cpu_engine(std::move(model), cfg, n_ctx, static_cast<int32_t>(n_blocks)));
 }
 

@@ -28,8 +28,8 @@ struct kernel_set {
   /// k[j] = k_base + slots[j] * slot_stride (likewise v); q[g] = q + g * hd;
   /// out[g] = out + g * hd. `scores` holds n_q * n_pos floats of scratch.
   /// The softmax sum is accumulated in double, as llama.cpp does.
-  void (*attend)(const float* q, int n_q, int64_t hd, const float* k_base, const float* v_base,
-                 const int32_t* slots, int32_t n_pos, int64_t slot_stride, float scale, float* scores, float* out);
+  void (*attend)(const float* q, int n_q, int64_t hd, const float* k_base, const float* v_base, const int32_t* slots,
+                 int32_t n_pos, int64_t slot_stride, float scale, float* scores, float* out);
 };
 
 const kernel_set& generic_kernels();

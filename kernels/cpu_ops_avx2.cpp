@@ -56,7 +56,8 @@ struct load_q8_0 {
     const unsigned char* blk = row + (k / q8_0_block_elems) * sizeof(q8_0_block);
     uint16_t d;
     std::memcpy(&d, blk, 2);
-    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + k % q8_0_block_elems)));
+    const __m256i q =
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + k % q8_0_block_elems)));
     return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(_cvtsh_ss(d)));
   }
   static float scalar(const unsigned char*, int64_t) { return 0.0f; }  // rows are whole blocks

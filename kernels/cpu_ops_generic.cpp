@@ -26,9 +26,8 @@ void axpy_generic(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-void attend_generic(const float* q, int n_q, int64_t hd, const float* k_base, const float* v_base,
-                    const int32_t* slots, int32_t n_pos, int64_t slot_stride, float scale, float* scores,
-                    float* out) {
+void attend_generic(const float* q, int n_q, int64_t hd, const float* k_base, const float* v_base, const int32_t* slots,
+                    int32_t n_pos, int64_t slot_stride, float scale, float* scores, float* out) {
   for (int g = 0; g < n_q; ++g) {
     const float* qg = q + g * hd;
     float* sc = scores + static_cast<int64_t>(g) * n_pos;

@@ -36,12 +36,12 @@
 namespace brigade {
 
 struct engine_config {
-  int32_t n_threads = 0;                 // CPU worker threads, 0 = hardware count
-  int32_t n_ctx = 0;                     // max tokens per sequence, 0 = the model's context length
-  int32_t max_sequences = 256;           // sequences alive at once
-  int32_t kv_block_size = 16;            // tokens per KV block
-  int64_t kv_memory_bytes = 512ll << 20; // KV pool size (bytes); sets the number of blocks
-  int32_t max_step_tokens = 4096;        // tokens in one step (sum over items)
+  int32_t n_threads = 0;                  // CPU worker threads, 0 = hardware count
+  int32_t n_ctx = 0;                      // max tokens per sequence, 0 = the model's context length
+  int32_t max_sequences = 256;            // sequences alive at once
+  int32_t kv_block_size = 16;             // tokens per KV block
+  int64_t kv_memory_bytes = 512ll << 20;  // KV pool size (bytes); sets the number of blocks
+  int32_t max_step_tokens = 4096;         // tokens in one step (sum over items)
 };
 
 struct step_item {

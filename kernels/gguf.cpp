@@ -13,10 +13,10 @@ namespace brigade::gguf {
 
 namespace {
 
-constexpr uint32_t max_nesting = 4;         // arrays of arrays of ...
-constexpr uint64_t max_key_length = 65535;  // GGUF spec
-constexpr uint64_t max_tensor_name = 63;    // ggml's GGML_MAX_NAME - 1
-constexpr uint32_t max_dims = 4;            // GGML_MAX_DIMS
+constexpr uint32_t max_nesting = 4;             // arrays of arrays of ...
+constexpr uint64_t max_key_length = 65535;      // GGUF spec
+constexpr uint64_t max_tensor_name = 63;        // ggml's GGML_MAX_NAME - 1
+constexpr uint32_t max_dims = 4;                // GGML_MAX_DIMS
 constexpr uint64_t max_nested_items = 1 << 16;  // arrays inside one array of arrays
 
 size_t scalar_size(value_type t) {

@@ -3,10 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 
 namespace brigade::gguf {
 
@@ -25,9 +25,14 @@ void put_str(std::vector<unsigned char>& out, std::string_view s) {
 }
 size_t scalar_bytes(value_type t) {
   switch (t) {
-    case value_type::u8: case value_type::i8: case value_type::boolean: return 1;
-    case value_type::u16: case value_type::i16: return 2;
-    case value_type::u32: case value_type::i32: case value_type::f32: return 4;
+    case value_type::u8:
+    case value_type::i8:
+    case value_type::boolean: return 1;
+    case value_type::u16:
+    case value_type::i16: return 2;
+    case value_type::u32:
+    case value_type::i32:
+    case value_type::f32: return 4;
     default: return 8;
   }
 }
@@ -87,7 +92,11 @@ void writer::add_i32_array(std::string_view key, const std::vector<int32_t>& v) 
 void writer::put_value_body(const value& v) {
   switch (v.type) {
     case value_type::string: put_str(kv_, v.s); return;
-    case value_type::f32: { const float f = static_cast<float>(v.f); put(kv_, &f, 4); return; }
+    case value_type::f32: {
+      const float f = static_cast<float>(v.f);
+      put(kv_, &f, 4);
+      return;
+    }
     case value_type::f64: put(kv_, &v.f, 8); return;
     case value_type::array:
       put_pod<uint32_t>(kv_, static_cast<uint32_t>(v.elem_type));

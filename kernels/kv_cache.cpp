@@ -14,7 +14,8 @@ kv_block_pool::kv_block_pool(int32_t n_blocks, int32_t block_size, int32_t max_s
 
 result<seq_id> kv_block_pool::create() {
   if (free_seqs_.empty())
-    return status{errc::resource, "all " + std::to_string(seqs_.size()) + " sequence slots are in use; free one and retry"};
+    return status{errc::resource,
+                  "all " + std::to_string(seqs_.size()) + " sequence slots are in use; free one and retry"};
   const seq_id s = free_seqs_.back();
   free_seqs_.pop_back();
   seqs_[static_cast<size_t>(s)] = {true, 0, {}};

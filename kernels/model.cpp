@@ -18,8 +18,8 @@ status get_weight(const gguf::gguf_file& f, const std::string& name, int64_t col
                                  std::to_string(t->ne[1]) + "), expected (" + std::to_string(cols) +
                                  (is_vector ? "" : ", " + std::to_string(rows)) + ")"};
   if (must_be_f32 && t->type != ggml_type::f32)
-    return {errc::unsupported, f.name() + ": tensor '" + name + "' must be F32, not " +
-                                   ggml_type_name(static_cast<uint32_t>(t->type))};
+    return {errc::unsupported,
+            f.name() + ": tensor '" + name + "' must be F32, not " + ggml_type_name(static_cast<uint32_t>(t->type))};
   out.data = t->data;
   out.type = t->type;
   out.n_cols = t->ne[0];
@@ -51,14 +51,17 @@ result<std::shared_ptr<llama_model>> llama_model::load(const std::string& path) 
     const char* key;
     int32_t* out;
     bool required;
-  } ints[] = {{"llama.context_length", &hp.n_ctx_train, true}, {"llama.embedding_length", &hp.n_embd, true},
-              {"llama.block_count", &hp.n_layer, true},       {"llama.feed_forward_length", &hp.n_ff, true},
-              {"llama.attention.head_count", &hp.n_head, true}, {"llama.attention.head_count_kv", &hp.n_head_kv, false}};
+  } ints[] = {
+      {"llama.context_length", &hp.n_ctx_train, true},  {"llama.embedding_length", &hp.n_embd, true},
+      {"llama.block_count", &hp.n_layer, true},         {"llama.feed_forward_length", &hp.n_ff, true},
+      {"llama.attention.head_count", &hp.n_head, true}, {"llama.attention.head_count_kv", &hp.n_head_kv, false}};
   for (auto& k : ints) {
-    if (k.required && !f.find(k.key)) return status{errc::not_found, path + ": required key '" + k.key + "' is missing"};
+    if (k.required && !f.find(k.key))
+      return status{errc::not_found, path + ": required key '" + k.key + "' is missing"};
     auto v = f.get_uint(k.key, 0);
     if (!v) return v.error();
-    if (*v > (1u << 24)) return status{errc::malformed, path + ": " + k.key + " = " + std::to_string(*v) + " is absurd"};
+    if (*v > (1u << 24))
+      return status{errc::malformed, path + ": " + k.key + " = " + std::to_string(*v) + " is absurd"};
     *k.out = static_cast<int32_t>(*v);
   }
   if (hp.n_head_kv == 0) hp.n_head_kv = hp.n_head;
@@ -77,9 +80,10 @@ result<std::shared_ptr<llama_model>> llama_model::load(const std::string& path) 
   if (!(hp.rope_theta > 0) || !(hp.rms_eps > 0))
     return status{errc::malformed, path + ": rope.freq_base and layer_norm_rms_epsilon must be positive"};
   hp.head_dim = hp.n_embd / hp.n_head;
-  if (auto v = f.get_uint("llama.vocab_size", static_cast<uint64_t>(hp.n_vocab)); !v || *v != static_cast<uint64_t>(hp.n_vocab))
-    return status{errc::malformed, path + ": llama.vocab_size does not match the tokenizer's " +
-                                       std::to_string(hp.n_vocab) + " tokens"};
+  if (auto v = f.get_uint("llama.vocab_size", static_cast<uint64_t>(hp.n_vocab));
+      !v || *v != static_cast<uint64_t>(hp.n_vocab))
+    return status{errc::malformed,
+                  path + ": llama.vocab_size does not match the tokenizer's " + std::to_string(hp.n_vocab) + " tokens"};
 
   const int64_t d = hp.n_embd, kv = static_cast<int64_t>(hp.n_head_kv) * hp.head_dim;
   if (auto s = get_weight(f, "token_embd.weight", d, hp.n_vocab, m->token_embd_); !s) return s;
@@ -99,10 +103,14 @@ result<std::shared_ptr<llama_model>> llama_model::load(const std::string& path) 
       int64_t cols, rows;
       weight* w;
       bool f32;
-    } ws[] = {{"attn_norm.weight", d, 0, &l.attn_norm, true}, {"attn_q.weight", d, d, &l.wq, false},
-              {"attn_k.weight", d, kv, &l.wk, false},         {"attn_v.weight", d, kv, &l.wv, false},
-              {"attn_output.weight", d, d, &l.wo, false},     {"ffn_norm.weight", d, 0, &l.ffn_norm, true},
-              {"ffn_gate.weight", d, hp.n_ff, &l.w_gate, false}, {"ffn_up.weight", d, hp.n_ff, &l.w_up, false},
+    } ws[] = {{"attn_norm.weight", d, 0, &l.attn_norm, true},
+              {"attn_q.weight", d, d, &l.wq, false},
+              {"attn_k.weight", d, kv, &l.wk, false},
+              {"attn_v.weight", d, kv, &l.wv, false},
+              {"attn_output.weight", d, d, &l.wo, false},
+              {"ffn_norm.weight", d, 0, &l.ffn_norm, true},
+              {"ffn_gate.weight", d, hp.n_ff, &l.w_gate, false},
+              {"ffn_up.weight", d, hp.n_ff, &l.w_up, false},
               {"ffn_down.weight", hp.n_ff, d, &l.w_down, false}};
     for (const auto& w : ws)
       if (auto s = get_weight(f, p + w.name, w.cols, w.rows, *w.w, w.f32); !s) return s;
@@ -114,8 +122,8 @@ result<std::shared_ptr<llama_model>> llama_model::load(const std::string& path) 
 std::string llama_model::describe() const {
   char buf[160];
   std::snprintf(buf, sizeof buf, "%s (llama, %s, %.1fM params, %d layers, embedding %d)", file_.name().c_str(),
-                ggml_type_name(static_cast<uint32_t>(main_type())), static_cast<double>(n_params_) / 1e6,
-                hp_.n_layer, hp_.n_embd);
+                ggml_type_name(static_cast<uint32_t>(main_type())), static_cast<double>(n_params_) / 1e6, hp_.n_layer,
+                hp_.n_embd);
   return buf;
 }
 

@@ -22,15 +22,15 @@ namespace brigade {
 
 struct llama_hparams {
   int32_t n_vocab = 0;
-  int32_t n_ctx_train = 0;     // llama.context_length
-  int32_t n_embd = 0;          // llama.embedding_length
-  int32_t n_layer = 0;         // llama.block_count
-  int32_t n_ff = 0;            // llama.feed_forward_length
-  int32_t n_head = 0;          // llama.attention.head_count
-  int32_t n_head_kv = 0;       // llama.attention.head_count_kv (default n_head)
-  int32_t head_dim = 0;        // n_embd / n_head
-  float rope_theta = 10000.0f; // llama.rope.freq_base
-  float rms_eps = 1e-5f;       // llama.attention.layer_norm_rms_epsilon
+  int32_t n_ctx_train = 0;      // llama.context_length
+  int32_t n_embd = 0;           // llama.embedding_length
+  int32_t n_layer = 0;          // llama.block_count
+  int32_t n_ff = 0;             // llama.feed_forward_length
+  int32_t n_head = 0;           // llama.attention.head_count
+  int32_t n_head_kv = 0;        // llama.attention.head_count_kv (default n_head)
+  int32_t head_dim = 0;         // n_embd / n_head
+  float rope_theta = 10000.0f;  // llama.rope.freq_base
+  float rms_eps = 1e-5f;        // llama.attention.layer_norm_rms_epsilon
 };
 
 /// A weight matrix: n_rows rows of n_cols values of `type`.

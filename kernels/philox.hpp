@@ -20,8 +20,7 @@ struct philox_out {
   uint32_t v[4];
 };
 
-BRIGADE_HD inline philox_out philox4x32(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
-                                        uint32_t k1) {
+BRIGADE_HD inline philox_out philox4x32(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   constexpr uint32_t m0 = 0xD2511F53u, m1 = 0xCD9E8D57u;
   constexpr uint32_t w0 = 0x9E3779B9u, w1 = 0xBB67AE85u;
   for (int round = 0; round < 10; ++round) {

@@ -25,11 +25,16 @@ const std::vector<synth_preset>& synth_presets() {
 bool parse_ggml_type(const std::string& s, ggml_type& out) {
   std::string l = s;
   for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (l == "f32") out = ggml_type::f32;
-  else if (l == "f16") out = ggml_type::f16;
-  else if (l == "bf16") out = ggml_type::bf16;
-  else if (l == "q8_0") out = ggml_type::q8_0;
-  else return false;
+  if (l == "f32")
+    out = ggml_type::f32;
+  else if (l == "f16")
+    out = ggml_type::f16;
+  else if (l == "bf16")
+    out = ggml_type::bf16;
+  else if (l == "q8_0")
+    out = ggml_type::q8_0;
+  else
+    return false;
   return true;
 }
 
@@ -60,16 +65,19 @@ builtin_vocab make_builtin_vocab(int32_t n_vocab) {
   for (int c = 33; c < 127; ++c) add(std::string(1, static_cast<char>(c)), 1);
   for (int c = 33; c < 127; ++c) add(sp + static_cast<char>(c), 1);
   static const char* const words[] = {
-      "the", "and", "you", "that", "was", "for", "are", "with", "his", "they", "this", "have", "from", "one",
-      "had", "word", "but", "not", "what", "all", "were", "when", "your", "can", "said", "there", "use", "each",
-      "which", "she", "how", "their", "will", "other", "about", "out", "many", "then", "them", "these", "some",
-      "her", "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write", "see",
-      "number", "way", "could", "people", "than", "first", "water", "been", "call", "who", "now", "find",
-      "long", "down", "day", "did", "get", "come", "made", "may", "part", "hello", "world", "chat", "model",
-      "token", "batch", "session", "durable", "kitchen", "order", "cook", "table", "llama", "brigade", "GPU",
-      "CPU", "Hello", "The", "What", "How", "Yes", "No", "Thanks", "please", "answer", "question", "help",
-      "ing", "ed", "er", "ly", "tion", "es", "en", "al", "re", "in", "on", "at", "an", "or", "it", "is", "to",
-      "of", "be", "as", "by", "we", "he", "do", "if", "me", "my", "so", "up", "go", "no", "us", "am"};
+      "the",     "and",      "you",    "that",  "was",     "for",     "are",     "with",  "his",   "they",   "this",
+      "have",    "from",     "one",    "had",   "word",    "but",     "not",     "what",  "all",   "were",   "when",
+      "your",    "can",      "said",   "there", "use",     "each",    "which",   "she",   "how",   "their",  "will",
+      "other",   "about",    "out",    "many",  "then",    "them",    "these",   "some",  "her",   "would",  "make",
+      "like",    "him",      "into",   "time",  "has",     "look",    "two",     "more",  "write", "see",    "number",
+      "way",     "could",    "people", "than",  "first",   "water",   "been",    "call",  "who",   "now",    "find",
+      "long",    "down",     "day",    "did",   "get",     "come",    "made",    "may",   "part",  "hello",  "world",
+      "chat",    "model",    "token",  "batch", "session", "durable", "kitchen", "order", "cook",  "table",  "llama",
+      "brigade", "GPU",      "CPU",    "Hello", "The",     "What",    "How",     "Yes",   "No",    "Thanks", "please",
+      "answer",  "question", "help",   "ing",   "ed",      "er",      "ly",      "tion",  "es",    "en",     "al",
+      "re",      "in",       "on",     "at",    "an",      "or",      "it",      "is",    "to",    "of",     "be",
+      "as",      "by",       "we",     "he",    "do",      "if",      "me",      "my",    "so",    "up",     "go",
+      "no",      "us",       "am"};
   for (const char* w : words) add(sp + w, 1);
   for (const char* w : words) add(w, 1);
   for (char a = 'a'; a <= 'z'; ++a)
@@ -206,7 +214,8 @@ status synthesize_model(const synth_preset& shape, const synth_options& opt, con
     // not): peaked enough to be interesting, rarely near-tied. Norm gains:
     // 1 +- 0.1.
     const bool is_io = t.k == tensor_plan::embedding || t.name == "output.weight";
-    const float scale = t.k == tensor_plan::norm ? 0.1f : (is_io ? 2.0f : 1.0f) * std::sqrt(3.0f / static_cast<float>(cols));
+    const float scale =
+        t.k == tensor_plan::norm ? 0.1f : (is_io ? 2.0f : 1.0f) * std::sqrt(3.0f / static_cast<float>(cols));
     const float offset = t.k == tensor_plan::norm ? 1.0f : 0.0f;
     const ggml_type_traits tr = ggml_traits(type);
     const size_t row_bytes = static_cast<size_t>(cols / tr.block_elems * tr.block_bytes);

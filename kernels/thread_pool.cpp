@@ -47,7 +47,8 @@ void thread_pool::run(const std::function<void(int, int)>& fn) {
     if (pending_.load(std::memory_order_acquire) == 0) return;
     BRIGADE_PAUSE();
   }
-  for (int left; (left = pending_.load(std::memory_order_acquire)) != 0;) pending_.wait(left, std::memory_order_acquire);
+  for (int left; (left = pending_.load(std::memory_order_acquire)) != 0;)
+    pending_.wait(left, std::memory_order_acquire);
 }
 
 void thread_pool::worker(int index) {

@@ -89,10 +89,11 @@ struct client::impl {
     const char* v = std::getenv("BRIGADE_TEST_PROTOCOL_VERSION");
     const uint32_t version = v ? static_cast<uint32_t>(std::strtoul(v, nullptr, 10)) : protocol_version;
     self->request(gw, opt.connect_timeout, hello_atom::value, version)
-        .receive([&](uint32_t) {}, [&](caf::error& e) {
-          ok = false;
-          err = to_error(e);
-        });
+        .receive([&](uint32_t) {},
+                 [&](caf::error& e) {
+                   ok = false;
+                   err = to_error(e);
+                 });
     if (!ok) return false;
     std::lock_guard<std::mutex> g(mu);
     gateway = gw;
@@ -121,7 +122,6 @@ struct client::impl {
       }
     }
   }
-
 };
 
 client::client(std::unique_ptr<impl> p) : p_(std::move(p)) {}
@@ -228,12 +228,13 @@ caf::behavior turn_actor(caf::event_based_actor* self, caf::actor gateway, chat_
           *consumed = 0;
         }
       },
-      caf::after(timeout) >> [=] {
-        turn_outcome o;
-        o.silent = true;
-        o.error = caf::make_error(caf::sec::request_timeout);
-        finish(std::move(o));
-      },
+      caf::after(timeout) >>
+          [=] {
+            turn_outcome o;
+            o.silent = true;
+            o.error = caf::make_error(caf::sec::request_timeout);
+            finish(std::move(o));
+          },
   };
 }
 
@@ -302,12 +303,13 @@ bool client::inject_fault(const std::string& id, const std::string& token, clien
   caf::scoped_actor self{*p_->sys};
   bool ok = true;
   self->request(p_->gw(), p_->opt.connect_timeout * 2, fault_atom::value, id, token)
-      .receive([&](bool) {}, [&](caf::error& e) {
-        err = p_->to_error(e);
-        // The crash itself comes back as the session's exit reason: success.
-        ok = brigade_code(e) == static_cast<uint8_t>(brigade_errc::internal) ||
-             e == caf::sec::request_receiver_down || e == caf::exit_reason::unhandled_exception;
-      });
+      .receive([&](bool) {},
+               [&](caf::error& e) {
+                 err = p_->to_error(e);
+                 // The crash itself comes back as the session's exit reason: success.
+                 ok = brigade_code(e) == static_cast<uint8_t>(brigade_errc::internal) ||
+                      e == caf::sec::request_receiver_down || e == caf::exit_reason::unhandled_exception;
+               });
   return ok;
 }
 

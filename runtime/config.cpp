@@ -29,7 +29,8 @@ result<int64_t> parse_int(const std::string& text, int64_t lo, int64_t hi) {
   const long long v = std::strtoll(t.c_str(), &end, 10);
   if (t.empty() || *end != '\0' || errno != 0) return bad(text, "an integer");
   if (v < lo || v > hi)
-    return status{errc::invalid_argument, "'" + text + "' is outside " + std::to_string(lo) + ".." + std::to_string(hi)};
+    return status{errc::invalid_argument,
+                  "'" + text + "' is outside " + std::to_string(lo) + ".." + std::to_string(hi)};
   return static_cast<int64_t>(v);
 }
 
@@ -89,13 +90,20 @@ result<duration> parse_duration(const std::string& text) {
   const status err{errc::invalid_argument, "'" + text + "' is not a duration; use e.g. 500us, 2ms, 1.5s, 30min, 2h"};
   if (num.empty() || *end != '\0' || !std::isfinite(v) || v < 0) return err;
   double us;
-  if (unit == "us") us = v;
-  else if (unit == "ms") us = v * 1e3;
-  else if (unit == "s") us = v * 1e6;
-  else if (unit == "min") us = v * 60e6;
-  else if (unit == "h") us = v * 3600e6;
-  else if (unit.empty() && v == 0) us = 0;
-  else return err;
+  if (unit == "us")
+    us = v;
+  else if (unit == "ms")
+    us = v * 1e3;
+  else if (unit == "s")
+    us = v * 1e6;
+  else if (unit == "min")
+    us = v * 60e6;
+  else if (unit == "h")
+    us = v * 3600e6;
+  else if (unit.empty() && v == 0)
+    us = 0;
+  else
+    return err;
   if (us > 1e15) return err;
   return duration(static_cast<int64_t>(std::llround(us)));
 }
@@ -119,10 +127,14 @@ result<int64_t> parse_bytes(const std::string& text) {
   const status err{errc::invalid_argument, "'" + text + "' is not a size; use e.g. 512MiB, 2GiB"};
   if (!n || i == 0) return err;
   int64_t mult = 1;
-  if (unit == "KiB") mult = 1 << 10;
-  else if (unit == "MiB") mult = 1 << 20;
-  else if (unit == "GiB") mult = 1 << 30;
-  else if (!unit.empty() && unit != "B") return err;
+  if (unit == "KiB")
+    mult = 1 << 10;
+  else if (unit == "MiB")
+    mult = 1 << 20;
+  else if (unit == "GiB")
+    mult = 1 << 30;
+  else if (!unit.empty() && unit != "B")
+    return err;
   return *n * mult;
 }
 
@@ -133,8 +145,8 @@ const std::vector<config_key>& config_keys() {
     k.push_back(int_key("port", "BASP port (0: a free one, printed once ready)", "", &node_config::port, 0, 65535));
     k.push_back(int_key("metrics-port", "HTTP port for /metrics, /healthz, /readyz (0: a free one)", "",
                         &node_config::metrics_port, 0, 65535));
-    k.push_back(string_key("node-name", "stable node name for leases and logs (default HOST:PORT)",
-                           &node_config::node_name));
+    k.push_back(
+        string_key("node-name", "stable node name for leases and logs (default HOST:PORT)", &node_config::node_name));
     k.push_back(string_key("model", "GGUF model file (default: the built-in model)", &node_config::model));
     k.push_back(int_key("threads", "engine threads (0: all cores)", "", &node_config::threads, 0, 1024));
     k.push_back({"kv-memory", "KV cache size", "bytes",
@@ -148,7 +160,8 @@ const std::vector<config_key>& config_keys() {
     k.push_back(int_key("context", "tokens per session (0: the model's context length)", "tokens",
                         &node_config::context, 0, 1 << 20));
     k.push_back(int_key("max-batch", "sequences in one engine step", "", &node_config::max_batch, 1, 1024));
-    k.push_back(duration_key("batch-window", "how long an idle batcher waits to fill a batch", &node_config::batch_window));
+    k.push_back(
+        duration_key("batch-window", "how long an idle batcher waits to fill a batch", &node_config::batch_window));
     k.push_back(int_key("step-tokens", "tokens per engine step (chunked prefill budget)", "tokens",
                         &node_config::step_tokens, 1, 1 << 16));
     k.push_back(int_key("queue-limit", "turns waiting for the engine before new ones are refused", "",
@@ -156,22 +169,25 @@ const std::vector<config_key>& config_keys() {
     k.push_back(int_key("max-sessions", "live sessions on this node", "", &node_config::max_sessions, 1, 1 << 24));
     k.push_back(int_key("max-tokens", "server-side cap on tokens generated per turn", "tokens",
                         &node_config::max_tokens, 1, 1 << 20));
-    k.push_back(int_key("max-message-bytes", "largest accepted user message", "bytes",
-                        &node_config::max_message_bytes, 1, 1 << 24));
+    k.push_back(int_key("max-message-bytes", "largest accepted user message", "bytes", &node_config::max_message_bytes,
+                        1, 1 << 24));
     k.push_back(string_key("context-policy", "when a conversation outgrows the context: drop-oldest turns or refuse",
                            &node_config::context_policy, {"drop-oldest", "refuse"}));
     k.push_back(duration_key("idle-timeout", "passivate sessions idle this long", &node_config::idle_timeout));
-    k.push_back(int_key("stream-window", "tokens streamed ahead of the client's credit (>= 16: clients grant 8 at a time)",
-                        "tokens", &node_config::stream_window, 16, 1 << 20));
+    k.push_back(int_key("stream-window",
+                        "tokens streamed ahead of the client's credit (>= 16: clients grant 8 at a time)", "tokens",
+                        &node_config::stream_window, 16, 1 << 20));
     k.push_back(duration_key("stall-timeout", "cancel a turn whose reader grants no credit this long",
                              &node_config::stall_timeout));
     k.push_back(int_key("max-restarts", "session restarts allowed within restart-window", "",
                         &node_config::max_restarts, 0, 1000));
     k.push_back(duration_key("restart-window", "window for max-restarts", &node_config::restart_window));
-    k.push_back(duration_key("restart-backoff", "first restart delay (doubles each time)", &node_config::restart_backoff));
+    k.push_back(
+        duration_key("restart-backoff", "first restart delay (doubles each time)", &node_config::restart_backoff));
     k.push_back(duration_key("drain-grace", "on SIGTERM, time to finish in-flight turns", &node_config::drain_grace));
     k.push_back(string_key("store", "memory, or redis://[user:password@]host:port/db", &node_config::store));
-    k.push_back(duration_key("retention", "sliding expiry of stored sessions (0: keep forever)", &node_config::retention));
+    k.push_back(
+        duration_key("retention", "sliding expiry of stored sessions (0: keep forever)", &node_config::retention));
     k.push_back(string_key("log-level", "error, warn, info or debug (conversation text only at debug)",
                            &node_config::log_level, {"error", "warn", "info", "debug"}));
     return k;

@@ -30,33 +30,33 @@ struct node_config {
   int metrics_port = 9420;         // HTTP: /metrics, /healthz, /readyz; 0 picks a free one
   std::string node_name;           // stable across restarts; default HOST:PORT
   // model and engine
-  std::string model;               // GGUF file; empty = the built-in model (cache dir)
-  int threads = 0;                 // engine threads, 0 = all cores
-  int64_t kv_memory = 256ll << 20; // bytes of KV cache
-  int context = 0;                 // tokens per session, 0 = the model's context length
+  std::string model;                // GGUF file; empty = the built-in model (cache dir)
+  int threads = 0;                  // engine threads, 0 = all cores
+  int64_t kv_memory = 256ll << 20;  // bytes of KV cache
+  int context = 0;                  // tokens per session, 0 = the model's context length
   // batching
-  int max_batch = 64;                                   // sequences per step
-  duration batch_window = std::chrono::milliseconds(2); // coalescing deadline when idle
-  int step_tokens = 512;                                // tokens per step (chunked prefill budget)
-  int queue_limit = 256;                                // waiting turns before `overloaded`
+  int max_batch = 64;                                    // sequences per step
+  duration batch_window = std::chrono::milliseconds(2);  // coalescing deadline when idle
+  int step_tokens = 512;                                 // tokens per step (chunked prefill budget)
+  int queue_limit = 256;                                 // waiting turns before `overloaded`
   // sessions
-  int max_sessions = 4096;                              // live session actors
-  int max_tokens = 256;                                 // server-side cap per turn
-  int max_message_bytes = 16384;                        // largest user message
-  std::string context_policy = "drop-oldest";           // or "refuse"
-  duration idle_timeout = std::chrono::minutes(10);     // passivate idle sessions
-  int stream_window = 64;                               // tokens sent ahead of client credit
-  duration stall_timeout = std::chrono::seconds(10);    // stalled reader: cancel its turn
+  int max_sessions = 4096;                            // live session actors
+  int max_tokens = 256;                               // server-side cap per turn
+  int max_message_bytes = 16384;                      // largest user message
+  std::string context_policy = "drop-oldest";         // or "refuse"
+  duration idle_timeout = std::chrono::minutes(10);   // passivate idle sessions
+  int stream_window = 64;                             // tokens sent ahead of client credit
+  duration stall_timeout = std::chrono::seconds(10);  // stalled reader: cancel its turn
   // supervision
-  int max_restarts = 3;                                 // within restart-window, then failed
+  int max_restarts = 3;  // within restart-window, then failed
   duration restart_window = std::chrono::seconds(60);
   duration restart_backoff = std::chrono::milliseconds(50);  // first restart delay, doubles
-  duration drain_grace = std::chrono::seconds(10);      // SIGTERM: finish in-flight turns
+  duration drain_grace = std::chrono::seconds(10);           // SIGTERM: finish in-flight turns
   // store
-  std::string store = "memory";                         // memory | redis://[user:password@]host:port/db
-  duration retention = std::chrono::minutes(30);        // sliding expiry; 0 keeps forever
+  std::string store = "memory";                   // memory | redis://[user:password@]host:port/db
+  duration retention = std::chrono::minutes(30);  // sliding expiry; 0 keeps forever
   // logging
-  std::string log_level = "info";                       // error | warn | info | debug
+  std::string log_level = "info";  // error | warn | info | debug
 };
 
 /// One key: name (as on the command line, without --), help, unit, and how

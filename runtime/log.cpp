@@ -18,9 +18,12 @@ std::string g_node = "-";
 
 void configure_log(const std::string& level, const std::string& node) {
   int l = static_cast<int>(log_level::info);
-  if (level == "error") l = 0;
-  else if (level == "warn") l = 1;
-  else if (level == "debug") l = 3;
+  if (level == "error")
+    l = 0;
+  else if (level == "warn")
+    l = 1;
+  else if (level == "debug")
+    l = 3;
   g_level = l;
   std::lock_guard<std::mutex> g(g_mu);
   g_node = node;

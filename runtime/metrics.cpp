@@ -58,12 +58,14 @@ struct node_metrics::impl {
                       .Help("Sequences per engine step")
                       .Register(reg)
                       .Add(d, Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256});
-    busy = &BuildGauge().Name("brigade_engine_busy_ratio").Help("Share of time the engine computes").Register(reg).Add(d);
+    busy =
+        &BuildGauge().Name("brigade_engine_busy_ratio").Help("Share of time the engine computes").Register(reg).Add(d);
     tokens = &BuildCounter().Name("brigade_tokens_generated_total").Help("Tokens generated").Register(reg).Add({});
     prompt = &BuildCounter().Name("brigade_prompt_tokens_total").Help("Prompt tokens prefilled").Register(reg).Add({});
     sessions = &BuildGauge().Name("brigade_sessions_active").Help("Live session actors").Register(reg).Add({});
     rejected = &BuildCounter().Name("brigade_requests_rejected_total").Help("Refused requests by reason").Register(reg);
-    restarts = &BuildCounter().Name("brigade_session_restarts_total").Help("Session actors restarted").Register(reg).Add({});
+    restarts =
+        &BuildCounter().Name("brigade_session_restarts_total").Help("Session actors restarted").Register(reg).Add({});
     kv = &BuildGauge().Name("brigade_kv_cache_usage_ratio").Help("Share of KV blocks in use").Register(reg).Add(d);
     store_latency = &BuildHistogram()
                          .Name("brigade_store_latency_seconds")

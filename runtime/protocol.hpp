@@ -117,11 +117,11 @@ typename Inspector::result_type inspect(Inspector& f, token_chunk& x) {
 struct turn_stats {
   uint32_t prompt_tokens = 0;
   uint32_t generated_tokens = 0;
-  double ttft_seconds = 0;       // request to first token
-  double total_seconds = 0;      // request to commit
-  double mean_batch_size = 0;    // mean engine batch size over this turn's steps
-  bool replayed = false;         // true when the seq was already committed (no model run)
-  std::string stop_reason;       // eos, max_tokens, stop_string
+  double ttft_seconds = 0;     // request to first token
+  double total_seconds = 0;    // request to commit
+  double mean_batch_size = 0;  // mean engine batch size over this turn's steps
+  bool replayed = false;       // true when the seq was already committed (no model run)
+  std::string stop_reason;     // eos, max_tokens, stop_string
 };
 
 template <class Inspector>

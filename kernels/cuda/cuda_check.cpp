@@ -6,11 +6,11 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <string>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/device.hpp"

@@ -81,14 +81,16 @@ TEST(BatchLoop, ConcurrentJobsGiveTheSameTokensAsOneAlone) {
   std::vector<std::vector<token_id>> alone;
   {
     auto loop = make_loop();
-    for (uint32_t s = 0; s < 6; ++s) alone.push_back(run(*loop, s + 1, "solo" + std::to_string(s), prompt(s, 5 + s * 7), 12).get().tokens);
+    for (uint32_t s = 0; s < 6; ++s)
+      alone.push_back(run(*loop, s + 1, "solo" + std::to_string(s), prompt(s, 5 + s * 7), 12).get().tokens);
   }
   batch_config bc;
-  bc.max_batch = 4;  // fewer slots than jobs: some join while others decode
+  bc.max_batch = 4;     // fewer slots than jobs: some join while others decode
   bc.step_tokens = 16;  // prefill is chunked
   auto loop = make_loop(bc);
   std::vector<std::future<collected>> futs;
-  for (uint32_t s = 0; s < 6; ++s) futs.push_back(run(*loop, 100 + s, "s" + std::to_string(s), prompt(s, 5 + s * 7), 12));
+  for (uint32_t s = 0; s < 6; ++s)
+    futs.push_back(run(*loop, 100 + s, "s" + std::to_string(s), prompt(s, 5 + s * 7), 12));
   for (uint32_t s = 0; s < 6; ++s) {
     const collected c = futs[s].get();
     EXPECT_EQ(c.last.kind, gen_event::done);
@@ -107,7 +109,8 @@ TEST(BatchLoop, RefusesAtOnceWhenTheQueueIsFull) {
   for (uint32_t s = 0; s < 12; ++s) {
     status st;
     auto f = run(*loop, s + 1, "q" + std::to_string(s), prompt(s, 40), 40, &st);
-    if (st.ok()) futs.push_back(std::move(f));
+    if (st.ok())
+      futs.push_back(std::move(f));
     else {
       ++refused;
       EXPECT_EQ(st.code(), errc::resource);

@@ -5,9 +5,9 @@
 // restored on the next call.
 #include "actors/supervisor.hpp"
 
-#include <caf/all.hpp>
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <caf/all.hpp>
 
 #include "kernels/synth.hpp"
 #include "runtime/protocol.hpp"
@@ -43,8 +43,8 @@ std::shared_ptr<node_context> make_context() {
   engine_config ec;
   ec.n_threads = 1;
   ec.kv_memory_bytes = 4 << 20;
-  ctx->loop = std::make_shared<batch_loop>(std::move(make_cpu_engine(model, ec)).value(), batch_config{},
-                                           ctx->metrics.get());
+  ctx->loop =
+      std::make_shared<batch_loop>(std::move(make_cpu_engine(model, ec)).value(), batch_config{}, ctx->metrics.get());
   ctx->model_id = "tiny";
   ctx->fault_injection = true;
   return ctx;
@@ -86,9 +86,7 @@ TEST_F(SupervisorActor, RestartsACrashedSessionFromTheStoreAfterTheBackoff) {
   std::string id, token;
   ASSERT_FALSE(ask([&](std::string& i, std::string& t) { id = i, token = t; }, open_atom::value));
   ASSERT_EQ(id.size(), 32u);
-  auto history_ok = [&] {
-    return !ask([](std::vector<turn_record>&) {}, history_atom::value, id, token);
-  };
+  auto history_ok = [&] { return !ask([](std::vector<turn_record>&) {}, history_atom::value, id, token); };
   ASSERT_TRUE(history_ok());
   const caf::error crash = ask([](bool) {}, fault_atom::value, id, token);
   EXPECT_TRUE(crash);  // the caller sees the crash as an error

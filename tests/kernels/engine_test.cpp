@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <random>
 #include <set>
@@ -120,7 +120,8 @@ std::vector<double> reference_logits(const llama_model& m, const std::vector<tok
         double mx = -1e300;
         for (size_t j = 0; j <= t; ++j) {
           double dot = 0;
-          for (int i = 0; i < hd; ++i) dot += q[t][static_cast<size_t>(h * hd + i)] * k[j][static_cast<size_t>(kvh * hd + i)];
+          for (int i = 0; i < hd; ++i)
+            dot += q[t][static_cast<size_t>(h * hd + i)] * k[j][static_cast<size_t>(kvh * hd + i)];
           s[j] = dot / std::sqrt(static_cast<double>(hd));
           mx = std::max(mx, s[j]);
         }
@@ -135,7 +136,9 @@ std::vector<double> reference_logits(const llama_model& m, const std::vector<tok
       const auto h = rmsnorm(x[t], L.ffn_norm);
       const auto g = matvec(wg, h, ff), u = matvec(wu, h, ff);
       std::vector<double> a(static_cast<size_t>(ff));
-      for (int i = 0; i < ff; ++i) a[static_cast<size_t>(i)] = g[static_cast<size_t>(i)] / (1 + std::exp(-g[static_cast<size_t>(i)])) * u[static_cast<size_t>(i)];
+      for (int i = 0; i < ff; ++i)
+        a[static_cast<size_t>(i)] =
+            g[static_cast<size_t>(i)] / (1 + std::exp(-g[static_cast<size_t>(i)])) * u[static_cast<size_t>(i)];
       const auto dn = matvec(wd, a, d);
       for (int i = 0; i < d; ++i) x[t][static_cast<size_t>(i)] += dn[static_cast<size_t>(i)];
     }
@@ -226,8 +229,14 @@ TEST(CpuEngine, GenericAndAvx2KernelsAgree) {
           unsigned char* dst = wb.data() + r * row_bytes;
           for (int64_t k = 0; k < K; ++k) {
             if (type == ggml_type::f32) std::memcpy(dst + 4 * k, src + k, 4);
-            if (type == ggml_type::f16) { const uint16_t h = f32_to_f16(src[k]); std::memcpy(dst + 2 * k, &h, 2); }
-            if (type == ggml_type::bf16) { const uint16_t h = f32_to_bf16(src[k]); std::memcpy(dst + 2 * k, &h, 2); }
+            if (type == ggml_type::f16) {
+              const uint16_t h = f32_to_f16(src[k]);
+              std::memcpy(dst + 2 * k, &h, 2);
+            }
+            if (type == ggml_type::bf16) {
+              const uint16_t h = f32_to_bf16(src[k]);
+              std::memcpy(dst + 2 * k, &h, 2);
+            }
           }
           if (type == ggml_type::q8_0) quantize_row_q8_0(src, reinterpret_cast<q8_0_block*>(dst), K);
         }
@@ -286,8 +295,10 @@ TEST(CpuEngine, BatchedStepEqualsSequencesRunOneAtATime) {
     std::vector<size_t> who;
     for (size_t i = 0; i < prompts.size(); ++i) {
       if (static_cast<int>(gen[i].size()) > n_steps) continue;
-      if (i == 2 && gen[i].empty()) batch.push_back({seqs[i], prompts[i], true, true, {}});
-      else batch.push_back({seqs[i], {gen[i].back()}, true, true, {}});
+      if (i == 2 && gen[i].empty())
+        batch.push_back({seqs[i], prompts[i], true, true, {}});
+      else
+        batch.push_back({seqs[i], {gen[i].back()}, true, true, {}});
       who.push_back(i);
     }
     if (batch.empty()) break;
@@ -361,7 +372,8 @@ TEST(CpuEngine, FullKvCacheIsARetryableErrorThatChangesNothing) {
   // Evict s1 (the caller's LRU decision) and the same step goes through.
   ASSERT_TRUE(e->truncate(s1, 16).ok());
   EXPECT_EQ(e->usage().blocks_used, 1);
-  const status retry = e->step({{s1, {5}, true, false, {}}, {s2, some_tokens(20, hp.n_vocab, 2), true, false, {}}}, out);
+  const status retry =
+      e->step({{s1, {5}, true, false, {}}, {s2, some_tokens(20, hp.n_vocab, 2), true, false, {}}}, out);
   EXPECT_TRUE(retry.ok()) << retry.message();
   EXPECT_EQ(e->sequence_length(s1), 17);
   EXPECT_EQ(e->sequence_length(s2), 20);
@@ -423,7 +435,8 @@ TEST(Sampling, IsDeterministicPerSeedAndPositionAndRespectsFilters) {
   p.top_k = 5;
   std::vector<float> sorted = logits;
   std::sort(sorted.begin(), sorted.end(), std::greater<>());
-  for (uint32_t pos = 0; pos < 200; ++pos) EXPECT_GE(logits[static_cast<size_t>(sample_token(logits.data(), 1000, p, pos, scratch))], sorted[4]);
+  for (uint32_t pos = 0; pos < 200; ++pos)
+    EXPECT_GE(logits[static_cast<size_t>(sample_token(logits.data(), 1000, p, pos, scratch))], sorted[4]);
   p.top_k = 0;
   p.top_p = 1e-6f;
   for (uint32_t pos = 0; pos < 50; ++pos) EXPECT_EQ(sample_token(logits.data(), 1000, p, pos, scratch), best);

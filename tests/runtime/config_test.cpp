@@ -43,10 +43,10 @@ TEST(Config, FlagBeatsEnvironmentBeatsFileBeatsDefault) {
   };
   auto c = resolve_config(file, env, {{"port", "7200"}});
   ASSERT_TRUE(c.ok()) << c.error().message();
-  EXPECT_EQ(c->port, 7200);                                   // flag
-  EXPECT_EQ(c->max_batch, 16);                                // environment
-  EXPECT_EQ(c->batch_window, std::chrono::milliseconds(5));   // file
-  EXPECT_EQ(c->queue_limit, node_config{}.queue_limit);       // default
+  EXPECT_EQ(c->port, 7200);                                  // flag
+  EXPECT_EQ(c->max_batch, 16);                               // environment
+  EXPECT_EQ(c->batch_window, std::chrono::milliseconds(5));  // file
+  EXPECT_EQ(c->queue_limit, node_config{}.queue_limit);      // default
   std::remove(file.c_str());
 }
 
