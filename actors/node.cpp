@@ -12,6 +12,7 @@
 #include "actors/supervisor.hpp"
 #include "kernels/synth.hpp"
 #include "runtime/log.hpp"
+#include "runtime/redis_store.hpp"
 #include "runtime/protocol.hpp"
 
 namespace brigade::actors {
@@ -98,11 +99,13 @@ result<std::string> builtin_model_path() {
 result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bool fault_injection) {
   auto p = std::make_unique<impl>();
   runtime::node_config cfg = cfg_in;
-  if (cfg.store != "memory") {
-    if (cfg.store.rfind("redis://", 0) == 0)
-      return status{errc::unsupported,
-                    "--store " + cfg.store + ": the Redis store is not built yet (issue 5); use --store memory"};
-    return status{errc::invalid_argument, "--store " + cfg.store + " is neither memory nor redis://host:port/db"};
+  std::shared_ptr<runtime::session_store> store;
+  if (cfg.store == "memory") {
+    store = runtime::make_memory_store(cfg.retention);
+  } else {
+    auto url = runtime::parse_redis_url(cfg.store);
+    if (!url) return status{errc::invalid_argument, "--store: " + url.error().message() + " (or memory)"};
+    store = runtime::make_redis_store(*url, cfg.retention);
   }
   std::string model_path = cfg.model;
   if (model_path.empty()) {
@@ -123,7 +126,7 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
 
   auto ctx = std::make_shared<node_context>();
   ctx->metrics = std::make_shared<runtime::node_metrics>("cpu");
-  ctx->store = std::shared_ptr<runtime::session_store>(runtime::make_memory_store(cfg.retention));
+  ctx->store = std::move(store);
   batch_config bc;
   bc.max_batch = cfg.max_batch;
   bc.batch_window = cfg.batch_window;
