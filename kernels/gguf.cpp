@@ -19,24 +19,6 @@ constexpr uint64_t max_tensor_name = 63;        // ggml's GGML_MAX_NAME - 1
 constexpr uint32_t max_dims = 4;                // GGML_MAX_DIMS
 constexpr uint64_t max_nested_items = 1 << 16;  // arrays inside one array of arrays
 
-size_t scalar_size(value_type t) {
-  switch (t) {
-    case value_type::u8:
-    case value_type::i8:
-    case value_type::boolean: return 1;
-    case value_type::u16:
-    case value_type::i16: return 2;
-    case value_type::u32:
-    case value_type::i32:
-    case value_type::f32: return 4;
-    case value_type::u64:
-    case value_type::i64:
-    case value_type::f64: return 8;
-    case value_type::string:
-    case value_type::array: return 0;
-  }
-  return 0;
-}
 
 bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(value_type::f64); }
 
@@ -108,6 +90,25 @@ const char* to_string(value_type t) {
     case value_type::f64: return "float64";
   }
   return "unknown";
+}
+
+size_t scalar_size(value_type t) {
+  switch (t) {
+    case value_type::u8:
+    case value_type::i8:
+    case value_type::boolean: return 1;
+    case value_type::u16:
+    case value_type::i16: return 2;
+    case value_type::u32:
+    case value_type::i32:
+    case value_type::f32: return 4;
+    case value_type::u64:
+    case value_type::i64:
+    case value_type::f64: return 8;
+    case value_type::string:
+    case value_type::array: return 0;
+  }
+  return 0;
 }
 
 bool value::is_integer() const {

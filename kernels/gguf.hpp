@@ -49,6 +49,9 @@ enum class value_type : uint32_t {
 
 const char* to_string(value_type t);
 
+/// Bytes of one element of a fixed-size type in the file (0 for string and array).
+size_t scalar_size(value_type t);
+
 /// One metadata value. Scalars live in the fields below; arrays of fixed-size
 /// scalars keep a pointer to their (unaligned, little-endian) bytes; string
 /// arrays become views in `strings`, arrays of arrays are expanded in `items`.

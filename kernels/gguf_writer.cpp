@@ -23,19 +23,6 @@ void put_str(std::vector<unsigned char>& out, std::string_view s) {
   put_pod<uint64_t>(out, s.size());
   put(out, s.data(), s.size());
 }
-size_t scalar_bytes(value_type t) {
-  switch (t) {
-    case value_type::u8:
-    case value_type::i8:
-    case value_type::boolean: return 1;
-    case value_type::u16:
-    case value_type::i16: return 2;
-    case value_type::u32:
-    case value_type::i32:
-    case value_type::f32: return 4;
-    default: return 8;
-  }
-}
 
 /// write(2) all of `n` bytes.
 bool write_all(int fd, const unsigned char* p, size_t n) {
@@ -106,10 +93,10 @@ void writer::put_value_body(const value& v) {
       } else if (v.elem_type == value_type::array) {
         for (const auto& item : v.items) put_value_body(item);
       } else {
-        put(kv_, v.raw, static_cast<size_t>(v.count) * scalar_bytes(v.elem_type));
+        put(kv_, v.raw, static_cast<size_t>(v.count) * scalar_size(v.elem_type));
       }
       return;
-    default: put(kv_, &v.u, scalar_bytes(v.type)); return;  // little-endian: low bytes first
+    default: put(kv_, &v.u, scalar_size(v.type)); return;  // little-endian: low bytes first
   }
 }
 
