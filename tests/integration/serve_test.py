@@ -13,6 +13,7 @@ Checks, each against a fresh or shared node:
 
 usage: serve_test.py BRIGADE
 """
+import atexit
 import json
 import os
 import re
@@ -25,6 +26,14 @@ import urllib.request
 
 BRIGADE = sys.argv[1]
 failures = []
+started = []  # every node process, killed at exit whatever happens
+
+
+@atexit.register
+def kill_leftovers():
+    for p in started:
+        if p.poll() is None:
+            p.kill()
 
 
 def check(cond, what):
@@ -39,6 +48,7 @@ class Node:
     def __init__(self, model, *flags):
         self.p = subprocess.Popen([BRIGADE, "serve", "--port", "0", "--metrics-port", "0", "--model", model,
                                    *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(self.p)
         line = self.p.stdout.readline()
         m = re.match(r"brigade: listening on ([0-9.]+):(\d+) metrics ([0-9.]+):(\d+)", line)
         if not m:
