@@ -8,6 +8,7 @@ Prints acknowledged, lost and duplicated counts.
 
 usage: chaos_test.py BRIGADE [CYCLES]
 """
+import atexit
 import json
 import os
 import random
@@ -20,6 +21,8 @@ import tempfile
 import time
 
 BRIGADE = sys.argv[1]
+started = []  # node processes, killed at exit whatever happens
+atexit.register(lambda: [p.kill() for p in started if p.poll() is None])
 CYCLES = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 
 
@@ -45,6 +48,7 @@ def main():
             p = subprocess.Popen([BRIGADE, "serve", "--port", str(bport), "--metrics-port", "0", "--model", model,
                                   "--store", f"redis://127.0.0.1:{rport}", "--node-name", "chaos-node",
                                   "--log-level", "error"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            started.append(p)
             line = p.stdout.readline()
             if not re.match(r"brigade: listening", line):
                 raise RuntimeError(f"serve did not start: {line!r}")

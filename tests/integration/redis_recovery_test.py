@@ -7,6 +7,7 @@ appears; when Redis is back, turns succeed again without restarting brigade.
 
 usage: redis_recovery_test.py BRIGADE
 """
+import atexit
 import json
 import os
 import re
@@ -18,6 +19,8 @@ import tempfile
 import time
 
 BRIGADE = sys.argv[1]
+started = []  # node processes, killed at exit whatever happens
+atexit.register(lambda: [p.kill() for p in started if p.poll() is None])
 failures = []
 
 
@@ -48,6 +51,7 @@ def serve(model, rport, bport):
     p = subprocess.Popen([BRIGADE, "serve", "--port", str(bport), "--metrics-port", "0", "--model", model,
                           "--store", f"redis://127.0.0.1:{rport}", "--node-name", "recovery-node"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    started.append(p)
     if not re.match(r"brigade: listening", p.stdout.readline()):
         p.kill()
         raise RuntimeError("serve did not start")
