@@ -293,23 +293,44 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
   rep.duplicated += dup;
 }
 
+/// Simulated users over one client connection (bench and demo).
+struct load_run {
+  std::unique_ptr<net::client> client;
+  load_report rep;
+  std::atomic<bool> stop{false};
+  clock_type::time_point t0;
+  std::vector<std::thread> users;
+
+  /// Connects and starts `n_users`, each running `turns` turns (0: until stop).
+  bool start(const std::string& host, int port, int n_users, int turns, int max_tokens, bool verify,
+             net::client_error& err) {
+    net::client_options o;
+    o.host = host;
+    o.port = port;
+    client = net::client::connect(o, err);
+    if (!client) return false;
+    t0 = clock_type::now();
+    for (int u = 0; u < n_users; ++u)
+      users.emplace_back(
+          [this, u, turns, max_tokens, verify] { run_user(*client, turns, max_tokens, stop, rep, u, verify); });
+    return true;
+  }
+  void join() {
+    for (auto& t : users) t.join();
+    users.clear();
+  }
+};
+
 }  // namespace
 
 int bench(const bench_server_cli& a) {
   if (a.sessions <= 0 || a.turns <= 0) return fail(exit_bad_input, "--sessions and --turns must be positive");
-  net::client_options o;
-  o.host = a.host;
-  o.port = a.port;
+  load_run run;
   net::client_error err;
-  auto c = net::client::connect(o, err);
-  if (!c) return fail_client(err);
-  load_report rep;
-  std::atomic<bool> stop{false};
-  const auto t0 = clock_type::now();
-  std::vector<std::thread> users;
-  for (int u = 0; u < a.sessions; ++u)
-    users.emplace_back([&, u] { run_user(*c, a.turns, a.max_tokens, stop, rep, u, a.verify); });
-  for (auto& t : users) t.join();
+  if (!run.start(a.host, a.port, a.sessions, a.turns, a.max_tokens, a.verify, err)) return fail_client(err);
+  run.join();
+  load_report& rep = run.rep;
+  const auto t0 = run.t0;
   const double wall = seconds_since(t0);
   const double tps = static_cast<double>(rep.tokens) / wall;
   const double mean_batch = rep.batch_n ? rep.batch_sum / static_cast<double>(rep.batch_n) : 0;
@@ -356,16 +377,11 @@ int demo(const demo_cli& a) {
   if (!n) return fail(exit_other, n.error().message());
   std::printf("node: %s\n  serving on %s:%d, metrics on http://%s:%d/metrics\n", (*n)->model_description().c_str(),
               (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(), (*n)->metrics_port());
-  net::client_options o;
-  o.port = (*n)->port();
+  load_run run;
   net::client_error err;
-  auto c = net::client::connect(o, err);
-  if (!c) return fail_client(err);
-  load_report rep;
-  std::atomic<bool> stop{false};
-  const auto t0 = clock_type::now();
-  std::vector<std::thread> users;
-  for (int u = 0; u < a.users; ++u) users.emplace_back([&, u] { run_user(*c, 0, 32, stop, rep, u); });
+  if (!run.start((*n)->host(), (*n)->port(), a.users, 0, 32, false, err)) return fail_client(err);
+  load_report& rep = run.rep;
+  const auto t0 = run.t0;
   int64_t last_tokens = 0;
   auto last_t = clock_type::now();
   while (seconds_since(t0) < a.seconds) {
@@ -381,8 +397,8 @@ int demo(const demo_cli& a) {
                  rep.batch_n ? rep.batch_sum / static_cast<double>(rep.batch_n) : 0.0, a.users,
                  static_cast<long long>(rep.turns));
   }
-  stop = true;
-  for (auto& t : users) t.join();
+  run.stop = true;
+  run.join();
   const double wall = seconds_since(t0);
   std::fprintf(stderr, "\n");
   std::printf("\nsummary (%d simulated users, %.1f s):\n", a.users, wall);
@@ -394,7 +410,7 @@ int demo(const demo_cli& a) {
   std::printf("  %-28s %10.1f\n", "mean engine batch size", rep.batch_n ? rep.batch_sum / rep.batch_n : 0.0);
   std::printf("  %-28s %10d\n", "refused, then retried", rep.refused);
   std::printf("  %-28s %10lld\n", "failed turns", static_cast<long long>(rep.errors));
-  c.reset();
+  run.client.reset();
   (*n)->drain_and_stop();
   return rep.errors ? exit_other : exit_ok;
 }
