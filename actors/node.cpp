@@ -100,12 +100,15 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   auto p = std::make_unique<impl>();
   runtime::node_config cfg = cfg_in;
   std::shared_ptr<runtime::session_store> store;
+  runtime::store_options so;
+  so.retention = cfg.retention;
+  so.lease = cfg.lease;
   if (cfg.store == "memory") {
-    store = runtime::make_memory_store(cfg.retention);
+    store = runtime::make_memory_store(so);
   } else {
     auto url = runtime::parse_redis_url(cfg.store);
     if (!url) return status{errc::invalid_argument, "--store: " + url.error().message() + " (or memory)"};
-    store = runtime::make_redis_store(*url, cfg.retention);
+    store = runtime::make_redis_store(*url, so);
   }
   std::string model_path = cfg.model;
   if (model_path.empty()) {

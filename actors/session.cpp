@@ -58,6 +58,7 @@ struct session_state {
   std::unique_ptr<conversation> conv;
   std::optional<inflight> turn;
   uint64_t idle_gen = 0;
+  bool owner = false;  // holds the lease (meta.epoch is current) until released or lost
   std::shared_ptr<cleanup_info> cleanup;
   caf::typed_response_promise<bool> closing;
   static inline const char* name = "brigade.session";
@@ -76,6 +77,24 @@ caf::error unauthorized() {
 
 void arm_idle(self_ptr self) {
   self->delayed_send(self, self->state.ctx->cfg.idle_timeout, idle_atom::value, ++self->state.idle_gen);
+}
+
+/// Gives the ownership lease back so any node may take the session at once
+/// (passivation, shutdown); fire and forget: an unreleased lease expires.
+void release_lease(self_ptr self) {
+  auto& st = self->state;
+  if (!st.owner) return;
+  st.owner = false;
+  st.ctx->store->release(st.meta.id, st.meta.epoch, [](status) {});
+}
+
+void arm_renew(self_ptr self) {
+  self->delayed_send(self, std::max<runtime::duration>(self->state.ctx->cfg.lease / 3, std::chrono::milliseconds(10)),
+                     renew_atom::value);
+}
+
+caf::error moved_error(const std::string& why) {
+  return make_error(brigade_errc::session_moved, why + "; retry shortly (the client does)");
 }
 
 void end_turn(self_ptr self) {
@@ -309,6 +328,14 @@ caf::behavior running(self_ptr self) {
         auto& st = self->state;
         if (!st.turn || st.turn->turn_id != turn_id) return;
         auto& t = *st.turn;
+        if (s.st.code() == errc::conflict) {  // another owner took the session: this actor is stale
+          st.ctx->metrics->add_rejected("session_moved");
+          log(log_level::warn, st.meta.id, "turn " + std::to_string(t.seq) + " not saved: " + s.st.message());
+          st.owner = false;
+          fail_turn(self, moved_error(s.st.message() + "; the turn was not saved"), false);
+          self->quit();
+          return;
+        }
         if (!s.st.ok()) {
           st.ctx->metrics->add_rejected("store_unavailable");
           log(log_level::warn, st.meta.id, "turn " + std::to_string(t.seq) + " not saved: " + s.st.message());
@@ -392,7 +419,34 @@ caf::behavior running(self_ptr self) {
                                         "cannot delete the session: " + s.st.message() + "; retry later"));
         self->quit();
       },
-      [=](drain_atom) { self->quit(); },
+      [=](drain_atom) {
+        release_lease(self);
+        self->quit();
+      },
+      [=](renew_atom) {
+        auto& st = self->state;
+        if (!st.owner) return;
+        caf::actor me = caf::actor_cast<caf::actor>(self);
+        st.ctx->store->renew(st.meta.id, st.meta.epoch,
+                             [me](status s) { caf::anon_send(me, renew_atom::value, store_status{std::move(s)}); });
+      },
+      [=](renew_atom, store_status& s) {
+        auto& st = self->state;
+        if (!st.owner) return;
+        if (s.st.code() == errc::conflict || s.st.code() == errc::not_found) {
+          // Lost: another node took the session (or it expired). A turn being
+          // stored will be refused by the epoch check; others end now.
+          log(log_level::warn, st.meta.id, "ownership lost (" + s.st.message() + "); the session stops here");
+          st.owner = false;
+          if (!st.turn || !st.turn->committing) {
+            if (st.turn) fail_turn(self, moved_error(s.st.message()), true);
+            self->quit();
+          }
+          return;
+        }
+        if (!s.st.ok()) log(log_level::warn, st.meta.id, "cannot renew the lease: " + s.st.message());
+        arm_renew(self);
+      },
       [=](fault_atom, const std::string&, const std::string& token) -> caf::result<bool> {
         auto& st = self->state;
         if (!authorized(st, token)) return unauthorized();
@@ -404,6 +458,7 @@ caf::behavior running(self_ptr self) {
         auto& st = self->state;
         if (st.turn || gen != st.idle_gen) return;
         log(log_level::debug, st.meta.id, "idle: passivated");
+        release_lease(self);
         self->quit();
       },
   };
@@ -441,6 +496,7 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
   // Shutdown: tell a waiting client, do not leave its promise hanging.
   self->set_exit_handler([=](caf::exit_msg& m) {
     fail_turn(self, make_error(brigade_errc::shutting_down, "the node is shutting down; retry on another node"), true);
+    if (!self->state.turn) release_lease(self);
     self->quit(m.reason);
   });
   // A crash: CAF does not fail promises the actor held, so fail the turn's
@@ -460,14 +516,17 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
           "session " + self->state.meta.id + " crashed (" + what + "); it restarts from the store, retry the turn"));
     return make_error(brigade_errc::internal, "session crashed: " + what);
   });
-  if (!restore) {
+  if (!restore) {  // created by the supervisor with epoch 1 and the lease
+    st.owner = true;
     arm_idle(self);
+    arm_renew(self);
     return running(self);
   }
-  // Restoring: load the history, keep requests queued until then.
+  // Restoring: take the lease (epoch + 1) and load the history, keeping
+  // requests queued until then.
   self->set_default_handler(caf::skip);
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  ctx->store->load(meta.id, [me](result<runtime::session_snapshot> r) {
+  ctx->store->acquire(meta.id, ctx->cfg.node_name, [me](result<runtime::session_snapshot> r) {
     caf::anon_send(me, loaded_atom::value,
                    loaded_snapshot{std::make_shared<result<runtime::session_snapshot>>(std::move(r))});
   });
@@ -476,6 +535,11 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
         auto& st = self->state;
         self->set_default_handler(caf::print_and_drop);
         auto& r = *snap.r;
+        if (!r.ok() && r.error().code() == errc::conflict) {
+          log(log_level::info, st.meta.id, "not restored: " + r.error().message());
+          self->become(dead(self, moved_error(r.error().message())));
+          return;
+        }
         if (!r.ok()) {
           const bool missing = r.error().code() == errc::not_found;
           if (!missing) log(log_level::warn, st.meta.id, "cannot restore: " + r.error().message());
@@ -492,9 +556,12 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
           return;
         }
         st.meta = r->meta;
+        st.owner = true;
         st.conv->restore(std::move(r->turns));
-        log(log_level::debug, st.meta.id, "restored " + std::to_string(st.conv->last_seq()) + " turns");
+        log(log_level::debug, st.meta.id,
+            "restored " + std::to_string(st.conv->last_seq()) + " turns, epoch " + std::to_string(st.meta.epoch));
         arm_idle(self);
+        arm_renew(self);
         self->become(running(self));
       },
   };

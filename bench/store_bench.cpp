@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   const int port = std::atoi(argv[1]);
   redis_url url;
   url.port = port;
-  auto store = make_redis_store(url, std::chrono::minutes(30));
+  auto store = make_redis_store(url, {});
   std::string json = "{\"benchmark\":\"store\",\"history\":{";
   std::printf("%10s  %10s  %10s  %14s\n", "history", "p50 ms", "p99 ms", "AOF bytes/turn");
   bool first = true;

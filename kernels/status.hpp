@@ -23,6 +23,7 @@ enum class errc {
   not_found,         ///< a required key, tensor or token is missing
   resource,          ///< out of memory or device resources; retryable after freeing some
   device,            ///< a GPU runtime call failed
+  conflict,          ///< someone else holds it (an ownership lease, a newer epoch)
 };
 
 const char* to_string(errc code);

@@ -28,7 +28,8 @@ bool retryable(const client_error& e) {
   // turn_in_progress: a re-send raced the first attempt, which may still
   // commit; retrying then replays it.
   return e.code == brigade_errc::overloaded || e.code == brigade_errc::engine_failed ||
-         e.code == brigade_errc::session_crashed || e.code == brigade_errc::turn_in_progress;
+         e.code == brigade_errc::session_crashed || e.code == brigade_errc::turn_in_progress ||
+         e.code == brigade_errc::session_moved;
 }
 
 }  // namespace
@@ -41,7 +42,8 @@ int exit_code(const client_error& e) {
     case brigade_errc::context_full:
     case brigade_errc::version_mismatch:
     case brigade_errc::turn_in_progress: return 2;
-    case brigade_errc::overloaded: return 3;
+    case brigade_errc::overloaded:
+    case brigade_errc::session_moved: return 3;
     case brigade_errc::store_unavailable: return 4;
     case brigade_errc::unauthorized: return 5;
     default: return 1;

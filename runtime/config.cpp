@@ -188,6 +188,10 @@ const std::vector<config_key>& config_keys() {
     k.push_back(string_key("store", "memory, or redis://[user:password@]host:port/db", &node_config::store));
     k.push_back(
         duration_key("retention", "sliding expiry of stored sessions (0: keep forever)", &node_config::retention));
+    k.push_back(duration_key("lease",
+                             "ownership lease on a live session, renewed while it lives; a node restarted with the "
+                             "same node-name takes its sessions back at once, another node after the lease expires",
+                             &node_config::lease));
     k.push_back(string_key("log-level", "error, warn, info or debug (conversation text only at debug)",
                            &node_config::log_level, {"error", "warn", "info", "debug"}));
     return k;

@@ -55,6 +55,7 @@ struct node_config {
   // store
   std::string store = "memory";                   // memory | redis://[user:password@]host:port/db
   duration retention = std::chrono::minutes(30);  // sliding expiry; 0 keeps forever
+  duration lease = std::chrono::seconds(15);      // ownership lease of a live session
   // logging
   std::string log_level = "info";  // error | warn | info | debug
 };

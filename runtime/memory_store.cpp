@@ -14,7 +14,8 @@ namespace {
 
 class memory_store final : public session_store {
  public:
-  explicit memory_store(std::chrono::microseconds retention) : retention_ms_(retention.count() / 1000) {}
+  explicit memory_store(const store_options& opt)
+      : retention_ms_(opt.retention.count() / 1000), lease_ms_(opt.lease.count() / 1000) {}
 
   void create(const session_meta& meta, done_fn done) override {
     status s;
@@ -26,11 +27,60 @@ class memory_store final : public session_store {
       } else {
         entry e;
         e.snap.meta = meta;
+        e.snap.meta.epoch = 1;
         e.touched_ms = now_ms();
+        e.lease_until_ms = e.touched_ms + lease_ms_;
         sessions_.emplace(meta.id, std::move(e));
       }
     }
     done(s);
+  }
+
+  void acquire(const std::string& id, const std::string& owner, load_fn done) override {
+    result<session_snapshot> r = missing(id);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      expire_locked();
+      if (auto it = sessions_.find(id); it != sessions_.end()) {
+        entry& e = it->second;
+        const int64_t now = now_ms();
+        if (!e.snap.meta.owner.empty() && e.snap.meta.owner != owner && e.lease_until_ms > now) {
+          r = status{errc::conflict, "session " + id + " is owned by node " + e.snap.meta.owner + " for " +
+                                         std::to_string(e.lease_until_ms - now) + " ms more"};
+        } else {
+          ++e.snap.meta.epoch;
+          e.snap.meta.owner = owner;
+          e.lease_until_ms = now + lease_ms_;
+          e.touched_ms = now;
+          r = e.snap;
+        }
+      }
+    }
+    done(std::move(r));
+  }
+
+  void renew(const std::string& id, uint64_t epoch, done_fn done) override {
+    status s;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      expire_locked();
+      auto it = sessions_.find(id);
+      if (it == sessions_.end()) s = missing(id);
+      else if (epoch != it->second.snap.meta.epoch) s = moved(id, epoch, it->second);
+      else it->second.lease_until_ms = now_ms() + lease_ms_;
+    }
+    done(s);
+  }
+
+  void release(const std::string& id, uint64_t epoch, done_fn done) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (auto it = sessions_.find(id); it != sessions_.end() && it->second.snap.meta.epoch == epoch) {
+        it->second.snap.meta.owner.clear();
+        it->second.lease_until_ms = 0;
+      }
+    }
+    done({});
   }
 
   void append(const std::string& id, uint64_t epoch, const stored_turn& t, done_fn done) override {
@@ -40,34 +90,36 @@ class memory_store final : public session_store {
       expire_locked();
       auto it = sessions_.find(id);
       if (it == sessions_.end()) {
-        s = {errc::not_found, "session " + id + " is not in the store (expired or deleted)"};
-      } else if (epoch < it->second.snap.meta.epoch) {
-        s = {errc::invalid_argument, "session " + id + ": stale owner epoch " + std::to_string(epoch) + " < " +
-                                         std::to_string(it->second.snap.meta.epoch)};
+        s = missing(id);
+      } else if (epoch != it->second.snap.meta.epoch) {
+        s = moved(id, epoch, it->second);
       } else if (t.seq != it->second.snap.turns.size() + 1) {
         s = {errc::invalid_argument, "session " + id + ": seq " + std::to_string(t.seq) + " is not the next seq " +
                                          std::to_string(it->second.snap.turns.size() + 1)};
       } else {
-        it->second.snap.meta.epoch = epoch;
         it->second.snap.turns.push_back(t);
         it->second.touched_ms = now_ms();
+        it->second.lease_until_ms = it->second.touched_ms + lease_ms_;
       }
     }
     done(s);
   }
 
   void load(const std::string& id, load_fn done) override {
-    result<session_snapshot> r = status{errc::not_found, "session " + id + " is not in the store"};
+    result<session_snapshot> r = missing(id);
     {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
       auto it = sessions_.find(id);
-      if (it != sessions_.end()) {
-        it->second.touched_ms = now_ms();  // reading a session keeps it alive (sliding expiry)
-        r = it->second.snap;
-      }
+      if (it != sessions_.end()) r = it->second.snap;
     }
     done(std::move(r));
+  }
+
+  void compact(const std::string& id, done_fn done) override {
+    std::lock_guard<std::mutex> g(mu_);
+    const bool found = sessions_.count(id) > 0;
+    done(found ? status{} : missing(id));
   }
 
   void remove(const std::string& id, done_fn done) override {
@@ -84,7 +136,16 @@ class memory_store final : public session_store {
   struct entry {
     session_snapshot snap;
     int64_t touched_ms = 0;
+    int64_t lease_until_ms = 0;
   };
+  static status missing(const std::string& id) {
+    return {errc::not_found, "session " + id + " is not in the store (expired or deleted)"};
+  }
+  static status moved(const std::string& id, uint64_t epoch, const entry& e) {
+    return {errc::conflict, "session " + id + ": ownership moved to node " + e.snap.meta.owner + " (epoch " +
+                                std::to_string(epoch) + " is not the current " + std::to_string(e.snap.meta.epoch) +
+                                ")"};
+  }
   void expire_locked() {
     if (retention_ms_ <= 0) return;
     const int64_t cutoff = now_ms() - retention_ms_;
@@ -92,14 +153,15 @@ class memory_store final : public session_store {
       it = it->second.touched_ms < cutoff ? sessions_.erase(it) : std::next(it);
   }
   int64_t retention_ms_;
+  int64_t lease_ms_;
   std::mutex mu_;
   std::map<std::string, entry> sessions_;
 };
 
 }  // namespace
 
-std::unique_ptr<session_store> make_memory_store(std::chrono::microseconds retention) {
-  return std::make_unique<memory_store>(retention);
+std::unique_ptr<session_store> make_memory_store(const store_options& opt) {
+  return std::make_unique<memory_store>(opt);
 }
 
 namespace {

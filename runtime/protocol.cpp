@@ -18,6 +18,7 @@ const char* to_string(brigade_errc c) {
     case brigade_errc::engine_failed: return "engine failed";
     case brigade_errc::internal: return "internal error";
     case brigade_errc::session_crashed: return "session crashed";
+    case brigade_errc::session_moved: return "session moved";
   }
   return "unknown";
 }

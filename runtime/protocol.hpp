@@ -40,6 +40,7 @@ using release_atom = caf::atom_constant<caf::atom("b_release")>;
 using restart_atom = caf::atom_constant<caf::atom("b_restart")>;
 using stored_atom = caf::atom_constant<caf::atom("b_stored")>;
 using loaded_atom = caf::atom_constant<caf::atom("b_loaded")>;
+using renew_atom = caf::atom_constant<caf::atom("b_renew")>;
 
 /// brigade's error codes (category "brigade"); each has a one-line meaning.
 enum class brigade_errc : uint8_t {
@@ -57,6 +58,7 @@ enum class brigade_errc : uint8_t {
   engine_failed,      ///< the engine failed during the turn; retryable
   internal,           ///< a bug; the message says where
   session_crashed,    ///< the session's actor crashed during the turn; it restarts from the store, retry
+  session_moved,      ///< another node holds the session's ownership lease; retry after the hint
 };
 
 const char* to_string(brigade_errc c);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <msgpack.hpp>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace brigade::runtime {
@@ -53,165 +54,222 @@ namespace {
 
 constexpr int schema_version = 1;
 
-// KEYS: meta. ARGV: schema, epoch, owner, model, token hash, created, ttl ms.
-const char* const create_script = R"(
+// Every script reads Redis's own clock (TIME), so leases do not depend on the
+// clocks of the nodes. Error replies start with a word the client maps to an
+// errc: MISSING, EXISTS, SEQ, EPOCH, OWNED, SCHEMA.
+#define BRIGADE_LUA_NOW                           \
+  "local t = redis.call('TIME')\n"                \
+  "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+// KEYS: meta. ARGV: schema, owner, model, token hash, created, ttl ms, lease ms.
+const char* const create_script = BRIGADE_LUA_NOW R"(
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS session already exists') end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'seq', 0, 'epoch', ARGV[2], 'owner', ARGV[3], 'model', ARGV[4],
-           'token', ARGV[5], 'created', ARGV[6])
-if tonumber(ARGV[7]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[7]) end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'seq', 0, 'epoch', 1, 'owner', ARGV[2], 'lease', now + tonumber(ARGV[7]),
+           'model', ARGV[3], 'token', ARGV[4], 'created', ARGV[5], 'snap_seq', 0)
+if tonumber(ARGV[6]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 return 'OK')";
 
-// KEYS: meta, turns. ARGV: epoch, seq, record, ttl ms.
-const char* const append_script = R"(
-local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+// KEYS: meta, turns, snap. ARGV: owner, lease ms, ttl ms, schema.
+// Free, expired or already ours (the same node name, restarted): take it
+// with epoch + 1. Returns the new epoch.
+const char* const acquire_script = BRIGADE_LUA_NOW R"(
+local m = redis.call('HMGET', KEYS[1], 'v', 'epoch', 'owner', 'lease')
 if not m[1] then return redis.error_reply('MISSING session is not in the store (expired or deleted)') end
-if tonumber(ARGV[1]) < tonumber(m[2]) then
-  return redis.error_reply('EPOCH stale owner epoch ' .. ARGV[1] .. ' < ' .. m[2]) end
-if tonumber(ARGV[2]) ~= tonumber(m[1]) + 1 then
-  return redis.error_reply('SEQ seq ' .. ARGV[2] .. ' is not the next seq ' .. (tonumber(m[1]) + 1)) end
-redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'epoch', ARGV[1])
-if tonumber(ARGV[4]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if m[1] ~= ARGV[4] then
+  return redis.error_reply('SCHEMA stored with schema version \'' .. m[1] .. '\', this node reads version ' .. ARGV[4]) end
+local epoch = tonumber(m[2])
+local lease = tonumber(m[4] or '0')
+if not epoch or not lease then return redis.error_reply('SCHEMA the session\'s meta record is damaged') end
+if m[3] and m[3] ~= '' and m[3] ~= ARGV[1] and lease > now then
+  return redis.error_reply('OWNED session is owned by node ' .. m[3] .. ' for ' .. (lease - now) .. ' ms more') end
+redis.call('HSET', KEYS[1], 'epoch', epoch + 1, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]))
+if tonumber(ARGV[3]) > 0 then
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+end
+return epoch + 1)";
+
+// KEYS: meta. ARGV: epoch, lease ms.
+const char* const renew_script = BRIGADE_LUA_NOW R"(
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'owner')
+if not m[1] then return redis.error_reply('MISSING session is not in the store (expired or deleted)') end
+if tonumber(ARGV[1]) ~= tonumber(m[1]) then
+  return redis.error_reply('EPOCH ownership moved to node ' .. (m[2] or '?') .. ' (epoch ' .. ARGV[1] ..
+                           ' is not the current ' .. m[1] .. ')') end
+redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
+return 'OK')";
+
+// KEYS: meta. ARGV: epoch.
+const char* const release_script = R"(
+if tonumber(redis.call('HGET', KEYS[1], 'epoch') or '-1') == tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'owner', '', 'lease', 0)
 end
 return 'OK')";
+
+// KEYS: meta, turns, snap. ARGV: epoch, seq, record, ttl ms, lease ms.
+// Returns {length of the turn list, snap_seq} so the client can decide to
+// compact (off the commit path).
+const char* const append_script = BRIGADE_LUA_NOW R"(
+local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'owner', 'snap_seq')
+if not m[1] then return redis.error_reply('MISSING session is not in the store (expired or deleted)') end
+if tonumber(ARGV[1]) ~= tonumber(m[2]) then
+  return redis.error_reply('EPOCH ownership moved to node ' .. (m[3] or '?') .. ' (epoch ' .. ARGV[1] ..
+                           ' is not the current ' .. m[2] .. ')') end
+if tonumber(ARGV[2]) ~= tonumber(m[1]) + 1 then
+  return redis.error_reply('SEQ seq ' .. ARGV[2] .. ' is not the next seq ' .. (tonumber(m[1]) + 1)) end
+local n = redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'lease', now + tonumber(ARGV[5]))
+if tonumber(ARGV[4]) > 0 then
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+end
+return {n, tonumber(m[4] or '0')})";
+
+// KEYS: meta, turns, snap. ARGV: snap_seq read, new snap_seq, turns folded,
+// snapshot, ttl ms. Compare-and-set on snap_seq: appends only push on the
+// right, so the first `folded` turns are the ones read unless another
+// compaction ran in between (then this one does nothing).
+const char* const compact_script = R"(
+local s = redis.call('HGET', KEYS[1], 'snap_seq')
+if not s or tonumber(s) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[3]), -1)
+redis.call('HSET', KEYS[1], 'snap_seq', ARGV[2])
+if tonumber(ARGV[5]) > 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+return 1)";
 
 std::string key(const std::string& id, const char* part) { return "brigade:{" + id + "}:" + part; }
 
 using reply_ptr = std::unique_ptr<redisReply, decltype(&freeReplyObject)>;
+using command = std::vector<std::string>;
 
 struct request {
-  std::vector<std::vector<std::string>> commands;  // pipelined together
+  std::vector<command> commands;  // pipelined together
   // Gets one reply per command (nullptr replies mean the connection failed).
   std::function<void(std::vector<redisReply*>&, const std::string& conn_error)> done;
 };
 
-class redis_store final : public session_store {
- public:
-  redis_store(redis_url url, std::chrono::microseconds retention)
-      : url_(std::move(url)), ttl_ms_(retention.count() / 1000), thread_([this] { run(); }) {}
+// --- records ---------------------------------------------------------------
 
-  ~redis_store() override {
+void pack_turn(msgpack::packer<msgpack::sbuffer>& pk, const stored_turn& t) {
+  pk.pack_array(7);
+  pk.pack(schema_version);
+  pk.pack(t.seq);
+  pk.pack(t.user);
+  pk.pack(t.assistant);
+  pk.pack(t.prompt_tokens);
+  pk.pack(t.generated_tokens);
+  pk.pack(t.committed_at_ms);
+}
+
+/// Throws on anything but a version-1 turn record (msgpack-c throws too).
+stored_turn unpack_turn(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 7 || o.via.array.ptr[0].as<int>() != schema_version)
+    throw std::runtime_error("not a version-" + std::to_string(schema_version) + " turn record");
+  stored_turn t;
+  t.seq = o.via.array.ptr[1].as<uint64_t>();
+  t.user = o.via.array.ptr[2].as<std::string>();
+  t.assistant = o.via.array.ptr[3].as<std::string>();
+  t.prompt_tokens = o.via.array.ptr[4].as<uint32_t>();
+  t.generated_tokens = o.via.array.ptr[5].as<uint32_t>();
+  t.committed_at_ms = o.via.array.ptr[6].as<int64_t>();
+  return t;
+}
+
+/// Snapshot: [schema, last seq, [turn record...]].
+std::string pack_snapshot(const std::vector<stored_turn>& turns) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(3);
+  pk.pack(schema_version);
+  pk.pack(turns.empty() ? uint64_t{0} : turns.back().seq);
+  pk.pack_array(static_cast<uint32_t>(turns.size()));
+  for (const auto& t : turns) pack_turn(pk, t);
+  return {buf.data(), buf.size()};
+}
+
+/// Appends the turns of the snapshot and then of the list to `out`, checking
+/// that seqs run 1, 2, 3...; an error names what is damaged.
+status unpack_history(const std::string& id, const redisReply* snap, const redisReply* list,
+                      std::vector<stored_turn>& out) {
+  auto expect_next = [&](const stored_turn& t, const std::string& where) -> status {
+    if (t.seq != out.size() + 1)
+      return {errc::malformed, "session " + id + ": " + where + " has seq " + std::to_string(t.seq) + ", expected " +
+                                   std::to_string(out.size() + 1)};
+    return {};
+  };
+  if (snap && snap->type == REDIS_REPLY_STRING) {
+    try {
+      msgpack::object_handle h = msgpack::unpack(snap->str, snap->len);
+      const msgpack::object& o = h.get();
+      if (o.type != msgpack::type::ARRAY || o.via.array.size != 3 || o.via.array.ptr[0].as<int>() != schema_version ||
+          o.via.array.ptr[2].type != msgpack::type::ARRAY)
+        throw std::runtime_error("not a version-" + std::to_string(schema_version) + " snapshot");
+      const auto& turns = o.via.array.ptr[2].via.array;
+      for (uint32_t i = 0; i < turns.size; ++i) {
+        stored_turn t = unpack_turn(turns.ptr[i]);
+        if (status s = expect_next(t, "snapshot turn " + std::to_string(i + 1)); !s) return s;
+        out.push_back(std::move(t));
+      }
+      if (o.via.array.ptr[1].as<uint64_t>() != out.size()) throw std::runtime_error("its turn count is wrong");
+    } catch (const std::exception& ex) {
+      return {errc::malformed,
+              "session " + id + ": the stored snapshot cannot be read (" + ex.what() + "); the session's data is damaged"};
+    }
+  }
+  const size_t base = out.size();
+  for (size_t i = 0; list && i < list->elements; ++i) {
+    const redisReply* e = list->element[i];
+    stored_turn t;
+    try {  // msgpack-c throws on malformed input: convert here, nothing escapes
+      msgpack::object_handle h = msgpack::unpack(e->str, e->len);
+      t = unpack_turn(h.get());
+    } catch (const std::exception& ex) {
+      return {errc::malformed, "session " + id + ": stored turn " + std::to_string(base + i + 1) + " cannot be read (" +
+                                   ex.what() + "); the session's data is damaged"};
+    }
+    if (status s = expect_next(t, "stored turn " + std::to_string(base + i + 1)); !s) return s;
+    out.push_back(std::move(t));
+  }
+  return {};
+}
+
+// --- one connection on a thread of its own -----------------------------------
+
+class connection {
+ public:
+  explicit connection(redis_url url) : url_(std::move(url)), thread_([this] { run(); }) {}
+
+  ~connection() { close(); }
+
+  /// Runs what is queued, including what its callbacks queue (when
+  /// connected), then stops; later requests fail at once.
+  void close() {
     {
       std::lock_guard<std::mutex> g(mu_);
+      if (stop_) return;
       stop_ = true;
     }
     cv_.notify_one();
     thread_.join();
     if (ctx_) redisFree(ctx_);
+    ctx_ = nullptr;
   }
 
-  std::string describe() const override {
-    return "redis://" + url_.host + ":" + std::to_string(url_.port) + "/" + std::to_string(url_.db);
-  }
+  std::string where() const { return "redis " + url_.host + ":" + std::to_string(url_.port); }
 
-  void create(const session_meta& m, done_fn done) override {
-    submit({{{"EVAL", create_script, "1", key(m.id, "meta"), std::to_string(schema_version), std::to_string(m.epoch),
-              m.owner, m.model, m.token_hash, std::to_string(m.created_ms), std::to_string(ttl_ms_)}}},
-           [this, done, id = m.id](std::vector<redisReply*>& r, const std::string& err) {
-             done(status_of(r[0], err, id));
-           });
-  }
-
-  void append(const std::string& id, uint64_t epoch, const stored_turn& t, done_fn done) override {
-    msgpack::sbuffer buf;
-    msgpack::packer<msgpack::sbuffer> pk(buf);
-    pk.pack_array(7);
-    pk.pack(schema_version);
-    pk.pack(t.seq);
-    pk.pack(t.user);
-    pk.pack(t.assistant);
-    pk.pack(t.prompt_tokens);
-    pk.pack(t.generated_tokens);
-    pk.pack(t.committed_at_ms);
-    submit({{{"EVAL", append_script, "2", key(id, "meta"), key(id, "turns"), std::to_string(epoch),
-              std::to_string(t.seq), std::string(buf.data(), buf.size()), std::to_string(ttl_ms_)}}},
-           [this, done, id](std::vector<redisReply*>& r, const std::string& err) { done(status_of(r[0], err, id)); });
-  }
-
-  void load(const std::string& id, load_fn done) override {
-    submit({{{"HGETALL", key(id, "meta")}, {"LRANGE", key(id, "turns"), "0", "-1"}}},
-           [this, done, id](std::vector<redisReply*>& r, const std::string& err) { done(decode(r, err, id)); });
-  }
-
-  void remove(const std::string& id, done_fn done) override {
-    submit({{{"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")}}},
-           [this, done, id](std::vector<redisReply*>& r, const std::string& err) { done(status_of(r[0], err, id)); });
+  void submit(std::vector<command> commands, decltype(request::done) done) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!closed_) {
+        queue_.push_back({std::move(commands), std::move(done)});
+        cv_.notify_one();
+        return;
+      }
+    }
+    std::vector<redisReply*> none(commands.size(), nullptr);
+    done(none, "the store is shutting down");
   }
 
  private:
-  std::string where() const { return "redis " + url_.host + ":" + std::to_string(url_.port); }
-
-  status status_of(redisReply* r, const std::string& conn_error, const std::string& id) const {
-    if (!r) return {errc::io, where() + ": " + conn_error};
-    if (r->type != REDIS_REPLY_ERROR) return {};
-    const std::string msg(r->str, r->len);
-    if (msg.rfind("MISSING", 0) == 0) return {errc::not_found, "session " + id + ": " + msg.substr(8)};
-    if (msg.rfind("EPOCH", 0) == 0 || msg.rfind("SEQ", 0) == 0 || msg.rfind("EXISTS", 0) == 0)
-      return {errc::invalid_argument, "session " + id + ": " + msg.substr(msg.find(' ') + 1)};
-    return {errc::io, where() + ": " + msg};
-  }
-
-  result<session_snapshot> decode(std::vector<redisReply*>& r, const std::string& conn_error,
-                                  const std::string& id) const {
-    if (!r[0] || !r[1]) return status{errc::io, where() + ": " + conn_error};
-    for (redisReply* x : r)
-      if (x->type == REDIS_REPLY_ERROR) return status{errc::io, where() + ": " + std::string(x->str, x->len)};
-    if (r[0]->type != REDIS_REPLY_ARRAY || r[0]->elements == 0)
-      return status{errc::not_found, "session " + id + " is not in the store"};
-    session_snapshot snap;
-    snap.meta.id = id;
-    std::string version;
-    for (size_t i = 0; i + 1 < r[0]->elements; i += 2) {
-      const std::string f(r[0]->element[i]->str, r[0]->element[i]->len);
-      const std::string v(r[0]->element[i + 1]->str, r[0]->element[i + 1]->len);
-      if (f == "v") version = v;
-      else if (f == "epoch") snap.meta.epoch = std::strtoull(v.c_str(), nullptr, 10);
-      else if (f == "owner") snap.meta.owner = v;
-      else if (f == "model") snap.meta.model = v;
-      else if (f == "token") snap.meta.token_hash = v;
-      else if (f == "created") snap.meta.created_ms = std::strtoll(v.c_str(), nullptr, 10);
-    }
-    if (version != std::to_string(schema_version))
-      return status{errc::malformed, "session " + id + ": stored with schema version '" + version +
-                                         "', this node reads version " + std::to_string(schema_version)};
-    const redisReply* list = r[1];
-    for (size_t i = 0; i < list->elements; ++i) {
-      const redisReply* e = list->element[i];
-      stored_turn t;
-      try {  // msgpack-c throws on malformed input: convert here, nothing escapes
-        msgpack::object_handle h = msgpack::unpack(e->str, e->len);
-        const msgpack::object& o = h.get();
-        if (o.type != msgpack::type::ARRAY || o.via.array.size != 7 || o.via.array.ptr[0].as<int>() != schema_version)
-          throw std::runtime_error("not a version-1 turn record");
-        t.seq = o.via.array.ptr[1].as<uint64_t>();
-        t.user = o.via.array.ptr[2].as<std::string>();
-        t.assistant = o.via.array.ptr[3].as<std::string>();
-        t.prompt_tokens = o.via.array.ptr[4].as<uint32_t>();
-        t.generated_tokens = o.via.array.ptr[5].as<uint32_t>();
-        t.committed_at_ms = o.via.array.ptr[6].as<int64_t>();
-      } catch (const std::exception& ex) {
-        return status{errc::malformed, "session " + id + ": stored turn " + std::to_string(i + 1) +
-                                           " cannot be read (" + ex.what() + "); the session's data is damaged"};
-      }
-      if (t.seq != i + 1)
-        return status{errc::malformed, "session " + id + ": stored turn " + std::to_string(i + 1) + " has seq " +
-                                           std::to_string(t.seq)};
-      snap.turns.push_back(std::move(t));
-    }
-    return snap;
-  }
-
-  void submit(request r, decltype(request::done) done) {
-    r.done = std::move(done);
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      queue_.push_back(std::move(r));
-    }
-    cv_.notify_one();
-  }
-
   /// Connects (with AUTH and SELECT); "" on success, else the reason.
   std::string connect() {
     if (ctx_) {
@@ -227,7 +285,7 @@ class redis_store final : public session_store {
       return why;
     }
     redisSetTimeout(ctx_, tv);
-    auto simple = [&](std::vector<std::string> cmd) -> std::string {
+    auto simple = [&](command cmd) -> std::string {
       std::vector<const char*> argv;
       std::vector<size_t> lens;
       for (auto& a : cmd) {
@@ -241,13 +299,24 @@ class redis_store final : public session_store {
       if (rep->type == REDIS_REPLY_ERROR) return std::string(rep->str, rep->len);
       return "";
     };
+    std::string e;
     if (!url_.password.empty()) {
-      std::string e = url_.user.empty() ? simple({"AUTH", url_.password}) : simple({"AUTH", url_.user, url_.password});
-      if (!e.empty()) return "authentication failed (" + e + ")";
+      e = url_.user.empty() ? simple({"AUTH", url_.password}) : simple({"AUTH", url_.user, url_.password});
+      if (!e.empty()) e = "authentication failed (" + e + ")";
     }
-    if (url_.db != 0)
-      if (std::string e = simple({"SELECT", std::to_string(url_.db)}); !e.empty()) return e;
-    return "";
+    if (e.empty() && url_.db != 0) e = simple({"SELECT", std::to_string(url_.db)});
+    if (!e.empty()) {
+      redisFree(ctx_);
+      ctx_ = nullptr;
+    }
+    return e;
+  }
+
+  static void fail(std::deque<request>& batch, const std::string& why) {
+    for (auto& r : batch) {
+      std::vector<redisReply*> none(r.commands.size(), nullptr);
+      r.done(none, why);
+    }
   }
 
   void run() {
@@ -255,22 +324,23 @@ class redis_store final : public session_store {
     std::chrono::steady_clock::time_point retry_at{};
     for (;;) {
       std::deque<request> batch;
+      bool stopping = false;
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-        if (stop_) {
-          batch.swap(queue_);
-          lk.unlock();
-          for (auto& r : batch) {
-            std::vector<redisReply*> none(r.commands.size(), nullptr);
-            r.done(none, "the store is shutting down");
-          }
+        stopping = stop_;
+        batch.swap(queue_);
+        if (stopping && batch.empty()) {
+          closed_ = true;
           return;
         }
-        batch.swap(queue_);
       }
       std::string conn_error;
       if (!ctx_) {
+        if (stopping) {
+          fail(batch, "the store is shutting down");
+          continue;  // callbacks may have queued more: fail those too, then stop
+        }
         if (std::chrono::steady_clock::now() < retry_at) {
           conn_error = last_error_ + " (reconnecting)";
         } else {
@@ -285,10 +355,7 @@ class redis_store final : public session_store {
         }
       }
       if (!ctx_) {
-        for (auto& r : batch) {
-          std::vector<redisReply*> none(r.commands.size(), nullptr);
-          r.done(none, conn_error);
-        }
+        fail(batch, conn_error);
         continue;
       }
       // Pipeline: every command of every request, then every reply in order.
@@ -326,20 +393,210 @@ class redis_store final : public session_store {
   }
 
   redis_url url_;
-  int64_t ttl_ms_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<request> queue_;
   bool stop_ = false;
+  bool closed_ = false;          // the thread has ended
   redisContext* ctx_ = nullptr;  // I/O thread only
   std::string last_error_;
   std::thread thread_;
 };
 
+// --- the store ---------------------------------------------------------------
+
+class redis_store final : public session_store {
+ public:
+  redis_store(redis_url url, const store_options& opt)
+      : url_(url),
+        ttl_ms_(opt.retention.count() / 1000),
+        lease_ms_(std::max<int64_t>(1, opt.lease.count() / 1000)),
+        compact_min_(opt.compact_min),
+        background_(std::make_unique<connection>(url)),
+        commits_(std::make_unique<connection>(url)) {}
+
+  ~redis_store() override {
+    commits_->close();  // finishes queued writes (leases given back at shutdown), which may queue compactions
+    background_->close();
+  }
+
+  std::string describe() const override {
+    return "redis://" + url_.host + ":" + std::to_string(url_.port) + "/" + std::to_string(url_.db);
+  }
+
+  void create(const session_meta& m, done_fn done) override {
+    commits_->submit({{"EVAL", create_script, "1", key(m.id, "meta"), std::to_string(schema_version), m.owner, m.model,
+                       m.token_hash, std::to_string(m.created_ms), std::to_string(ttl_ms_), std::to_string(lease_ms_)}},
+                     [this, done, id = m.id](std::vector<redisReply*>& r, const std::string& err) {
+                       done(status_of(r[0], err, id));
+                     });
+  }
+
+  void acquire(const std::string& id, const std::string& owner, load_fn done) override {
+    std::vector<command> cmds{{"EVAL", acquire_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), owner,
+                               std::to_string(lease_ms_), std::to_string(ttl_ms_), std::to_string(schema_version)}};
+    for (auto& c : read_commands(id)) cmds.push_back(std::move(c));
+    commits_->submit(std::move(cmds), [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+      if (status s = status_of(r[0], err, id); !s) return done(s);
+      done(decode(r.back(), err, id));
+    });
+  }
+
+  void renew(const std::string& id, uint64_t epoch, done_fn done) override {
+    commits_->submit({{"EVAL", renew_script, "1", key(id, "meta"), std::to_string(epoch), std::to_string(lease_ms_)}},
+                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+                       done(status_of(r[0], err, id));
+                     });
+  }
+
+  void release(const std::string& id, uint64_t epoch, done_fn done) override {
+    commits_->submit({{"EVAL", release_script, "1", key(id, "meta"), std::to_string(epoch)}},
+                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+                       done(status_of(r[0], err, id));
+                     });
+  }
+
+  void append(const std::string& id, uint64_t epoch, const stored_turn& t, done_fn done) override {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pack_turn(pk, t);
+    commits_->submit({{"EVAL", append_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"),
+                       std::to_string(epoch), std::to_string(t.seq), std::string(buf.data(), buf.size()),
+                       std::to_string(ttl_ms_), std::to_string(lease_ms_)}},
+                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+                       status s = status_of(r[0], err, id);
+                       done(s);  // acknowledged first: compaction is off the commit path
+                       if (s && compact_min_ > 0 && r[0]->type == REDIS_REPLY_ARRAY && r[0]->elements == 2) {
+                         const long long listed = r[0]->element[0]->integer;
+                         const long long snapped = r[0]->element[1]->integer;
+                         if (listed >= static_cast<long long>(compact_min_) && listed >= snapped)
+                           compact(id, [](status) {});
+                       }
+                     });
+  }
+
+  void load(const std::string& id, load_fn done) override {
+    commits_->submit(read_commands(id), [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+      done(decode(r.back(), err, id));
+    });
+  }
+
+  void compact(const std::string& id, done_fn done) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!compacting_.insert(id).second) return done({});  // one at a time per session; that one folds it
+    }
+    auto finish = [this, id, done](status s) {
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        compacting_.erase(id);
+      }
+      done(std::move(s));
+    };
+    background_->submit(read_commands(id), [this, id, finish](std::vector<redisReply*>& r, const std::string& err) {
+      const redisReply* tx = r.back();
+      if (!tx) return finish({errc::io, background_->where() + ": " + err});
+      if (tx->type != REDIS_REPLY_ARRAY || tx->elements != 3) return finish(status_of(tx, err, id));
+      std::string snap_seq;
+      const redisReply* meta = tx->element[0];
+      for (size_t i = 0; meta->type == REDIS_REPLY_ARRAY && i + 1 < meta->elements; i += 2)
+        if (std::string(meta->element[i]->str, meta->element[i]->len) == "snap_seq")
+          snap_seq.assign(meta->element[i + 1]->str, meta->element[i + 1]->len);
+      if (snap_seq.empty()) return finish({errc::not_found, "session " + id + " is not in the store"});
+      const size_t folded = tx->element[2]->elements;
+      if (folded == 0) return finish({});
+      std::vector<stored_turn> turns;
+      if (status s = unpack_history(id, tx->element[1], tx->element[2], turns); !s) return finish(s);
+      background_->submit({{"EVAL", compact_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), snap_seq,
+                            std::to_string(turns.size()), std::to_string(folded), pack_snapshot(turns),
+                            std::to_string(ttl_ms_)}},
+                          [this, id, finish](std::vector<redisReply*>& r2, const std::string& err2) {
+                            finish(status_of(r2[0], err2, id));
+                          });
+    });
+  }
+
+  void remove(const std::string& id, done_fn done) override {
+    commits_->submit({{"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")}},
+                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+                       done(status_of(r[0], err, id));
+                     });
+  }
+
+ private:
+  /// Meta, snapshot and turn list read together (MULTI/EXEC: a compaction
+  /// cannot fall between them). The EXEC reply comes last.
+  static std::vector<command> read_commands(const std::string& id) {
+    return {{"MULTI"},
+            {"HGETALL", key(id, "meta")},
+            {"GET", key(id, "snap")},
+            {"LRANGE", key(id, "turns"), "0", "-1"},
+            {"EXEC"}};
+  }
+
+  std::string where() const { return commits_->where(); }
+
+  status status_of(const redisReply* r, const std::string& conn_error, const std::string& id) const {
+    if (!r) return {errc::io, where() + ": " + conn_error};
+    if (r->type != REDIS_REPLY_ERROR) return {};
+    const std::string msg(r->str, r->len);
+    const std::string word = msg.substr(0, msg.find(' '));
+    const std::string rest = msg.find(' ') == std::string::npos ? msg : msg.substr(msg.find(' ') + 1);
+    if (word == "MISSING") return {errc::not_found, "session " + id + ": " + rest};
+    if (word == "EPOCH" || word == "OWNED") return {errc::conflict, "session " + id + ": " + rest};
+    if (word == "SEQ" || word == "EXISTS") return {errc::invalid_argument, "session " + id + ": " + rest};
+    if (word == "SCHEMA") return {errc::malformed, "session " + id + ": " + rest};
+    return {errc::io, where() + ": " + msg};
+  }
+
+  result<session_snapshot> decode(const redisReply* tx, const std::string& conn_error, const std::string& id) const {
+    if (!tx) return status{errc::io, where() + ": " + conn_error};
+    if (tx->type != REDIS_REPLY_ARRAY || tx->elements != 3) {
+      if (status s = status_of(tx, conn_error, id); !s) return s;
+      return status{errc::io, where() + ": unexpected reply to a read"};
+    }
+    for (size_t i = 0; i < 3; ++i)
+      if (tx->element[i]->type == REDIS_REPLY_ERROR)
+        return status{errc::io, where() + ": " + std::string(tx->element[i]->str, tx->element[i]->len)};
+    const redisReply* meta = tx->element[0];
+    if (meta->type != REDIS_REPLY_ARRAY || meta->elements == 0)
+      return status{errc::not_found, "session " + id + " is not in the store"};
+    session_snapshot snap;
+    snap.meta.id = id;
+    std::string version;
+    for (size_t i = 0; i + 1 < meta->elements; i += 2) {
+      const std::string f(meta->element[i]->str, meta->element[i]->len);
+      const std::string v(meta->element[i + 1]->str, meta->element[i + 1]->len);
+      if (f == "v") version = v;
+      else if (f == "epoch") snap.meta.epoch = std::strtoull(v.c_str(), nullptr, 10);
+      else if (f == "owner") snap.meta.owner = v;
+      else if (f == "model") snap.meta.model = v;
+      else if (f == "token") snap.meta.token_hash = v;
+      else if (f == "created") snap.meta.created_ms = std::strtoll(v.c_str(), nullptr, 10);
+    }
+    if (version != std::to_string(schema_version))
+      return status{errc::malformed, "session " + id + ": stored with schema version '" + version +
+                                         "', this node reads version " + std::to_string(schema_version)};
+    if (status s = unpack_history(id, tx->element[1], tx->element[2], snap.turns); !s) return s;
+    return snap;
+  }
+
+  redis_url url_;
+  int64_t ttl_ms_;
+  int64_t lease_ms_;
+  uint32_t compact_min_;
+  std::mutex mu_;
+  std::set<std::string> compacting_;
+  // Two connections: compaction (large reads and writes) never queues in
+  // front of a commit on the client side.
+  std::unique_ptr<connection> background_;
+  std::unique_ptr<connection> commits_;
+};
+
 }  // namespace
 
-std::unique_ptr<session_store> make_redis_store(const redis_url& url, std::chrono::microseconds retention) {
-  return std::make_unique<redis_store>(url, retention);
+std::unique_ptr<session_store> make_redis_store(const redis_url& url, const store_options& opt) {
+  return std::make_unique<redis_store>(url, opt);
 }
 
 }  // namespace brigade::runtime

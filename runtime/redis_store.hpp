@@ -34,6 +34,6 @@ struct redis_url {
 /// Parses redis://[user:password@]host:port/db (port and db optional).
 result<redis_url> parse_redis_url(const std::string& url);
 
-std::unique_ptr<session_store> make_redis_store(const redis_url& url, std::chrono::microseconds retention);
+std::unique_ptr<session_store> make_redis_store(const redis_url& url, const store_options& opt);
 
 }  // namespace brigade::runtime

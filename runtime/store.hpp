@@ -4,12 +4,27 @@
 // Asynchronous and pipelinable: every call returns at once and reports
 // through its callback, possibly on another thread (the Redis store of issue
 // 5 answers from its I/O thread); actors turn callbacks into messages.
-// Appends are checked: `expected_seq` must be the next seq and `epoch` must
-// not be older than the stored one (ownership fencing), else the append is
-// refused and nothing changes. Thread-safe.
 //
-// Errors: not_found (no such session), invalid_argument (seq or epoch check
-// failed: the message says which), io (the store is unavailable; retryable).
+// Ownership (design.md, invariant 3): a live session is owned by one node,
+// which holds a lease on it in the store. `create` and `acquire` take the
+// lease; `acquire` raises the session's epoch, and every write must carry
+// the current epoch, so a stale owner (an old process of a restarted node,
+// a node cut off by a partition) can no longer write once another owner took
+// the session. A lease is keyed by the stable node name: the same name takes
+// its sessions back at once (a restarted node); another name must wait until
+// the lease expires. Leases are renewed by every append and by `renew`, and
+// given back by `release` (passivation, shutdown).
+//
+// Appends are checked atomically: `t.seq` must be the next seq and `epoch`
+// the current epoch, else the append is refused and nothing changes.
+// Thread-safe.
+//
+// Errors: not_found (no such session), invalid_argument (seq check failed, or
+// the session exists at create), conflict (the epoch is no longer current:
+// another owner took the session; or, at acquire, another node holds a live
+// lease: the message says which and for how long), malformed (the stored data
+// cannot be read: the message says which record), io (the store is
+// unavailable; retryable).
 #pragma once
 
 #include <chrono>
@@ -36,9 +51,18 @@ struct session_meta {
   std::string id;
   std::string token_hash;  // SHA-256 of the secret token, hex; the token itself is never stored
   std::string model;       // identity of the model the session was created with
-  std::string owner;       // node name
-  uint64_t epoch = 1;
+  std::string owner;       // node name holding the lease
+  uint64_t epoch = 1;      // raised by every acquire; writes must carry it
   int64_t created_ms = 0;
+};
+
+struct store_options {
+  std::chrono::microseconds retention = std::chrono::minutes(30);  // sliding expiry; 0 keeps forever
+  std::chrono::microseconds lease = std::chrono::seconds(15);      // ownership lease
+  /// Redis: fold the turn list into the snapshot once it holds this many
+  /// turns and at least as many as the snapshot (so compaction work stays
+  /// O(1) per turn, amortised). 0 turns compaction off.
+  uint32_t compact_min = 64;
 };
 
 struct session_snapshot {
@@ -51,11 +75,26 @@ class session_store {
   using done_fn = std::function<void(status)>;
   using load_fn = std::function<void(result<session_snapshot>)>;
   virtual ~session_store() = default;
-  /// Creates an empty session; fails if the id exists.
+  /// Creates an empty session owned by `meta.owner` with epoch 1; fails if
+  /// the id exists.
   virtual void create(const session_meta& meta, done_fn done) = 0;
-  /// Appends turn `t` (t.seq must equal the stored last seq + 1).
+  /// Takes the lease for `owner` (see above), raises the epoch, and returns
+  /// the whole session with its new epoch in `meta.epoch`.
+  virtual void acquire(const std::string& id, const std::string& owner, load_fn done) = 0;
+  /// Extends the lease of the owner of `epoch`; conflict if it lost it.
+  virtual void renew(const std::string& id, uint64_t epoch, done_fn done) = 0;
+  /// Gives the lease back (the epoch stays), so any node may take the
+  /// session at once; does nothing if `epoch` is no longer current.
+  virtual void release(const std::string& id, uint64_t epoch, done_fn done) = 0;
+  /// Appends turn `t` (t.seq must equal the stored last seq + 1, `epoch` the
+  /// current epoch) and renews the lease.
   virtual void append(const std::string& id, uint64_t epoch, const stored_turn& t, done_fn done) = 0;
+  /// Reads the session without touching its lease (verification, tools).
   virtual void load(const std::string& id, load_fn done) = 0;
+  /// Folds the session's turn list into its snapshot now (Redis; the memory
+  /// store keeps one vector and has nothing to fold). Appends do this by
+  /// themselves off the commit path; this call is for tools and benchmarks.
+  virtual void compact(const std::string& id, done_fn done) = 0;
   virtual void remove(const std::string& id, done_fn done) = 0;
   /// "memory" or "redis://host:port/db" (no password).
   virtual std::string describe() const = 0;
@@ -63,7 +102,7 @@ class session_store {
 
 /// The in-process store: for tests and the zero-setup default. Sessions expire
 /// after `retention` without writes (0 keeps forever).
-std::unique_ptr<session_store> make_memory_store(std::chrono::microseconds retention);
+std::unique_ptr<session_store> make_memory_store(const store_options& opt);
 
 /// SHA-256 of `text` as lowercase hex.
 std::string sha256_hex(const std::string& text);

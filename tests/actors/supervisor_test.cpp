@@ -39,7 +39,7 @@ std::shared_ptr<node_context> make_context() {
   ctx->cfg.restart_backoff = std::chrono::milliseconds(100);
   ctx->cfg.idle_timeout = std::chrono::minutes(5);
   ctx->metrics = std::make_shared<runtime::node_metrics>();
-  ctx->store = runtime::make_memory_store(std::chrono::microseconds(0));
+  ctx->store = runtime::make_memory_store({std::chrono::microseconds(0)});
   engine_config ec;
   ec.n_threads = 1;
   ec.kv_memory_bytes = 4 << 20;

@@ -1,8 +1,9 @@
 // The Redis store against a real redis-server (started by the CTest fixture
-// `redis`, label `redis`): round trips, the seq and epoch checks, garbage and
-// unknown schema versions, an unreachable server, and reconnecting after the
-// server comes back.
+// `redis`, label `redis`): the store contract (seq and epoch checks, leases),
+// key layout and expiry, compaction, garbage and unknown schema versions, an
+// unreachable server, and reconnecting after the server comes back.
 #include "runtime/redis_store.hpp"
+#include "tests/runtime/store_contract.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -32,33 +33,21 @@ std::string redis_cli(int port, const std::string& args) {
   return out;
 }
 
-status wait(const std::function<void(session_store::done_fn)>& call) {
-  std::promise<status> p;
-  call([&](status s) { p.set_value(s); });
-  return p.get_future().get();
-}
+using contract::acquire;
+using contract::load;
+using contract::meta;
+using contract::turn;
+using contract::wait;
 
-result<session_snapshot> load(session_store& s, const std::string& id) {
-  std::promise<result<session_snapshot>> p;
-  s.load(id, [&](result<session_snapshot> r) { p.set_value(std::move(r)); });
-  return p.get_future().get();
-}
-
-session_meta meta(const std::string& id) {
-  session_meta m;
-  m.id = id;
-  m.token_hash = sha256_hex("token");
-  m.model = "tiny:119104";
-  m.owner = "node-a";
-  m.created_ms = now_ms();
-  return m;
-}
-
-std::unique_ptr<session_store> store(int port, std::chrono::microseconds retention = std::chrono::minutes(30)) {
+std::unique_ptr<session_store> store(int port, store_options o = {}) {
   redis_url u;
   u.port = port;
-  return make_redis_store(u, retention);
+  return make_redis_store(u, o);
 }
+
+std::unique_ptr<session_store> fixture_store(const store_options& o) { return store(fixture_port(), o); }
+
+BRIGADE_STORE_CONTRACT_TESTS(RedisStore, fixture_store)
 
 TEST(RedisStore, ParsesUrls) {
   auto u = parse_redis_url("redis://alice:s3cret@10.0.0.5:6380/2");
@@ -73,36 +62,63 @@ TEST(RedisStore, ParsesUrls) {
   EXPECT_FALSE(parse_redis_url("redis://h:99999").ok());
 }
 
-TEST(RedisStore, StoresAndLoadsTurnsWithChecksAndExpiry) {
+TEST(RedisStore, KeysAreHashTaggedAndSlideTheirExpiry) {
   const int port = fixture_port();
   auto s = store(port);
   const std::string id = random_hex(16);
   ASSERT_TRUE(wait([&](auto d) { s->create(meta(id), d); }).ok());
-  EXPECT_EQ(wait([&](auto d) { s->create(meta(id), d); }).code(), errc::invalid_argument);  // exists
-  for (uint64_t seq = 1; seq <= 3; ++seq)
-    ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, {seq, "u" + std::to_string(seq), "a\xC3\xA9", 5, 7, 42}, d); }).ok());
-  const status gap = wait([&](auto d) { s->append(id, 1, {5, "x", "y", 0, 0, 0}, d); });
-  EXPECT_EQ(gap.code(), errc::invalid_argument);
-  EXPECT_NE(gap.message().find("seq 5 is not the next seq 4"), std::string::npos) << gap.message();
-  const status dup = wait([&](auto d) { s->append(id, 1, {3, "x", "y", 0, 0, 0}, d); });
-  EXPECT_EQ(dup.code(), errc::invalid_argument);  // a committed seq is never written twice
-  ASSERT_TRUE(wait([&](auto d) { s->append(id, 2, {4, "u4", "a4", 0, 0, 0}, d); }).ok());  // a newer owner
-  const status stale = wait([&](auto d) { s->append(id, 1, {5, "x", "y", 0, 0, 0}, d); });
-  EXPECT_NE(stale.message().find("stale owner epoch 1 < 2"), std::string::npos) << stale.message();
-  auto snap = load(*s, id);
-  ASSERT_TRUE(snap.ok()) << snap.error().message();
-  ASSERT_EQ(snap->turns.size(), 4u);
-  EXPECT_EQ(snap->turns[1].user, "u2");
-  EXPECT_EQ(snap->turns[0].assistant, "a\xC3\xA9");
-  EXPECT_EQ(snap->meta.epoch, 2u);
-  EXPECT_EQ(snap->meta.token_hash, sha256_hex("token"));
-  EXPECT_EQ(snap->meta.model, "tiny:119104");
-  // Sliding expiry on both keys; hash-tagged key names.
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(1), d); }).ok());
   EXPECT_GT(std::stol(redis_cli(port, "pttl 'brigade:{" + id + "}:turns'")), 1000 * 60 * 29);
   EXPECT_GT(std::stol(redis_cli(port, "pttl 'brigade:{" + id + "}:meta'")), 1000 * 60 * 29);
-  ASSERT_TRUE(wait([&](auto d) { s->remove(id, d); }).ok());
-  EXPECT_EQ(load(*s, id).error().code(), errc::not_found);
-  EXPECT_EQ(wait([&](auto d) { s->append(id, 1, {1, "x", "y", 0, 0, 0}, d); }).code(), errc::not_found);
+  EXPECT_EQ(redis_cli(port, "hget 'brigade:{" + id + "}:meta' owner"), "node-a\n");
+  store_options forever;
+  forever.retention = std::chrono::microseconds(0);
+  auto k = store(port, forever);
+  const std::string kept = random_hex(16);
+  ASSERT_TRUE(wait([&](auto d) { k->create(meta(kept), d); }).ok());
+  ASSERT_TRUE(wait([&](auto d) { k->append(kept, 1, turn(1), d); }).ok());
+  EXPECT_EQ(redis_cli(port, "pttl 'brigade:{" + kept + "}:turns'"), "-1\n");
+}
+
+TEST(RedisStore, CompactionFoldsTurnsIntoTheSnapshotOffTheCommitPath) {
+  const int port = fixture_port();
+  store_options o;
+  o.compact_min = 4;
+  auto s = store(port, o);
+  const std::string id = random_hex(16);
+  const std::string turns = "'brigade:{" + id + "}:turns'", snap = "'brigade:{" + id + "}:snap'";
+  ASSERT_TRUE(wait([&](auto d) { s->create(meta(id), d); }).ok());
+  for (uint64_t seq = 1; seq <= 30; ++seq) {
+    ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(seq), d); }).ok());
+    auto now = load(*s, id);  // consistent at every point, whatever compaction is doing
+    ASSERT_TRUE(now.ok()) << now.error().message();
+    ASSERT_EQ(now->turns.size(), seq);
+  }
+  ASSERT_TRUE(wait([&](auto d) { s->compact(id, d); }).ok());
+  EXPECT_EQ(redis_cli(port, "llen " + turns), "0\n");
+  EXPECT_EQ(redis_cli(port, "hget 'brigade:{" + id + "}:meta' snap_seq"), "30\n");
+  EXPECT_GT(std::stol(redis_cli(port, "pttl " + snap)), 1000 * 60 * 29);
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(31), d); }).ok());
+  auto all = load(*s, id);
+  ASSERT_TRUE(all.ok()) << all.error().message();
+  ASSERT_EQ(all->turns.size(), 31u);
+  for (uint64_t i = 0; i < 31; ++i) {
+    EXPECT_EQ(all->turns[i].seq, i + 1);
+    EXPECT_EQ(all->turns[i].user, "u" + std::to_string(i + 1));
+  }
+  // The owner's restart sees the same history through the snapshot.
+  auto again = acquire(*s, id, "node-a");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->turns.size(), 31u);
+  // A damaged snapshot fails that session with a clear error.
+  redis_cli(port, "set " + snap + " 'not a snapshot'");
+  auto bad = load(*s, id);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), errc::malformed);
+  EXPECT_NE(bad.error().message().find("the stored snapshot cannot be read"), std::string::npos)
+      << bad.error().message();
+  EXPECT_TRUE(wait([&](auto d) { s->remove(id, d); }).ok());
+  EXPECT_EQ(redis_cli(port, "exists " + snap), "0\n");
 }
 
 TEST(RedisStore, DamagedRecordsFailOnlyThatSessionWithAClearError) {
@@ -110,7 +126,7 @@ TEST(RedisStore, DamagedRecordsFailOnlyThatSessionWithAClearError) {
   auto s = store(port);
   const std::string bad = random_hex(16), good = random_hex(16), old = random_hex(16);
   for (const auto& id : {bad, good, old}) ASSERT_TRUE(wait([&](auto d) { s->create(meta(id), d); }).ok());
-  ASSERT_TRUE(wait([&](auto d) { s->append(good, 1, {1, "hi", "hello", 0, 0, 0}, d); }).ok());
+  ASSERT_TRUE(wait([&](auto d) { s->append(good, 1, turn(1), d); }).ok());
   redis_cli(port, "rpush 'brigade:{" + bad + "}:turns' 'certainly not msgpack'");
   redis_cli(port, "hset 'brigade:{" + old + "}:meta' v 99");
   auto b = load(*s, bad);
@@ -121,6 +137,11 @@ TEST(RedisStore, DamagedRecordsFailOnlyThatSessionWithAClearError) {
   auto o = load(*s, old);
   ASSERT_FALSE(o.ok());
   EXPECT_NE(o.error().message().find("schema version '99'"), std::string::npos) << o.error().message();
+  auto oa = acquire(*s, old, "node-a");  // restoring refuses it the same way
+  ASSERT_FALSE(oa.ok());
+  EXPECT_EQ(oa.error().code(), errc::malformed);
+  EXPECT_NE(oa.error().message().find("schema version '99'"), std::string::npos) << oa.error().message();
+  EXPECT_EQ(acquire(*s, bad, "node-a").error().code(), errc::malformed);
   EXPECT_TRUE(load(*s, good).ok());  // the others go on
 }
 

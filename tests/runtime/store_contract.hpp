@@ -1,0 +1,140 @@
+// The session store's contract (runtime/store.hpp), checked the same way
+// against every store: seq and epoch checks, ownership leases (taken, renewed,
+// expired, released, taken back at once by the same node name), fencing of a
+// stale owner. Included by the memory store's test (label unit) and the
+// Redis store's test (label redis, against a real redis-server).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <thread>
+
+#include "runtime/store.hpp"
+
+namespace brigade::runtime::contract {
+
+using factory = std::function<std::unique_ptr<session_store>(const store_options&)>;
+
+inline status wait(const std::function<void(session_store::done_fn)>& call) {
+  std::promise<status> p;
+  call([&](status s) { p.set_value(s); });
+  return p.get_future().get();
+}
+
+inline result<session_snapshot> load(session_store& s, const std::string& id) {
+  std::promise<result<session_snapshot>> p;
+  s.load(id, [&](result<session_snapshot> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
+inline result<session_snapshot> acquire(session_store& s, const std::string& id, const std::string& node) {
+  std::promise<result<session_snapshot>> p;
+  s.acquire(id, node, [&](result<session_snapshot> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
+inline session_meta meta(const std::string& id, const std::string& owner = "node-a") {
+  session_meta m;
+  m.id = id;
+  m.token_hash = sha256_hex("token");
+  m.model = "tiny:119104";
+  m.owner = owner;
+  m.created_ms = now_ms();
+  return m;
+}
+
+inline stored_turn turn(uint64_t seq) { return {seq, "u" + std::to_string(seq), "a\xC3\xA9", 5, 7, 42}; }
+
+inline void turns_and_checks(const factory& make) {
+  auto s = make({});
+  const std::string id = random_hex(16);
+  ASSERT_TRUE(wait([&](auto d) { s->create(meta(id), d); }).ok());
+  EXPECT_EQ(wait([&](auto d) { s->create(meta(id), d); }).code(), errc::invalid_argument);  // exists
+  for (uint64_t seq = 1; seq <= 3; ++seq) ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(seq), d); }).ok());
+  const status gap = wait([&](auto d) { s->append(id, 1, turn(5), d); });
+  EXPECT_EQ(gap.code(), errc::invalid_argument);
+  EXPECT_NE(gap.message().find("seq 5 is not the next seq 4"), std::string::npos) << gap.message();
+  const status dup = wait([&](auto d) { s->append(id, 1, turn(3), d); });
+  EXPECT_EQ(dup.code(), errc::invalid_argument);  // a committed seq is never written twice
+  auto snap = load(*s, id);
+  ASSERT_TRUE(snap.ok()) << snap.error().message();
+  ASSERT_EQ(snap->turns.size(), 3u);
+  EXPECT_EQ(snap->turns[1].user, "u2");
+  EXPECT_EQ(snap->turns[0].assistant, "a\xC3\xA9");
+  EXPECT_EQ(snap->turns[2].generated_tokens, 7u);
+  EXPECT_EQ(snap->meta.epoch, 1u);
+  EXPECT_EQ(snap->meta.owner, "node-a");
+  EXPECT_EQ(snap->meta.token_hash, sha256_hex("token"));
+  EXPECT_EQ(snap->meta.model, "tiny:119104");
+  ASSERT_TRUE(wait([&](auto d) { s->remove(id, d); }).ok());
+  EXPECT_EQ(load(*s, id).error().code(), errc::not_found);
+  EXPECT_EQ(wait([&](auto d) { s->append(id, 1, turn(1), d); }).code(), errc::not_found);
+  EXPECT_EQ(acquire(*s, id, "node-a").error().code(), errc::not_found);
+}
+
+inline void leases_fence_stale_owners(const factory& make) {
+  store_options o;
+  o.lease = std::chrono::seconds(30);
+  auto s = make(o);
+  const std::string id = random_hex(16);
+  ASSERT_TRUE(wait([&](auto d) { s->create(meta(id, "node-a"), d); }).ok());
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(1), d); }).ok());
+  // Another node must wait for the lease...
+  auto b = acquire(*s, id, "node-b");
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code(), errc::conflict);
+  EXPECT_NE(b.error().message().find("owned by node node-a for"), std::string::npos) << b.error().message();
+  // ...but node-a, restarted under the same name, takes it back at once with
+  // a higher epoch, and the old process (epoch 1) is fenced off.
+  auto a2 = acquire(*s, id, "node-a");
+  ASSERT_TRUE(a2.ok()) << a2.error().message();
+  EXPECT_EQ(a2->meta.epoch, 2u);
+  ASSERT_EQ(a2->turns.size(), 1u);
+  const status stale = wait([&](auto d) { s->append(id, 1, turn(2), d); });
+  EXPECT_EQ(stale.code(), errc::conflict);
+  EXPECT_NE(stale.message().find("ownership moved to node node-a (epoch 1 is not the current 2)"), std::string::npos)
+      << stale.message();
+  EXPECT_EQ(wait([&](auto d) { s->renew(id, 1, d); }).code(), errc::conflict);
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 2, turn(2), d); }).ok());
+  ASSERT_TRUE(wait([&](auto d) { s->renew(id, 2, d); }).ok());
+  // A stale release changes nothing; the owner's release frees it at once.
+  ASSERT_TRUE(wait([&](auto d) { s->release(id, 1, d); }).ok());
+  EXPECT_EQ(acquire(*s, id, "node-b").error().code(), errc::conflict);
+  ASSERT_TRUE(wait([&](auto d) { s->release(id, 2, d); }).ok());
+  auto b3 = acquire(*s, id, "node-b");
+  ASSERT_TRUE(b3.ok()) << b3.error().message();
+  EXPECT_EQ(b3->meta.epoch, 3u);
+  EXPECT_EQ(b3->meta.owner, "node-b");
+  EXPECT_EQ(b3->turns.size(), 2u);
+  EXPECT_EQ(wait([&](auto d) { s->append(id, 2, turn(3), d); }).code(), errc::conflict);  // node-a is out
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 3, turn(3), d); }).ok());
+  EXPECT_EQ(load(*s, id)->turns.size(), 3u);
+}
+
+inline void leases_expire_unless_renewed(const factory& make) {
+  store_options o;
+  o.lease = std::chrono::milliseconds(400);
+  auto s = make(o);
+  const std::string id = random_hex(16);
+  ASSERT_TRUE(wait([&](auto d) { s->create(meta(id, "node-a"), d); }).ok());
+  for (int i = 0; i < 4; ++i) {  // renewed every 150 ms for 600 ms: still node-a's
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    ASSERT_TRUE(wait([&](auto d) { s->renew(id, 1, d); }).ok());
+  }
+  EXPECT_EQ(acquire(*s, id, "node-b").error().code(), errc::conflict);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // node-a went silent
+  auto b = acquire(*s, id, "node-b");
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_EQ(b->meta.epoch, 2u);
+  EXPECT_EQ(wait([&](auto d) { s->renew(id, 1, d); }).code(), errc::conflict);
+}
+
+}  // namespace brigade::runtime::contract
+
+#define BRIGADE_STORE_CONTRACT_TESTS(Suite, make)                                                          \
+  TEST(Suite, TurnsAndChecks) { ::brigade::runtime::contract::turns_and_checks(make); }                     \
+  TEST(Suite, LeasesFenceStaleOwners) { ::brigade::runtime::contract::leases_fence_stale_owners(make); }     \
+  TEST(Suite, LeasesExpireUnlessRenewed) { ::brigade::runtime::contract::leases_expire_unless_renewed(make); }
