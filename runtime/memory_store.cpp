@@ -45,7 +45,7 @@ class memory_store final : public session_store {
         entry& e = it->second;
         const int64_t now = now_ms();
         if (!e.snap.meta.owner.empty() && e.snap.meta.owner != owner && e.lease_until_ms > now) {
-          r = status{errc::conflict, "session " + id + " is owned by node " + e.snap.meta.owner + " for " +
+          r = status{errc::conflict, "session " + id + ": owned by node " + e.snap.meta.owner + " for " +
                                          std::to_string(e.lease_until_ms - now) + " ms more"};
         } else {
           ++e.snap.meta.epoch;

@@ -81,7 +81,7 @@ local epoch = tonumber(m[2])
 local lease = tonumber(m[4] or '0')
 if not epoch or not lease then return redis.error_reply('SCHEMA the session\'s meta record is damaged') end
 if m[3] and m[3] ~= '' and m[3] ~= ARGV[1] and lease > now then
-  return redis.error_reply('OWNED session is owned by node ' .. m[3] .. ' for ' .. (lease - now) .. ' ms more') end
+  return redis.error_reply('OWNED owned by node ' .. m[3] .. ' for ' .. (lease - now) .. ' ms more') end
 redis.call('HSET', KEYS[1], 'epoch', epoch + 1, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]))
 if tonumber(ARGV[3]) > 0 then
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
