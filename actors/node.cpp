@@ -5,11 +5,14 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <openssl/evp.h>
+
 #include <cstdlib>
 #include <thread>
 
 #include "actors/gateway.hpp"
 #include "actors/supervisor.hpp"
+#include "kernels/gguf.hpp"
 #include "kernels/synth.hpp"
 #include "runtime/log.hpp"
 #include "runtime/redis_store.hpp"
@@ -96,9 +99,46 @@ result<std::string> builtin_model_path() {
   return path;
 }
 
+namespace {
+
+/// The model's identity, stored with every session: its name, parameter
+/// count and a fingerprint (SHA-256 of the GGUF header, i.e. all metadata,
+/// vocabulary and tensor shapes, plus the first and last 4 KiB of every
+/// tensor's data). The same weights under another file name are the same
+/// model; other weights under the same name are not.
+std::string model_identity(const llama_model& m) {
+  const gguf::gguf_file& f = m.file();
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, f.bytes(), f.data_offset());
+  for (const auto& t : f.tensors()) {
+    const size_t n = std::min<uint64_t>(t.n_bytes, 4096);
+    EVP_DigestUpdate(ctx, t.data, n);
+    EVP_DigestUpdate(ctx, t.data + t.n_bytes - n, n);
+  }
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, d, &len);
+  EVP_MD_CTX_free(ctx);
+  static const char* hex = "0123456789abcdef";
+  std::string fp;
+  for (unsigned int i = 0; i < 8; ++i) {
+    fp += hex[d[i] >> 4];
+    fp += hex[d[i] & 15];
+  }
+  auto name = f.get_string("general.name", "");
+  std::string base = name && !name->empty() ? *name : "model";
+  return base + ":" + std::to_string(m.n_params()) + ":" + fp;
+}
+
+}  // namespace
+
 result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bool fault_injection) {
   auto p = std::make_unique<impl>();
   runtime::node_config cfg = cfg_in;
+  if (cfg.lease < std::chrono::milliseconds(100))
+    return status{errc::invalid_argument, "--lease " + runtime::format_duration(cfg.lease) +
+                                              " is too short: sessions renew every lease/3; use at least 100ms"};
   std::shared_ptr<runtime::session_store> store;
   runtime::store_options so;
   so.retention = cfg.retention;
@@ -139,8 +179,7 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   bool recognised = false;
   auto tmpl = (*model)->file().get_string("tokenizer.chat_template", "");
   ctx->format = detect_chat_format(tmpl ? *tmpl : "", &recognised);
-  const std::string base = model_path.substr(model_path.find_last_of('/') + 1);
-  ctx->model_id = base + ":" + std::to_string((*model)->n_params());
+  ctx->model_id = model_identity(**model);
   ctx->fault_injection = fault_injection;
   p->model_desc = (*model)->describe() + ", " + ctx->loop->model_engine().backend_name();
 

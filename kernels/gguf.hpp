@@ -109,6 +109,8 @@ class gguf_file {
   uint32_t alignment() const { return alignment_; }
   size_t size() const { return size_; }
   uint64_t data_offset() const { return data_offset_; }
+  /// The whole file image (mapped or parsed from memory).
+  const unsigned char* bytes() const { return base_; }
 
   /// Metadata in file order.
   const std::vector<std::pair<std::string_view, value>>& metadata() const { return kv_; }

@@ -14,6 +14,7 @@ import atexit
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -147,6 +148,27 @@ def main():
                                                              f"({[h['seq'] for h in hist]})")
             node.send_signal(signal.SIGTERM)
             check(node.wait(timeout=30) == 0, "SIGTERM exits 0")
+            # The model identity is stored with the session: other weights are
+            # refused with a clear error; the same weights under another file
+            # name are the same model.
+            other = os.path.join(d, "tiny-other.gguf")
+            subprocess.run([BRIGADE, "model", "synth", "--preset", "tiny", "--seed", "10", "-o", other], check=True,
+                           capture_output=True)
+            node = serve(other, rport, bport)
+            r = chat(bport, "--session", sid, "--token", token, "--history")
+            err = r.stderr.decode()
+            check(r.returncode != 0 and "was created with model" in err and "but this node serves" in err,
+                  f"a node with other weights refuses the session, naming both models ({err.strip()})")
+            node.send_signal(signal.SIGTERM)
+            node.wait(timeout=30)
+            renamed = os.path.join(d, "renamed.gguf")
+            shutil.copyfile(model, renamed)
+            node = serve(renamed, rport, bport)
+            r = chat(bport, "--session", sid, "--token", token, "--history")
+            check(r.returncode == 0 and len(r.stdout.splitlines()) == 4,
+                  f"the same weights under another file name serve the session ({r.stderr.decode().strip()})")
+            node.send_signal(signal.SIGTERM)
+            node.wait(timeout=30)
             two_owners(model, rport)
         finally:
             subprocess.run(["redis-cli", "-p", str(rport), "shutdown", "nosave"], capture_output=True)
