@@ -13,6 +13,7 @@
 #include "actors/gateway.hpp"
 #include "actors/supervisor.hpp"
 #include "kernels/gguf.hpp"
+#include "kernels/make_engine.hpp"
 #include "kernels/synth.hpp"
 #include "runtime/log.hpp"
 #include "runtime/redis_store.hpp"
@@ -136,6 +137,7 @@ std::string model_identity(const llama_model& m) {
 result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bool fault_injection) {
   auto p = std::make_unique<impl>();
   runtime::node_config cfg = cfg_in;
+  if (auto d = parse_device(cfg.device); !d) return status{errc::invalid_argument, "--device: " + d.error().message()};
   if (cfg.lease < std::chrono::milliseconds(100))
     return status{errc::invalid_argument, "--lease " + runtime::format_duration(cfg.lease) +
                                               " is too short: sessions renew every lease/3; use at least 100ms"};
@@ -164,11 +166,11 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   ec.max_sequences = std::max(cfg.max_batch * 4, 64);
   ec.kv_memory_bytes = cfg.kv_memory;
   ec.max_step_tokens = std::max(cfg.step_tokens, cfg.max_batch);
-  auto eng = make_cpu_engine(*model, ec);
+  auto eng = make_engine(cfg.device, *model, ec);
   if (!eng) return eng.error();
 
   auto ctx = std::make_shared<node_context>();
-  ctx->metrics = std::make_shared<runtime::node_metrics>("cpu");
+  ctx->metrics = std::make_shared<runtime::node_metrics>(cfg.device);
   ctx->store = std::move(store);
   batch_config bc;
   bc.max_batch = cfg.max_batch;

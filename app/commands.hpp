@@ -45,6 +45,7 @@ struct generate_cli {
   uint64_t seed = 0;
   bool seed_set = false;
   int threads = 0;
+  std::string device = "cpu";  // or cuda:N
   bool ids = false;
   std::string trace;              // JSON lines per generated token: top-2 logits (debugging, peer checks)
   std::vector<token_id_t> force;  // teacher forcing: continue with these ids instead of sampled ones
@@ -56,6 +57,7 @@ struct bench_cli {
   std::string model;
   std::vector<int> batches{1, 8, 32, 64};
   int prompt_tokens = 32, gen_tokens = 64, threads = 0;
+  std::string device = "cpu";  // or cuda:N
   bool json = false;
 };
 /// `brigade model bench -m FILE --batch 1,8,32,64 [...]`: decode tokens/s per batch size.

@@ -9,6 +9,7 @@
 #include "app/commands.hpp"
 #include "app/json.hpp"
 #include "kernels/engine.hpp"
+#include "kernels/make_engine.hpp"
 #include "kernels/synth.hpp"
 
 namespace brigade::app {
@@ -78,7 +79,7 @@ int generate(const generate_cli& a) {
   cfg.n_threads = a.threads;
   cfg.max_sequences = 1;
   cfg.n_ctx = static_cast<int32_t>(prompt.size() + std::max<int64_t>(n_gen_max, 1));
-  auto eng = make_cpu_engine(*model, cfg);
+  auto eng = make_engine(a.device, *model, cfg);
   if (!eng) return fail(exit_code_for(eng.error()), eng.error().message());
   engine& e = **eng;
   auto seq = e.create_sequence();
@@ -193,7 +194,7 @@ int model_bench(const bench_cli& a) {
   cfg.max_step_tokens = std::max(4096, max_batch * a.prompt_tokens);
   cfg.kv_memory_bytes =
       static_cast<int64_t>(max_batch) * (cfg.n_ctx + 16) * 2 * hp.n_layer * hp.n_head_kv * hp.head_dim * 4 + (1 << 20);
-  auto eng = make_cpu_engine(*model, cfg);
+  auto eng = make_engine(a.device, *model, cfg);
   if (!eng) return fail(exit_code_for(eng.error()), eng.error().message());
   engine& e = **eng;
 

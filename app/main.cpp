@@ -124,6 +124,7 @@ int run(int argc, char** argv) {
   gen->add_option("--top-p", gen_args.top_p, "Keep the most likely tokens up to this mass")->capture_default_str();
   CLI::Option* seed_opt = gen->add_option("--seed", gen_args.seed, "Sampling seed (default: random, printed)");
   gen->add_option("--threads", gen_args.threads, "CPU threads (0: all cores)");
+  gen->add_option("--device", gen_args.device, "Engine: cpu or cuda:N")->capture_default_str();
   gen->add_flag("--ids", gen_args.ids, "Print token ids instead of text");
   gen->add_option("--trace", gen_args.trace,
                   "Write one JSON line per generated token to this file: position, token, top-2 ids and logits");
@@ -133,7 +134,7 @@ int run(int argc, char** argv) {
       ->delimiter(',');
 
   bench_cli bench_args;
-  CLI::App* mbench = model->add_subcommand("bench", "Aggregate decode tokens/s of the CPU engine per batch size");
+  CLI::App* mbench = model->add_subcommand("bench", "Aggregate decode tokens/s of the engine per batch size");
   mbench->add_option("-m,--model", bench_args.model, "GGUF model file")->required();
   mbench->add_option("--batch", bench_args.batches, "Batch sizes, comma-separated")
       ->delimiter(',')
@@ -141,6 +142,7 @@ int run(int argc, char** argv) {
   mbench->add_option("--prompt-tokens", bench_args.prompt_tokens, "Prompt tokens per sequence")->capture_default_str();
   mbench->add_option("--gen-tokens", bench_args.gen_tokens, "Timed decode steps")->capture_default_str();
   mbench->add_option("--threads", bench_args.threads, "CPU threads (0: all cores)");
+  mbench->add_option("--device", bench_args.device, "Engine: cpu or cuda:N")->capture_default_str();
   mbench->add_flag("--json", bench_args.json, "Print one JSON object as the last line");
 
   // Server and clients (need the server dependencies).

@@ -71,7 +71,6 @@ class cpu_engine final : public engine {
   status step(const std::vector<step_item>& batch, std::vector<step_result>& out) override;
 
  private:
-  status validate(const std::vector<step_item>& batch, int64_t& n_tokens) const;
   void rmsnorm(const float* x, const weight& w, float* y, int64_t n_rows) const;
   void rope(float* v, int64_t n_rows, int64_t row_stride, int32_t n_heads) const;
   void attention(int32_t layer, int64_t n_tokens);
@@ -95,37 +94,6 @@ class cpu_engine final : public engine {
   std::vector<std::vector<int32_t>> slots_;  // per thread: cache slots of one token's positions
   std::vector<std::vector<std::pair<float, int32_t>>> sample_scratch_;  // per thread
 };
-
-status cpu_engine::validate(const std::vector<step_item>& batch, int64_t& n_tokens) const {
-  n_tokens = 0;
-  const int32_t n_vocab = model_->hparams().n_vocab;
-  std::vector<seq_id> seen;
-  seen.reserve(batch.size());
-  for (const auto& it : batch) {
-    if (!kv_.valid(it.seq)) return {errc::invalid_argument, "step: unknown sequence " + std::to_string(it.seq)};
-    if (std::find(seen.begin(), seen.end(), it.seq) != seen.end())
-      return {errc::invalid_argument, "step: sequence " + std::to_string(it.seq) + " appears twice in one batch"};
-    seen.push_back(it.seq);
-    if (it.tokens.empty())
-      return {errc::invalid_argument, "step: an item of sequence " + std::to_string(it.seq) + " has no tokens"};
-    for (token_id t : it.tokens)
-      if (t < 0 || t >= n_vocab)
-        return {errc::invalid_argument,
-                "step: token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(n_vocab)};
-    const int64_t len = static_cast<int64_t>(kv_.length(it.seq)) + static_cast<int64_t>(it.tokens.size());
-    if (len > n_ctx_)
-      return {errc::invalid_argument, "step: sequence " + std::to_string(it.seq) + " would reach " +
-                                          std::to_string(len) + " tokens, over the context of " +
-                                          std::to_string(n_ctx_)};
-    if (it.sample)
-      if (auto s = brigade::validate(it.sampling); !s) return s;
-    n_tokens += static_cast<int64_t>(it.tokens.size());
-  }
-  if (n_tokens > cfg_.max_step_tokens)
-    return {errc::invalid_argument, "step: " + std::to_string(n_tokens) + " tokens exceed the per-step limit of " +
-                                        std::to_string(cfg_.max_step_tokens)};
-  return {};
-}
 
 void cpu_engine::rmsnorm(const float* x, const weight& w, float* y, int64_t n_rows) const {
   const int64_t d = w.n_cols;
@@ -193,7 +161,7 @@ status cpu_engine::step(const std::vector<step_item>& batch, std::vector<step_re
   out.clear();
   if (batch.empty()) return {};
   int64_t T = 0;
-  if (auto s = validate(batch, T); !s) return s;
+  if (auto s = validate_step(batch, kv_, model_->hparams().n_vocab, n_ctx_, cfg_.max_step_tokens, T); !s) return s;
   std::vector<kv_block_pool::request> reqs;
   reqs.reserve(batch.size());
   for (const auto& it : batch) reqs.push_back({it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size())});
@@ -339,21 +307,9 @@ status cpu_engine::step(const std::vector<step_item>& batch, std::vector<step_re
 
 result<std::unique_ptr<engine>> make_cpu_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg) {
   if (!model) return status{errc::invalid_argument, "make_cpu_engine: no model"};
-  const auto& hp = model->hparams();
-  const int32_t n_ctx = cfg.n_ctx > 0 ? std::min(cfg.n_ctx, hp.n_ctx_train) : hp.n_ctx_train;
-  if (cfg.kv_block_size <= 0 || cfg.max_sequences <= 0 || cfg.max_step_tokens <= 0)
-    return status{errc::invalid_argument, "engine: block size, max sequences and step tokens must be positive"};
-  const int64_t bytes_per_block = 2ll * hp.n_layer * hp.n_head_kv * hp.head_dim * cfg.kv_block_size * 4;
-  const int64_t blocks_per_seq = (n_ctx + cfg.kv_block_size - 1) / cfg.kv_block_size;
-  // No more blocks than every sequence at full context could use.
-  const int64_t n_blocks = std::min<int64_t>(cfg.kv_memory_bytes / bytes_per_block, blocks_per_seq * cfg.max_sequences);
-  if (n_blocks < blocks_per_seq)
-    return status{errc::invalid_argument, "engine: KV memory of " + std::to_string(cfg.kv_memory_bytes >> 20) +
-                                              " MiB holds " + std::to_string(n_blocks * cfg.kv_block_size) +
-                                              " tokens, less than one sequence of " + std::to_string(n_ctx) +
-                                              "; raise the KV memory or lower the context"};
-  if (n_blocks > INT32_MAX / cfg.kv_block_size) return status{errc::invalid_argument, "engine: KV memory too large"};
-  return std::unique_ptr<engine>(new cpu_engine(std::move(model), cfg, n_ctx, static_cast<int32_t>(n_blocks)));
+  auto size = size_engine(model->hparams(), cfg);
+  if (!size) return size.error();
+  return std::unique_ptr<engine>(new cpu_engine(std::move(model), cfg, size->n_ctx, size->n_blocks));
 }
 
 }  // namespace brigade

@@ -80,6 +80,18 @@ class engine {
   virtual status step(const std::vector<step_item>& batch, std::vector<step_result>& out) = 0;
 };
 
+/// Checks a batch against the engine contract (see the errors above) and
+/// counts its tokens. Shared by the backends so they refuse alike.
+status validate_step(const std::vector<step_item>& batch, const kv_block_pool& kv, int32_t n_vocab, int32_t n_ctx,
+                     int32_t max_step_tokens, int64_t& n_tokens);
+
+struct engine_size {
+  int32_t n_ctx;     // tokens per sequence
+  int32_t n_blocks;  // KV blocks in the pool (F32 K and V for every layer)
+};
+/// The context and KV pool size for `cfg`, or why it cannot work.
+result<engine_size> size_engine(const llama_hparams& hp, const engine_config& cfg);
+
 /// The CPU backend over `model` (see cpu_ops.hpp for the kernels).
 result<std::unique_ptr<engine>> make_cpu_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg);
 

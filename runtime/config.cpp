@@ -148,6 +148,8 @@ const std::vector<config_key>& config_keys() {
     k.push_back(
         string_key("node-name", "stable node name for leases and logs (default HOST:PORT)", &node_config::node_name));
     k.push_back(string_key("model", "GGUF model file (default: the built-in model)", &node_config::model));
+    k.push_back(string_key("device", "engine backend: cpu, or cuda:N for CUDA device N (builds with nvcc)",
+                           &node_config::device));
     k.push_back(int_key("threads", "engine threads (0: all cores)", "", &node_config::threads, 0, 1024));
     k.push_back({"kv-memory", "KV cache size", "bytes",
                  [](node_config& c, const std::string& v) -> status {

@@ -31,6 +31,7 @@ struct node_config {
   std::string node_name;           // stable across restarts; default HOST:PORT
   // model and engine
   std::string model;                // GGUF file; empty = the built-in model (cache dir)
+  std::string device = "cpu";       // engine: cpu or cuda:N
   int threads = 0;                  // engine threads, 0 = all cores
   int64_t kv_memory = 256ll << 20;  // bytes of KV cache
   int context = 0;                  // tokens per session, 0 = the model's context length

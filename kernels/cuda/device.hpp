@@ -2,8 +2,6 @@
 // brigade builds on machines without CUDA. Only files under kernels/cuda/
 // include CUDA headers.
 //
-// This issue provides the first kernel (tensor dequantisation to F32, used
-// for weight upload checks); the batched engine step comes with issue 6.
 // Every call checks the CUDA runtime's result and returns errc::device with
 // its message; none aborts or exits.
 #pragma once
@@ -11,6 +9,9 @@
 #include <cstdint>
 #include <string>
 
+#include <memory>
+
+#include "kernels/engine.hpp"
 #include "kernels/ggml_types.hpp"
 #include "kernels/status.hpp"
 
@@ -27,5 +28,13 @@ result<std::string> device_description(int device);
 /// layout) to F32 in host memory `dst`, on `device`. `row_len` must be a
 /// multiple of the type's block size. State is unchanged on failure.
 status dequantize_rows(int device, ggml_type type, const void* src, float* dst, int64_t n_rows, int64_t row_len);
+
+/// The CUDA backend of the engine on `device` (cuda_engine.cu): the weights
+/// are copied to the device once; KV cache and step buffers are allocated
+/// at their largest here. Errors: invalid_argument (no such device, the
+/// configuration), unsupported (head size over 256 or odd), device (CUDA,
+/// e.g. out of memory, with the runtime's message).
+result<std::unique_ptr<engine>> make_cuda_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg,
+                                                 int device);
 
 }  // namespace brigade::cuda

@@ -1,0 +1,544 @@
+// The GPU check program (issue 6): every CUDA kernel against the CPU backend
+// (or a double-precision reference where the CPU backend has no separate
+// kernel) on fresh random inputs, outputs poisoned with NaN before every run,
+// awkward sizes; then the whole CUDA engine against the CPU engine on the
+// synthetic `tiny` and `small` models: greedy tokens must agree except at a
+// near-tie (design.md, invariant 6: where they differ, the CPU's top-2 logit
+// gap is under 1e-3 relative).
+//
+// Needs only CUDA and kernels/ (no GoogleTest, none of our Debian packages).
+// usage: cuda_check [--quick] [--json FILE]
+//   --quick  kernels and the tiny model only (for compute-sanitizer runs)
+// BRIGADE_CHECK_SEED=N replays the random inputs of an earlier run.
+// Exit codes: 0 all passed, 1 a mismatch or CUDA error, 77 skipped (no GPU;
+// CTest reports the test as skipped). BRIGADE_REQUIRE_GPU=1 makes a missing
+// GPU a failure.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu_ops.hpp"
+#include "kernels/cuda/device.hpp"
+#include "kernels/cuda/kernels.cuh"
+#include "kernels/engine.hpp"
+#include "kernels/ggml_types.hpp"
+#include "kernels/sampling.hpp"
+#include "kernels/synth.hpp"
+
+using namespace brigade;
+
+namespace {
+
+int failures = 0;
+std::string json_rows;  // one JSON object per check
+std::mt19937_64 rng;
+
+void report(bool ok, const std::string& what, const std::string& detail, double err = -1) {
+  std::printf("%s %-58s %s\n", ok ? "ok  " : "FAIL", what.c_str(), detail.c_str());
+  std::fflush(stdout);
+  if (!ok) ++failures;
+  if (!json_rows.empty()) json_rows += ",";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3e", err);
+  json_rows += "{\"check\":\"" + what + "\",\"ok\":" + (ok ? "true" : "false") + ",\"error\":" + buf + "}";
+}
+
+bool cuda_ok(cudaError_t e, const std::string& what) {
+  if (e == cudaSuccess) return true;
+  report(false, what, std::string("CUDA error: ") + cudaGetErrorString(e));
+  return false;
+}
+
+/// A device array, poisoned (all bits set: NaN for floats) on request.
+template <typename T>
+struct dvec {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit dvec(size_t count) : n(count) {
+    if (cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)) != cudaSuccess) p = nullptr;
+  }
+  explicit dvec(const std::vector<T>& v) : dvec(v.size()) { put(v); }
+  ~dvec() { cudaFree(p); }
+  dvec(const dvec&) = delete;
+  void put(const std::vector<T>& v) { cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice); }
+  void poison() { cudaMemset(p, 0xFF, n * sizeof(T)); }
+  std::vector<T> get() const {
+    std::vector<T> v(n);
+    cudaDeviceSynchronize();
+    cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
+    return v;
+  }
+};
+
+std::vector<float> randn(size_t n, float sd = 1.0f) {
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+int64_t randint(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+
+/// ||got - want|| / ||want||; infinity when got has a NaN or infinity.
+double rel_err(const float* got, const double* want, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    num += (got[i] - want[i]) * (got[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+  std::vector<double> w(want.begin(), want.end());
+  return rel_err(got.data(), w.data(), std::min(got.size(), w.size()));
+}
+
+std::string fmt(double e) {
+  char b[48];
+  std::snprintf(b, sizeof b, "rel err %.2e", e);
+  return b;
+}
+
+/// `n_rows` x `row_len` random weights of `type`, in ggml's layout.
+std::vector<unsigned char> random_weights(ggml_type type, int64_t n_rows, int64_t row_len) {
+  const ggml_type_traits tr = ggml_traits(type);
+  const std::vector<float> x = randn(static_cast<size_t>(n_rows * row_len), 0.5f);
+  const size_t row_bytes = static_cast<size_t>(row_len / tr.block_elems * tr.block_bytes);
+  std::vector<unsigned char> out(row_bytes * static_cast<size_t>(n_rows));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* src = x.data() + r * row_len;
+    unsigned char* dst = out.data() + static_cast<size_t>(r) * row_bytes;
+    for (int64_t i = 0; i < row_len; ++i) switch (type) {
+        case ggml_type::f32: std::memcpy(dst + 4 * i, src + i, 4); break;
+        case ggml_type::f16: {
+          const uint16_t h = f32_to_f16(src[i]);
+          std::memcpy(dst + 2 * i, &h, 2);
+          break;
+        }
+        case ggml_type::bf16: {
+          const uint16_t h = f32_to_bf16(src[i]);
+          std::memcpy(dst + 2 * i, &h, 2);
+          break;
+        }
+        case ggml_type::q8_0: break;
+      }
+    if (type == ggml_type::q8_0) quantize_row_q8_0(src, reinterpret_cast<q8_0_block*>(dst), row_len);
+  }
+  return out;
+}
+
+const char* tname(ggml_type t) { return ggml_type_name(static_cast<uint32_t>(t)); }
+
+// --- kernels -----------------------------------------------------------------------
+
+void check_dequantize(ggml_type type, int64_t n_rows, int64_t row_len) {
+  const auto src = random_weights(type, n_rows, row_len);
+  const ggml_type_traits tr = ggml_traits(type);
+  const int64_t n = n_rows * row_len;
+  std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n), std::nanf(""));
+  for (int64_t r = 0; r < n_rows; ++r)
+    dequantize_row(type, src.data() + r * (row_len / tr.block_elems) * tr.block_bytes, want.data() + r * row_len,
+                   row_len);
+  const status s = cuda::dequantize_rows(0, type, src.data(), got.data(), n_rows, row_len);
+  const std::string what = std::string("dequantize ") + tname(type) + " " + std::to_string(n_rows) + "x" +
+                           std::to_string(row_len);
+  if (!s.ok()) return report(false, what, s.message());
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad += std::memcmp(&want[i], &got[i], sizeof(float)) != 0;
+  report(bad == 0, what, std::to_string(bad) + " mismatches (bit-exact required)", static_cast<double>(bad));
+}
+
+void check_embed(ggml_type type, int64_t d) {
+  const int64_t vocab = 53, T = 13;
+  const auto table = random_weights(type, vocab, d);
+  const size_t row_bytes = table.size() / vocab;
+  std::vector<int32_t> tokens(T);
+  for (auto& t : tokens) t = static_cast<int32_t>(randint(0, vocab - 1));
+  dvec<unsigned char> dt(table);
+  dvec<int32_t> dtok(tokens);
+  dvec<float> x(static_cast<size_t>(T * d));
+  x.poison();
+  const std::string what = std::string("embed ") + tname(type) + " d=" + std::to_string(d);
+  if (!cuda_ok(cuda::k::embed(type, dt.p, row_bytes, dtok.p, x.p, T, d, nullptr), what)) return;
+  const auto got = x.get();
+  std::vector<float> want(static_cast<size_t>(T * d));
+  for (int64_t i = 0; i < T; ++i)
+    dequantize_row(type, table.data() + static_cast<size_t>(tokens[i]) * row_bytes, want.data() + i * d, d);
+  int64_t bad = 0;
+  for (size_t i = 0; i < want.size(); ++i) bad += std::memcmp(&want[i], &got[i], 4) != 0;
+  report(bad == 0, what, std::to_string(bad) + " mismatches (bit-exact required)", static_cast<double>(bad));
+}
+
+void check_rmsnorm(int64_t T, int64_t d, bool with_delta, bool gather) {
+  const float eps = 1e-5f;
+  auto x0 = randn(static_cast<size_t>(T * d), 2.0f), delta = randn(static_cast<size_t>(T * d)),
+       g = randn(static_cast<size_t>(d));
+  for (auto& v : g) v = 1.0f + 0.1f * v;
+  std::vector<int32_t> rows;
+  if (gather)
+    for (int64_t r = T - 1; r >= 0; r -= 2) rows.push_back(static_cast<int32_t>(r));
+  const int64_t n_out = gather ? static_cast<int64_t>(rows.size()) : T;
+  dvec<float> x(x0), dd(delta), dg(g), y(static_cast<size_t>(n_out * d));
+  dvec<int32_t> drows(rows);
+  y.poison();
+  const std::string what = "add_rmsnorm T=" + std::to_string(T) + " d=" + std::to_string(d) +
+                           (with_delta ? " +residual" : "") + (gather ? " gather" : "");
+  if (!cuda_ok(cuda::k::add_rmsnorm(x.p, with_delta ? dd.p : nullptr, dg.p, y.p, gather ? drows.p : nullptr, n_out, d,
+                                    eps, nullptr),
+               what))
+    return;
+  const auto got = y.get(), xs = x.get();
+  std::vector<double> want(static_cast<size_t>(n_out * d));
+  std::vector<float> xw = x0;
+  for (int64_t b = 0; b < n_out; ++b) {
+    const int64_t r = gather ? rows[static_cast<size_t>(b)] : b;
+    double ss = 0;
+    for (int64_t e = 0; e < d; ++e) {
+      if (with_delta) xw[r * d + e] += delta[r * d + e];
+      ss += static_cast<double>(xw[r * d + e]) * xw[r * d + e];
+    }
+    const double sc = 1.0 / std::sqrt(ss / static_cast<double>(d) + eps);
+    for (int64_t e = 0; e < d; ++e) want[b * d + e] = xw[r * d + e] * sc * g[e];
+  }
+  const double err = rel_err(got.data(), want.data(), want.size());
+  const bool residual_ok = std::memcmp(xs.data(), xw.data(), xw.size() * 4) == 0;
+  report(err < 1e-5 && residual_ok, what, fmt(err) + (residual_ok ? "" : ", residual sum differs"), err);
+}
+
+void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 plain, 1 accumulate, 2 swiglu*/) {
+  const auto w = random_weights(type, N, K), w2 = random_weights(type, N, K);
+  const size_t row_bytes = w.size() / N;
+  const auto x = randn(static_cast<size_t>(T * K));
+  const auto y0 = randn(static_cast<size_t>(T * N));
+  dvec<unsigned char> dw(w), dw2(w2);
+  dvec<float> dx(x), dy(static_cast<size_t>(T * N));
+  if (mode == 1) dy.put(y0);
+  else dy.poison();
+  const std::string what = std::string("matmul ") + tname(type) + " K=" + std::to_string(K) + " N=" +
+                           std::to_string(N) + " T=" + std::to_string(T) +
+                           (mode == 1 ? " accumulate" : mode == 2 ? " swiglu" : "");
+  if (!cuda_ok(cuda::k::matmul(type, dw.p, mode == 2 ? dw2.p : nullptr, row_bytes, K, N, dx.p, K, T, dy.p, N,
+                               mode == 1, nullptr),
+               what))
+    return;
+  const auto got = dy.get();
+  // The CPU backend's matrix kernel on the same bytes.
+  const auto& cpu = cpu::best_kernels();
+  weight W{w.data(), type, K, N, row_bytes}, W2{w2.data(), type, K, N, row_bytes};
+  std::vector<float> want = mode == 1 ? y0 : std::vector<float>(static_cast<size_t>(T * N));
+  if (mode == 2) {
+    std::vector<float> g(static_cast<size_t>(T * N)), u(static_cast<size_t>(T * N));
+    cpu.matmul(W, x.data(), K, T, g.data(), N, 0, N, false);
+    cpu.matmul(W2, x.data(), K, T, u.data(), N, 0, N, false);
+    for (size_t i = 0; i < want.size(); ++i) want[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  } else {
+    cpu.matmul(W, x.data(), K, T, want.data(), N, 0, N, mode == 1);
+  }
+  const double err = rel_err(got, want);
+  report(err < 1e-5, what, fmt(err) + " vs the CPU backend (" + cpu.name + ")", err);
+}
+
+void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T) {
+  const int64_t d = static_cast<int64_t>(n_head) * hd, kv_dim = static_cast<int64_t>(n_head_kv) * hd;
+  const int64_t n_slots = 64 * 16;
+  const float theta_scale = std::pow(10000.0f, -2.0f / static_cast<float>(hd));
+  const auto q0 = randn(static_cast<size_t>(T * d)), k = randn(static_cast<size_t>(T * kv_dim)),
+             v = randn(static_cast<size_t>(T * kv_dim));
+  std::vector<int32_t> pos(static_cast<size_t>(T)), slot(static_cast<size_t>(T));
+  std::vector<int32_t> all(static_cast<size_t>(n_slots));
+  for (int64_t i = 0; i < n_slots; ++i) all[i] = static_cast<int32_t>(i);
+  std::shuffle(all.begin(), all.end(), rng);
+  for (int64_t i = 0; i < T; ++i) {
+    pos[i] = static_cast<int32_t>(randint(0, 2047));
+    slot[i] = all[i];
+  }
+  dvec<float> dq(q0), dk(k), dv(v), kc(static_cast<size_t>(n_slots * kv_dim)), vc(static_cast<size_t>(n_slots * kv_dim));
+  dvec<int32_t> dpos(pos), dslot(slot);
+  kc.poison();
+  vc.poison();
+  const std::string what = "rope_kv heads=" + std::to_string(n_head) + "/" + std::to_string(n_head_kv) +
+                           " hd=" + std::to_string(hd) + " T=" + std::to_string(T);
+  if (!cuda_ok(cuda::k::rope_kv(dq.p, dk.p, dv.p, kc.p, vc.p, dpos.p, dslot.p, T, n_head, n_head_kv, hd, d, kv_dim,
+                                theta_scale, nullptr),
+               what))
+    return;
+  const auto q = dq.get(), kcs = kc.get(), vcs = vc.get();
+  // Reference: the CPU backend's angles (float, built by repeated
+  // multiplication), rotation in double.
+  auto rotate = [&](const float* src, int64_t p0, int heads, std::vector<double>& dst) {
+    for (int h = 0; h < heads; ++h) {
+      float theta = static_cast<float>(p0);
+      for (int i = 0; i < hd / 2; ++i) {
+        const double c = std::cos(static_cast<double>(theta)), s = std::sin(static_cast<double>(theta));
+        const double x0 = src[h * hd + 2 * i], x1 = src[h * hd + 2 * i + 1];
+        dst.push_back(x0 * c - x1 * s);
+        dst.push_back(x0 * s + x1 * c);
+        theta *= theta_scale;
+      }
+    }
+  };
+  std::vector<double> want_q, want_k;
+  std::vector<float> got_k;
+  int64_t v_bad = 0, untouched_bad = 0;
+  std::vector<char> written(static_cast<size_t>(n_slots), 0);
+  for (int64_t i = 0; i < T; ++i) {
+    rotate(q0.data() + i * d, pos[i], n_head, want_q);
+    rotate(k.data() + i * kv_dim, pos[i], n_head_kv, want_k);
+    got_k.insert(got_k.end(), kcs.begin() + slot[i] * kv_dim, kcs.begin() + (slot[i] + 1) * kv_dim);
+    v_bad += std::memcmp(vcs.data() + slot[i] * kv_dim, v.data() + i * kv_dim, kv_dim * 4) != 0;
+    written[static_cast<size_t>(slot[i])] = 1;
+  }
+  for (int64_t s = 0; s < n_slots; ++s)
+    if (!written[static_cast<size_t>(s)])
+      for (int64_t e = 0; e < kv_dim; ++e) untouched_bad += !std::isnan(kcs[s * kv_dim + e]) || !std::isnan(vcs[s * kv_dim + e]);
+  const double eq = rel_err(q.data(), want_q.data(), want_q.size());
+  const double ek = rel_err(got_k.data(), want_k.data(), want_k.size());
+  const bool ok = eq < 1e-5 && ek < 1e-5 && v_bad == 0 && untouched_bad == 0;
+  report(ok, what,
+         "q " + fmt(eq) + ", k " + fmt(ek) + ", v rows differing " + std::to_string(v_bad) +
+             ", foreign slots written " + std::to_string(untouched_bad),
+         std::max(eq, ek));
+}
+
+void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_t>& npos_per_token) {
+  const int bs = 16, n_blocks = 96;
+  const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd, d = static_cast<int64_t>(n_head) * hd;
+  const int64_t T = static_cast<int64_t>(npos_per_token.size());
+  const auto kc = randn(static_cast<size_t>(n_blocks * bs * kv_dim)), vc = randn(static_cast<size_t>(n_blocks * bs * kv_dim));
+  const auto q = randn(static_cast<size_t>(T * d));
+  // Each token its own random block table (blocks drawn without repetition).
+  std::vector<int32_t> ids(n_blocks);
+  for (int i = 0; i < n_blocks; ++i) ids[i] = i;
+  std::vector<int32_t> blocks, boff;
+  for (int64_t i = 0; i < T; ++i) {
+    std::shuffle(ids.begin(), ids.end(), rng);
+    boff.push_back(static_cast<int32_t>(blocks.size()));
+    const int nb = (npos_per_token[i] + bs - 1) / bs;
+    blocks.insert(blocks.end(), ids.begin(), ids.begin() + nb);
+  }
+  dvec<float> dq(q), dk(kc), dv(vc), out(static_cast<size_t>(T * d));
+  dvec<int32_t> dnpos(npos_per_token), dboff(boff), dblocks(blocks);
+  out.poison();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  std::string what = "attention heads=" + std::to_string(n_head) + "/" + std::to_string(n_head_kv) +
+                     " hd=" + std::to_string(hd) + " npos=";
+  for (size_t i = 0; i < npos_per_token.size() && i < 4; ++i) what += (i ? "," : "") + std::to_string(npos_per_token[i]);
+  if (npos_per_token.size() > 4) what += ",...";
+  if (!cuda_ok(cuda::k::attention(dq.p, dk.p, dv.p, out.p, dnpos.p, dboff.p, dblocks.p, bs, T, n_head,
+                                  n_head / n_head_kv, hd, d, kv_dim, scale, nullptr),
+               what))
+    return;
+  const auto got = out.get();
+  const auto& cpu = cpu::best_kernels();
+  std::vector<float> want(static_cast<size_t>(T * d));
+  const int group = n_head / n_head_kv;
+  for (int64_t i = 0; i < T; ++i) {
+    const int32_t n = npos_per_token[i];
+    std::vector<int32_t> slots(static_cast<size_t>(n));
+    for (int32_t j = 0; j < n; ++j) slots[j] = blocks[boff[i] + j / bs] * bs + j % bs;
+    std::vector<float> scores(static_cast<size_t>(group * n));
+    for (int kvh = 0; kvh < n_head_kv; ++kvh)
+      cpu.attend(q.data() + i * d + kvh * group * hd, group, hd, kc.data() + kvh * hd, vc.data() + kvh * hd,
+                 slots.data(), n, kv_dim, scale, scores.data(), want.data() + i * d + kvh * group * hd);
+  }
+  const double err = rel_err(got, want);
+  report(err < 1e-5, what, fmt(err) + " vs the CPU backend", err);
+}
+
+void check_sampling(int32_t n_vocab, int rows) {
+  std::vector<cuda::k::sample_desc> desc(static_cast<size_t>(rows));
+  std::vector<sampling_params> params(static_cast<size_t>(rows));
+  const auto logits = randn(static_cast<size_t>(rows) * n_vocab, 3.0f);
+  for (int r = 0; r < rows; ++r) {
+    sampling_params p;
+    switch (r % 6) {
+      case 0: p.temperature = 0.0f; break;
+      case 1: p.temperature = 0.8f; break;
+      case 2: p.temperature = 1.3f, p.top_k = 40; break;
+      case 3: p.temperature = 0.7f, p.top_p = 0.9f; break;
+      case 4: p.temperature = 1.0f, p.top_k = 200, p.top_p = 0.5f; break;
+      case 5: p.temperature = 0.9f, p.top_k = r % 12 == 5 ? 1 : n_vocab + 5; break;
+    }
+    p.seed = rng();
+    params[r] = p;
+    desc[r] = {p.temperature, p.top_k, p.top_p, static_cast<uint32_t>(randint(0, 100000)), p.seed};
+  }
+  const int32_t pow2 = cuda::k::pow2_at_least(n_vocab);
+  dvec<float> dl(logits), probs(static_cast<size_t>(rows) * n_vocab);
+  dvec<uint64_t> keys(static_cast<size_t>(rows) * pow2);
+  dvec<cuda::k::sample_desc> dd(desc);
+  dvec<int32_t> out(static_cast<size_t>(rows));
+  out.poison();
+  const std::string what = "sample vocab=" + std::to_string(n_vocab) + " rows=" + std::to_string(rows);
+  if (!cuda_ok(cuda::k::sample(dl.p, n_vocab, dd.p, keys.p, probs.p, pow2, out.p, rows, nullptr), what)) return;
+  const auto got = out.get();
+  std::vector<std::pair<float, int32_t>> scratch;
+  int bad = 0;
+  std::string first_bad;
+  for (int r = 0; r < rows; ++r) {
+    const int32_t want = sample_token(logits.data() + static_cast<size_t>(r) * n_vocab, n_vocab, params[r],
+                                      desc[r].position, scratch);
+    if (want != got[r]) {
+      if (!bad)
+        first_bad = ", first at row " + std::to_string(r) + ": cpu " + std::to_string(want) + " gpu " +
+                    std::to_string(got[r]);
+      ++bad;
+    }
+  }
+  report(bad == 0, what, std::to_string(bad) + " tokens differ from the CPU's sample_token" + first_bad, bad);
+}
+
+// --- the whole engine ----------------------------------------------------------------
+
+void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
+  const std::string dir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
+  const std::string path = dir + "/brigade-check-" + preset + "-" + tname(type) + "-" + std::to_string(::getpid()) + ".gguf";
+  synth_options so;
+  so.preset = preset;
+  so.seed = 7;
+  so.type = type;
+  const std::string what = "engine " + preset + " " + tname(type);
+  if (auto s = synthesize_model(so, path); !s) return report(false, what, "cannot synthesise: " + s.message());
+  auto model = llama_model::load(path);
+  std::remove(path.c_str());
+  if (!model) return report(false, what, model.error().message());
+  engine_config cfg;
+  cfg.max_sequences = 8;
+  cfg.kv_memory_bytes = 256ll << 20;
+  cfg.max_step_tokens = 512;
+  cfg.n_ctx = 1024;
+  auto cpu_e = make_cpu_engine(*model, cfg);
+  auto gpu_e = cuda::make_cuda_engine(*model, cfg, 0);
+  if (!cpu_e || !gpu_e) return report(false, what, (!cpu_e ? cpu_e.error() : gpu_e.error()).message());
+  engine& c = **cpu_e;
+  engine& g = **gpu_e;
+  const int32_t n_vocab = c.hparams().n_vocab;
+  const std::vector<int> prompt_len{1, 7, 33, 150};
+  std::vector<seq_id> cs, gs;
+  std::vector<step_item> cb, gb;
+  for (int len : prompt_len) {
+    auto a = c.create_sequence();
+    auto b = g.create_sequence();
+    if (!a || !b) return report(false, what, "create_sequence failed");
+    cs.push_back(*a);
+    gs.push_back(*b);
+    step_item it;
+    for (int i = 0; i < len; ++i) it.tokens.push_back(static_cast<token_id>(randint(3, n_vocab - 1)));
+    it.want_logits = true;
+    cb.push_back(it);
+    cb.back().seq = *a;
+    gb.push_back(it);
+    gb.back().seq = *b;
+  }
+  int compared = 0, differ = 0, not_near_tie = 0;
+  double max_logit_err = 0, worst_gap = 0;
+  std::vector<step_result> cr, gr;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int step = 0; step <= decode_steps; ++step) {
+    if (auto s = c.step(cb, cr); !s) return report(false, what, "cpu step: " + s.message());
+    if (auto s = g.step(gb, gr); !s) return report(false, what, "cuda step: " + s.message());
+    for (size_t k = 0; k < cb.size(); ++k) {
+      max_logit_err = std::max(max_logit_err, rel_err(gr[k].logits, cr[k].logits));
+      ++compared;
+      if (cr[k].token != gr[k].token) {
+        ++differ;
+        // Near-tie rule: the CPU's top two logits within 1e-3 relative.
+        std::vector<float> l = cr[k].logits;
+        std::partial_sort(l.begin(), l.begin() + 2, l.end(), std::greater<float>());
+        const double gap = (l[0] - l[1]) / std::max(std::fabs(l[0]), 1e-30f);
+        worst_gap = std::max(worst_gap, gap);
+        if (gap >= 1e-3) ++not_near_tie;
+      }
+      // Teacher forcing: both continue with the CPU's token.
+      cb[k].tokens = {cr[k].token};
+      gb[k].tokens = {cr[k].token};
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  char detail[256];
+  std::snprintf(detail, sizeof detail,
+                "%d/%d greedy tokens agree, %d differ (%d not near-ties, worst gap %.1e); max logits %s (%.1fs)",
+                compared - differ, compared, differ, not_near_tie, worst_gap, fmt(max_logit_err).c_str(), secs);
+  report(not_near_tie == 0 && max_logit_err < 1e-3, what, detail, max_logit_err);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: cuda_check [--quick] [--json FILE]\n");
+      return 2;
+    }
+  }
+  // Skip only where there is no GPU at all; a GPU machine whose driver or
+  // device fails is a failure.
+  auto n = cuda::device_count();
+  if (!n.ok() || *n == 0) {
+    const bool has_gpu_node = ::access("/dev/nvidia0", F_OK) == 0 || ::access("/dev/nvidiactl", F_OK) == 0;
+    const char* require = std::getenv("BRIGADE_REQUIRE_GPU");
+    const std::string why = n.ok() ? "0 devices" : n.error().message();
+    if (has_gpu_node || (require && std::string(require) == "1")) {
+      std::printf("FAILED: a GPU was expected but CUDA reports: %s\n", why.c_str());
+      return 1;
+    }
+    std::printf("skipped: no CUDA device on this machine (%s)\n", why.c_str());
+    return 77;
+  }
+  const char* seed_env = std::getenv("BRIGADE_CHECK_SEED");
+  const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : std::random_device{}();
+  rng.seed(seed);
+  auto desc = cuda::device_description(0);
+  std::printf("device 0: %s; random seed %llu (BRIGADE_CHECK_SEED=%llu replays it)\n",
+              desc.ok() ? desc->c_str() : desc.error().message().c_str(), (unsigned long long)seed,
+              (unsigned long long)seed);
+  for (ggml_type t : {ggml_type::f32, ggml_type::f16, ggml_type::bf16, ggml_type::q8_0}) {
+    for (auto [rows, len] : {std::pair<int64_t, int64_t>{1, 32}, {37, 96}, {513, 160}}) check_dequantize(t, rows, len);
+    check_embed(t, 96);
+    if (t != ggml_type::q8_0) check_embed(t, 100);
+    for (auto [K, N, T] : {std::tuple<int64_t, int64_t, int64_t>{96, 77, 1}, {96, 77, 13}, {160, 33, 8}, {2048, 64, 3}})
+      check_matmul(t, K, N, T, 0);
+    check_matmul(t, 96, 77, 9, 1);
+    check_matmul(t, 160, 45, 11, 2);
+  }
+  check_matmul(ggml_type::f16, 100, 31, 5, 0);  // a row length that is not a multiple of 32
+  for (auto [T, d] : {std::pair<int64_t, int64_t>{1, 100}, {7, 2048}, {9, 38}}) {
+    check_rmsnorm(T, d, false, false);
+    check_rmsnorm(T, d, true, false);
+    check_rmsnorm(T, d, true, true);
+  }
+  check_rope_kv(6, 2, 38, 9);
+  check_rope_kv(32, 4, 64, 17);
+  check_rope_kv(4, 4, 128, 1);
+  check_attention(6, 2, 38, {1, 17, 300, 16, 33});
+  check_attention(32, 4, 64, {5, 1024, 77});
+  check_attention(8, 8, 128, {64, 2, 129});
+  check_attention(4, 1, 256, {200, 1});
+  check_sampling(1000, 36);
+  check_sampling(32000, 24);
+  for (ggml_type t : {ggml_type::f16, ggml_type::f32, ggml_type::bf16, ggml_type::q8_0}) check_engine("tiny", t, 24);
+  if (!quick) check_engine("small", ggml_type::f16, 32);
+  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+  if (!json_path.empty())
+    if (FILE* f = std::fopen(json_path.c_str(), "w")) {
+      std::fprintf(f, "{\"device\":\"%s\",\"seed\":%llu,\"failures\":%d,\"checks\":[%s]}\n",
+                   desc.ok() ? desc->c_str() : "?", (unsigned long long)seed, failures, json_rows.c_str());
+      std::fclose(f);
+    }
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,409 @@
+// The CUDA backend of the engine (engine.hpp's contract; kernels in
+// kernels.cuh). One step, for T tokens of all items together, on one stream:
+//
+//   x = embed(tokens)
+//   per layer l:   h = rmsnorm(x [+= tmp of layer l-1]) * attn_norm      add_rmsnorm
+//                  q, k, v = h Wq, h Wk, h Wv                              3 x matmul
+//                  rope(q, k); k, v -> cache slots                         rope_kv
+//                  att = paged GQA attention (decode and prefill alike)    attention
+//                  tmp = att Wo;  h = rmsnorm(x += tmp) * ffn_norm         matmul, add_rmsnorm
+//                  ff = silu(h Wgate) * (h Wup)                            matmul (SwiGLU fused)
+//                  tmp = ff Wdown                                          matmul
+//   hout = rmsnorm(x += tmp) * output_norm, for output rows only          add_rmsnorm (gather)
+//   logits = hout Wout; tokens = sample(logits)                            matmul, sample
+//
+// Only the sampled token ids (and logits where asked) come back to the host.
+// The KV block tables stay on the host (kv_block_pool, as on the CPU) and go
+// to the device with the step's inputs. Every device buffer is allocated once
+// at its largest size, so its address never changes; steps of up to 128
+// tokens are padded to a power of two (padding tokens compute into a scratch
+// KV block and are never read back), so the launches of a step depend only on
+// its bucket: what CUDA graph capture (issue 7) needs.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cuda/device.hpp"
+#include "kernels/cuda/kernels.cuh"
+#include "kernels/engine.hpp"
+
+namespace brigade::cuda {
+
+namespace {
+
+status check(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return {};
+  return {errc::device, std::string("CUDA ") + what + ": " + cudaGetErrorString(e)};
+}
+
+#define BRIGADE_CUDA_TRY(call, what) \
+  if (status s_ = check((call), what); !s_) return s_
+
+struct dweight {
+  const unsigned char* data = nullptr;
+  ggml_type type = ggml_type::f32;
+  int64_t n_cols = 0, n_rows = 0;
+  size_t row_bytes = 0;
+};
+
+struct dlayer {
+  dweight attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+};
+
+/// The step's inputs, laid out in one host (pinned) and one device buffer so
+/// they go over in one copy.
+struct input_layout {
+  size_t tokens, pos, slot, npos, boff, blocks, rows, desc, bytes;
+};
+
+constexpr int32_t pad_limit = 128;  // steps up to this many tokens are padded to a power of two
+
+class cuda_engine final : public engine {
+ public:
+  cuda_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg, int device, engine_size size)
+      : model_(std::move(model)),
+        cfg_(cfg),
+        device_(device),
+        n_ctx_(size.n_ctx),
+        n_blocks_(size.n_blocks),
+        kv_(size.n_blocks, cfg.kv_block_size, cfg.max_sequences) {}
+
+  ~cuda_engine() override {
+    cudaSetDevice(device_);
+    if (stream_) cudaStreamDestroy(stream_);
+    for (void* p : allocations_) cudaFree(p);
+    if (host_in_) cudaFreeHost(host_in_);
+    if (host_out_) cudaFreeHost(host_out_);
+  }
+
+  status init();
+
+  const llama_hparams& hparams() const override { return model_->hparams(); }
+  const tokenizer& vocab() const override { return model_->vocab(); }
+  int32_t n_ctx() const override { return n_ctx_; }
+  std::string backend_name() const override { return "cuda:" + std::to_string(device_) + " (" + device_name_ + ")"; }
+
+  result<seq_id> create_sequence() override { return kv_.create(); }
+  void free_sequence(seq_id s) override { kv_.release(s); }
+  int32_t sequence_length(seq_id s) const override { return kv_.valid(s) ? kv_.length(s) : 0; }
+  status truncate(seq_id s, int32_t n) override {
+    if (!kv_.valid(s)) return {errc::invalid_argument, "truncate: unknown sequence " + std::to_string(s)};
+    if (n < 0) return {errc::invalid_argument, "truncate: negative length"};
+    kv_.truncate(s, n);
+    return {};
+  }
+  kv_usage usage() const override { return kv_.usage(); }
+
+  status step(const std::vector<step_item>& batch, std::vector<step_result>& out) override;
+
+ private:
+  status step_on_device(const std::vector<step_item>& batch, std::vector<step_result>& out, int64_t n_tokens);
+  template <typename T>
+  status alloc(T*& p, size_t n) {
+    void* v = nullptr;
+    BRIGADE_CUDA_TRY(cudaMalloc(&v, std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc");
+    allocations_.push_back(v);
+    p = static_cast<T*>(v);
+    return {};
+  }
+  status upload(const weight& w, dweight& d, unsigned char*& cursor);
+  status run(int64_t T, int64_t n_out, bool any_sample);
+
+  std::shared_ptr<const llama_model> model_;
+  engine_config cfg_;
+  int device_;
+  std::string device_name_;
+  int32_t n_ctx_;
+  int32_t n_blocks_;
+  kv_block_pool kv_;
+  cudaStream_t stream_ = nullptr;
+  std::vector<void*> allocations_;
+
+  // Weights (one allocation) and the KV cache (n_blocks + 1 blocks: the last
+  // is the padding tokens' scratch).
+  dweight token_embd_, output_norm_, output_;
+  std::vector<dlayer> layers_;
+  std::vector<float*> k_cache_, v_cache_;
+  int64_t kv_dim_ = 0;
+  float theta_scale_ = 1.0f;
+
+  // Fixed-address activations, sized for t_cap_ tokens and rows_cap_ output rows.
+  int64_t t_cap_ = 0, rows_cap_ = 0;
+  int32_t pow2_vocab_ = 1;
+  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
+  float *tmp_ = nullptr, *ff_ = nullptr, *hout_ = nullptr, *logits_ = nullptr, *probs_ = nullptr;
+  uint64_t* keys_ = nullptr;
+  int32_t* out_tokens_ = nullptr;
+
+  // Step inputs.
+  input_layout in_{};
+  unsigned char* host_in_ = nullptr;  // pinned
+  unsigned char* dev_in_ = nullptr;
+  int32_t* host_out_ = nullptr;  // pinned: sampled ids
+};
+
+status cuda_engine::upload(const weight& w, dweight& d, unsigned char*& cursor) {
+  d.type = w.type;
+  d.n_cols = w.n_cols;
+  d.n_rows = w.n_rows;
+  d.row_bytes = w.row_bytes;
+  d.data = cursor;
+  const size_t bytes = w.row_bytes * static_cast<size_t>(w.n_rows);
+  BRIGADE_CUDA_TRY(cudaMemcpy(cursor, w.data, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
+  cursor += (bytes + 255) / 256 * 256;
+  return {};
+}
+
+status cuda_engine::init() {
+  int n_dev = 0;
+  if (const cudaError_t e = cudaGetDeviceCount(&n_dev); e != cudaSuccess)
+    return {errc::device, "cuda:" + std::to_string(device_) + ": no usable CUDA device (" + cudaGetErrorString(e) +
+                              "); use the cpu device"};
+  if (device_ < 0 || device_ >= n_dev)
+    return {errc::invalid_argument,
+            "cuda:" + std::to_string(device_) + ": this machine has " + std::to_string(n_dev) + " CUDA device(s)"};
+  BRIGADE_CUDA_TRY(cudaSetDevice(device_), "cudaSetDevice");
+  cudaDeviceProp prop{};
+  BRIGADE_CUDA_TRY(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
+  device_name_ = prop.name;
+  BRIGADE_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  const auto& hp = model_->hparams();
+  if (hp.head_dim > k::att_max_per_lane * 32)
+    return {errc::unsupported, "cuda: head size " + std::to_string(hp.head_dim) + " is over 256"};
+  if (hp.head_dim % 2 != 0) return {errc::unsupported, "cuda: odd head size " + std::to_string(hp.head_dim)};
+
+  // Weights: one allocation, each tensor 256-byte aligned.
+  auto size_of = [](const weight& w) { return (w.row_bytes * static_cast<size_t>(w.n_rows) + 255) / 256 * 256; };
+  size_t total = size_of(model_->token_embd()) + size_of(model_->output_norm());
+  if (!model_->tied_output()) total += size_of(model_->output());
+  for (const auto& L : model_->layers())
+    for (const weight* w : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
+      total += size_of(*w);
+  unsigned char* cursor = nullptr;
+  if (auto s = alloc(cursor, total); !s) return s;
+  if (auto s = upload(model_->token_embd(), token_embd_, cursor); !s) return s;
+  if (auto s = upload(model_->output_norm(), output_norm_, cursor); !s) return s;
+  if (model_->tied_output()) output_ = token_embd_;
+  else if (auto s = upload(model_->output(), output_, cursor); !s) return s;
+  for (const auto& L : model_->layers()) {
+    dlayer D;
+    const weight* src[] = {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down};
+    dweight* dst[] = {&D.attn_norm, &D.wq, &D.wk, &D.wv, &D.wo, &D.ffn_norm, &D.w_gate, &D.w_up, &D.w_down};
+    for (int i = 0; i < 9; ++i)
+      if (auto s = upload(*src[i], *dst[i], cursor); !s) return s;
+    layers_.push_back(D);
+  }
+
+  // KV cache: per layer (n_blocks + 1) * block_size slots of kv_dim floats.
+  kv_dim_ = static_cast<int64_t>(hp.n_head_kv) * hp.head_dim;
+  const size_t slots = (static_cast<size_t>(n_blocks_) + 1) * static_cast<size_t>(cfg_.kv_block_size);
+  k_cache_.resize(static_cast<size_t>(hp.n_layer));
+  v_cache_.resize(static_cast<size_t>(hp.n_layer));
+  for (int32_t l = 0; l < hp.n_layer; ++l) {
+    if (auto s = alloc(k_cache_[static_cast<size_t>(l)], slots * static_cast<size_t>(kv_dim_)); !s) return s;
+    if (auto s = alloc(v_cache_[static_cast<size_t>(l)], slots * static_cast<size_t>(kv_dim_)); !s) return s;
+  }
+  theta_scale_ = std::pow(hp.rope_theta, -2.0f / static_cast<float>(hp.head_dim));  // as the CPU backend
+
+  // Activations at their largest.
+  t_cap_ = cfg_.max_step_tokens <= pad_limit ? k::pow2_at_least(cfg_.max_step_tokens) : cfg_.max_step_tokens;
+  rows_cap_ = std::min<int64_t>(t_cap_, cfg_.max_sequences);
+  pow2_vocab_ = k::pow2_at_least(hp.n_vocab);
+  const size_t T = static_cast<size_t>(t_cap_), R = static_cast<size_t>(rows_cap_);
+  const size_t d = static_cast<size_t>(hp.n_embd), ff = static_cast<size_t>(hp.n_ff);
+  for (float** p : {&x_, &h_, &q_, &att_, &tmp_})
+    if (auto s = alloc(*p, T * d); !s) return s;
+  if (auto s = alloc(k_, T * static_cast<size_t>(kv_dim_)); !s) return s;
+  if (auto s = alloc(v_, T * static_cast<size_t>(kv_dim_)); !s) return s;
+  if (auto s = alloc(ff_, T * ff); !s) return s;
+  if (auto s = alloc(hout_, R * d); !s) return s;
+  if (auto s = alloc(logits_, R * static_cast<size_t>(hp.n_vocab)); !s) return s;
+  if (auto s = alloc(probs_, R * static_cast<size_t>(hp.n_vocab)); !s) return s;
+  if (auto s = alloc(keys_, R * static_cast<size_t>(pow2_vocab_)); !s) return s;
+  if (auto s = alloc(out_tokens_, R); !s) return s;
+
+  // Inputs: tokens, positions, slots, npos, block-table offsets (T each),
+  // block ids (every block once, plus the scratch block), output rows (R),
+  // sampling descriptors (R).
+  auto align = [](size_t v) { return (v + 15) / 16 * 16; };
+  size_t off = 0;
+  for (size_t* f : {&in_.tokens, &in_.pos, &in_.slot, &in_.npos, &in_.boff}) {
+    *f = off;
+    off = align(off + T * sizeof(int32_t));
+  }
+  in_.blocks = off;
+  off = align(off + (static_cast<size_t>(n_blocks_) + 1) * sizeof(int32_t));
+  in_.rows = off;
+  off = align(off + R * sizeof(int32_t));
+  in_.desc = off;
+  off = align(off + R * sizeof(k::sample_desc));
+  in_.bytes = off;
+  BRIGADE_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&host_in_), in_.bytes), "cudaMallocHost");
+  BRIGADE_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&host_out_), R * sizeof(int32_t)), "cudaMallocHost");
+  if (auto s = alloc(dev_in_, in_.bytes); !s) return s;
+  return {};
+}
+
+status cuda_engine::run(int64_t T, int64_t n_out, bool any_sample) {
+  const auto& hp = model_->hparams();
+  const int64_t d = hp.n_embd, ff = hp.n_ff, hd = hp.head_dim;
+  const auto* in = dev_in_;
+  const auto* tokens = reinterpret_cast<const int32_t*>(in + in_.tokens);
+  const auto* pos = reinterpret_cast<const int32_t*>(in + in_.pos);
+  const auto* slot = reinterpret_cast<const int32_t*>(in + in_.slot);
+  const auto* npos = reinterpret_cast<const int32_t*>(in + in_.npos);
+  const auto* boff = reinterpret_cast<const int32_t*>(in + in_.boff);
+  const auto* blocks = reinterpret_cast<const int32_t*>(in + in_.blocks);
+  const auto* rows = reinterpret_cast<const int32_t*>(in + in_.rows);
+  const auto* desc = reinterpret_cast<const k::sample_desc*>(in + in_.desc);
+  cudaStream_t st = stream_;
+  auto mm = [&](const dweight& w, const dweight* w2, const float* x, int64_t ldx, int64_t n_tok, float* y,
+                int64_t ldy) {
+    return k::matmul(w.type, w.data, w2 ? w2->data : nullptr, w.row_bytes, w.n_cols, w.n_rows, x, ldx, n_tok, y, ldy,
+                     false, st);
+  };
+  BRIGADE_CUDA_TRY(k::embed(token_embd_.type, token_embd_.data, token_embd_.row_bytes, tokens, x_, T, d, st), "embed");
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int32_t l = 0; l < hp.n_layer; ++l) {
+    const dlayer& L = layers_[static_cast<size_t>(l)];
+    const float* attn_norm = reinterpret_cast<const float*>(L.attn_norm.data);
+    BRIGADE_CUDA_TRY(k::add_rmsnorm(x_, l == 0 ? nullptr : tmp_, attn_norm, h_, nullptr, T, d, hp.rms_eps, st),
+                     "rmsnorm");
+    BRIGADE_CUDA_TRY(mm(L.wq, nullptr, h_, d, T, q_, d), "matmul (q)");
+    BRIGADE_CUDA_TRY(mm(L.wk, nullptr, h_, d, T, k_, kv_dim_), "matmul (k)");
+    BRIGADE_CUDA_TRY(mm(L.wv, nullptr, h_, d, T, v_, kv_dim_), "matmul (v)");
+    float* kc = k_cache_[static_cast<size_t>(l)];
+    float* vc = v_cache_[static_cast<size_t>(l)];
+    BRIGADE_CUDA_TRY(k::rope_kv(q_, k_, v_, kc, vc, pos, slot, T, hp.n_head, hp.n_head_kv, static_cast<int>(hd), d,
+                                kv_dim_, theta_scale_, st),
+                     "rope");
+    BRIGADE_CUDA_TRY(k::attention(q_, kc, vc, att_, npos, boff, blocks, cfg_.kv_block_size, T, hp.n_head,
+                                  hp.n_head / hp.n_head_kv, static_cast<int>(hd), d, kv_dim_, scale, st),
+                     "attention");
+    BRIGADE_CUDA_TRY(mm(L.wo, nullptr, att_, d, T, tmp_, d), "matmul (o)");
+    BRIGADE_CUDA_TRY(k::add_rmsnorm(x_, tmp_, reinterpret_cast<const float*>(L.ffn_norm.data), h_, nullptr, T, d,
+                                    hp.rms_eps, st),
+                     "rmsnorm");
+    BRIGADE_CUDA_TRY(mm(L.w_gate, &L.w_up, h_, d, T, ff_, ff), "matmul (gate, up)");
+    BRIGADE_CUDA_TRY(mm(L.w_down, nullptr, ff_, ff, T, tmp_, d), "matmul (down)");
+  }
+  if (n_out == 0) return {};
+  BRIGADE_CUDA_TRY(k::add_rmsnorm(x_, tmp_, reinterpret_cast<const float*>(output_norm_.data), hout_, rows, n_out, d,
+                                  hp.rms_eps, st),
+                   "rmsnorm (output)");
+  BRIGADE_CUDA_TRY(mm(output_, nullptr, hout_, d, n_out, logits_, hp.n_vocab), "matmul (logits)");
+  if (any_sample)
+    BRIGADE_CUDA_TRY(k::sample(logits_, hp.n_vocab, desc, keys_, probs_, pow2_vocab_, out_tokens_, n_out, st),
+                     "sample");
+  return {};
+}
+
+status cuda_engine::step(const std::vector<step_item>& batch, std::vector<step_result>& out) {
+  out.clear();
+  if (batch.empty()) return {};
+  int64_t n_tokens = 0;
+  if (auto s = validate_step(batch, kv_, model_->hparams().n_vocab, n_ctx_, cfg_.max_step_tokens, n_tokens); !s)
+    return s;
+  std::vector<kv_block_pool::request> reqs;
+  reqs.reserve(batch.size());
+  for (const auto& it : batch) reqs.push_back({it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size())});
+  if (auto s = kv_.reserve(reqs); !s) return s;
+  status s = step_on_device(batch, out, n_tokens);
+  if (!s) {
+    cudaStreamSynchronize(stream_);  // nothing of this step may still read the pinned inputs
+    out.clear();
+    return s;
+  }
+  for (const auto& it : batch) kv_.set_length(it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size()));
+  return {};
+}
+
+status cuda_engine::step_on_device(const std::vector<step_item>& batch, std::vector<step_result>& out,
+                                   int64_t n_tokens) {
+  BRIGADE_CUDA_TRY(cudaSetDevice(device_), "cudaSetDevice");
+
+  const int64_t T = n_tokens <= pad_limit ? k::pow2_at_least(static_cast<int32_t>(n_tokens)) : n_tokens;
+  auto* tokens = reinterpret_cast<int32_t*>(host_in_ + in_.tokens);
+  auto* pos = reinterpret_cast<int32_t*>(host_in_ + in_.pos);
+  auto* slot = reinterpret_cast<int32_t*>(host_in_ + in_.slot);
+  auto* npos = reinterpret_cast<int32_t*>(host_in_ + in_.npos);
+  auto* boff = reinterpret_cast<int32_t*>(host_in_ + in_.boff);
+  auto* blocks = reinterpret_cast<int32_t*>(host_in_ + in_.blocks);
+  auto* rows = reinterpret_cast<int32_t*>(host_in_ + in_.rows);
+  auto* desc = reinterpret_cast<k::sample_desc*>(host_in_ + in_.desc);
+  const int32_t bs = cfg_.kv_block_size;
+  int32_t n_block_ids = 0;
+  int64_t i = 0, n_out = 0;
+  bool any_sample = false;
+  std::vector<size_t> row_item;
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const step_item& it = batch[b];
+    const int32_t base = kv_.length(it.seq);
+    const int32_t off = n_block_ids;
+    for (int32_t id : kv_.blocks(it.seq)) blocks[n_block_ids++] = id;
+    for (size_t j = 0; j < it.tokens.size(); ++j, ++i) {
+      tokens[i] = it.tokens[j];
+      pos[i] = base + static_cast<int32_t>(j);
+      slot[i] = kv_.slot(it.seq, pos[i]);
+      npos[i] = pos[i] + 1;
+      boff[i] = off;
+    }
+    if (it.sample || it.want_logits) {
+      rows[n_out] = static_cast<int32_t>(i - 1);
+      const sampling_params& sp = it.sampling;
+      desc[n_out] = {it.sample ? sp.temperature : 0.0f, sp.top_k, sp.top_p,
+                     static_cast<uint32_t>(base + static_cast<int32_t>(it.tokens.size())), sp.seed};
+      any_sample = any_sample || it.sample;
+      row_item.push_back(b);
+      ++n_out;
+    }
+  }
+  // Padding tokens: token 0 at position 0 of the scratch block.
+  blocks[n_block_ids] = n_blocks_;
+  for (; i < T; ++i) {
+    tokens[i] = 0;
+    pos[i] = 0;
+    slot[i] = n_blocks_ * bs;
+    npos[i] = 1;
+    boff[i] = n_block_ids;
+  }
+  BRIGADE_CUDA_TRY(cudaMemcpyAsync(dev_in_, host_in_, in_.bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
+  if (auto s = run(T, n_out, any_sample); !s) return s;
+  if (any_sample)
+    BRIGADE_CUDA_TRY(cudaMemcpyAsync(host_out_, out_tokens_, static_cast<size_t>(n_out) * sizeof(int32_t),
+                                     cudaMemcpyDeviceToHost, stream_),
+                     "cudaMemcpyAsync");
+  out.resize(batch.size());
+  const int64_t n_vocab = model_->hparams().n_vocab;
+  for (int64_t r = 0; r < n_out; ++r) {
+    const step_item& it = batch[row_item[static_cast<size_t>(r)]];
+    if (!it.want_logits) continue;
+    auto& lg = out[row_item[static_cast<size_t>(r)]].logits;
+    lg.resize(static_cast<size_t>(n_vocab));
+    BRIGADE_CUDA_TRY(cudaMemcpyAsync(lg.data(), logits_ + r * n_vocab, static_cast<size_t>(n_vocab) * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_),
+                     "cudaMemcpyAsync");
+  }
+  BRIGADE_CUDA_TRY(cudaStreamSynchronize(stream_), "step");
+  for (int64_t r = 0; r < n_out; ++r) {
+    const step_item& it = batch[row_item[static_cast<size_t>(r)]];
+    if (it.sample) out[row_item[static_cast<size_t>(r)]].token = host_out_[r];
+  }
+  return {};
+}
+
+}  // namespace
+
+result<std::unique_ptr<engine>> make_cuda_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg,
+                                                 int device) {
+  if (!model) return status{errc::invalid_argument, "make_cuda_engine: no model"};
+  auto size = size_engine(model->hparams(), cfg);
+  if (!size) return size.error();
+  auto e = std::make_unique<cuda_engine>(std::move(model), cfg, device, *size);
+  if (auto s = e->init(); !s) return s;
+  return std::unique_ptr<engine>(std::move(e));
+}
+
+}  // namespace brigade::cuda

@@ -1,0 +1,481 @@
+// The CUDA kernels of the engine's batched step and their launchers
+// (declared in kernels.cuh, which says what each computes). Used by the
+// backend (cuda_engine.cu) and the check program (cuda_check.cu), which runs
+// each launcher against the CPU reference. Correctness first (issue 6);
+// issue 7 makes them fast. Layouts follow the CPU backend (cpu_engine.cpp):
+//
+//   activations   row-major (token, feature), float
+//   weights       ggml rows: weight row n holds the K inputs of output n,
+//                 F32, F16, BF16 or Q8_0 (34-byte blocks of 32)
+//   KV cache      per layer (slot, n_head_kv * head_dim) float; the slot of
+//                 position j of a token's sequence is
+//                 blocks[boff + j / bs] * bs + j % bs
+//
+// Every launcher returns the launch error (cudaGetLastError), never aborts.
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/ggml_types.hpp"
+#include "kernels/cuda/kernels.cuh"
+#include "kernels/philox.hpp"
+
+namespace brigade::cuda::k {
+
+// --- element loads and reductions --------------------------------------------
+
+template <ggml_type W>
+__device__ __forceinline__ float load_w(const unsigned char* row, int64_t k) {
+  if constexpr (W == ggml_type::f32) {
+    return reinterpret_cast<const float*>(row)[k];
+  } else if constexpr (W == ggml_type::f16) {
+    return __half2float(reinterpret_cast<const __half*>(row)[k]);
+  } else if constexpr (W == ggml_type::bf16) {
+    return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(row)[k]);
+  } else {
+    const q8_0_block* b = reinterpret_cast<const q8_0_block*>(row) + k / q8_0_block_elems;
+    __half_raw raw;
+    raw.x = b->d;
+    return __half2float(__half(raw)) * static_cast<float>(b->qs[k % q8_0_block_elems]);
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ double warp_sum(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+/// Sum over the block (blockDim.x a multiple of 32, at most 1024); every
+/// thread gets the result. `shared` holds 32 doubles.
+__device__ __forceinline__ double block_sum(double v, double* shared) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+  v = warp_sum(v);
+  __syncthreads();  // `shared` may still be read by a previous call
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  double t = lane < n_warps ? shared[lane] : 0.0;
+  return warp_sum(t);
+}
+
+// --- embedding gather ----------------------------------------------------------
+
+// grid (T), block 256: x[i] = row tokens[i] of the table, as float.
+template <ggml_type W>
+__global__ void embed_kernel(const unsigned char* table, size_t row_bytes, const int32_t* tokens, float* x,
+                             int64_t d) {
+  const int64_t i = blockIdx.x;
+  const unsigned char* row = table + static_cast<size_t>(tokens[i]) * row_bytes;
+  for (int64_t e = threadIdx.x; e < d; e += blockDim.x) x[i * d + e] = load_w<W>(row, e);
+}
+
+// --- RMSNorm fused with the residual add -----------------------------------------
+
+// grid (n_rows), block 256. Row r = rows ? rows[b] : b of x: when `delta` is
+// set, x[r] += delta[r] first (the residual); then
+//   y[b] = x[r] * (1 / sqrt(mean(x[r]^2) + eps)) * g
+// with the sum of squares in double, as llama.cpp and the CPU backend do.
+__global__ void add_rmsnorm_kernel(float* x, const float* delta, const float* g, float* y, const int32_t* rows,
+                                   int64_t d, float eps) {
+  __shared__ double red[32];
+  const int64_t b = blockIdx.x;
+  const int64_t r = rows ? rows[b] : b;
+  float* xr = x + r * d;
+  double sum = 0.0;
+  for (int64_t e = threadIdx.x; e < d; e += blockDim.x) {
+    float v = xr[e];
+    if (delta) {
+      v += delta[r * d + e];
+      xr[e] = v;
+    }
+    sum += static_cast<double>(v * v);
+  }
+  sum = block_sum(sum, red);
+  const float scale = 1.0f / sqrtf(static_cast<float>(sum / static_cast<double>(d)) + eps);
+  for (int64_t e = threadIdx.x; e < d; e += blockDim.x) y[b * d + e] = (xr[e] * scale) * g[e];
+}
+
+// --- matrix products -------------------------------------------------------------
+
+
+// grid (ceil(N / 8), ceil(T / 8)), block 256. One warp per weight row n and
+// 8 tokens t:  y[t * ldy + n] (+)= dot(x[t * ldx ...], row n)
+// With SWIGLU, `w2` is the up projection and the warp writes
+//   y[t * ldy + n] = silu(dot(x, w row n)) * dot(x, w2 row n).
+template <ggml_type W, bool SWIGLU>
+__global__ void __launch_bounds__(mm_warps * 32)
+    matmul_kernel(const unsigned char* w, const unsigned char* w2, size_t row_bytes, int64_t K, int64_t N,
+                  const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, int accumulate) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * mm_warps + warp;
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * mm_tokens;
+  if (n >= N) return;  // the whole warp leaves together
+  const int nt = static_cast<int>(T - t0 < mm_tokens ? T - t0 : mm_tokens);
+  const unsigned char* row = w + static_cast<size_t>(n) * row_bytes;
+  const unsigned char* row2 = SWIGLU ? w2 + static_cast<size_t>(n) * row_bytes : nullptr;
+  float acc[mm_tokens], acc2[mm_tokens];
+#pragma unroll
+  for (int t = 0; t < mm_tokens; ++t) acc[t] = acc2[t] = 0.0f;
+  for (int64_t k = lane; k < K; k += 32) {
+    const float a = load_w<W>(row, k);
+    float b = 0.0f;
+    if constexpr (SWIGLU) b = load_w<W>(row2, k);
+#pragma unroll
+    for (int t = 0; t < mm_tokens; ++t)
+      if (t < nt) {
+        const float xv = x[(t0 + t) * ldx + k];
+        acc[t] = fmaf(a, xv, acc[t]);
+        if constexpr (SWIGLU) acc2[t] = fmaf(b, xv, acc2[t]);
+      }
+  }
+#pragma unroll
+  for (int t = 0; t < mm_tokens; ++t) {
+    acc[t] = warp_sum(acc[t]);
+    if constexpr (SWIGLU) acc2[t] = warp_sum(acc2[t]);
+  }
+  if (lane == 0)
+#pragma unroll
+    for (int t = 0; t < mm_tokens; ++t)
+      if (t < nt) {
+        float v = acc[t];
+        if constexpr (SWIGLU) v = v / (1.0f + expf(-v)) * acc2[t];
+        float& o = y[(t0 + t) * ldy + n];
+        o = accumulate ? o + v : v;
+      }
+}
+
+// --- RoPE fused with the KV-cache write -------------------------------------------
+
+// grid (T), block 128. Token i at position pos[i]: rotates its query heads in
+// place, rotates its key heads into the K cache at slot[i] and copies its
+// values into the V cache there. Angles as llama.cpp (and the CPU backend)
+// compute them: theta_p = pos * theta_scale^p, the power built by repeated
+// float multiplication.
+__global__ void rope_kv_kernel(float* q, const float* k, const float* v, float* k_cache, float* v_cache,
+                               const int32_t* pos, const int32_t* slot, int n_head, int n_head_kv, int hd,
+                               int64_t ldq, int64_t kv_dim, float theta_scale) {
+  const int64_t i = blockIdx.x;
+  const int half = hd / 2;
+  const int64_t s = slot[i];
+  const float p0 = static_cast<float>(pos[i]);
+  for (int idx = threadIdx.x; idx < (n_head + n_head_kv) * half; idx += blockDim.x) {
+    const int h = idx / half, p = idx % half;
+    float theta = p0;
+    for (int j = 0; j < p; ++j) theta *= theta_scale;
+    const float c = cosf(theta), sn = sinf(theta);
+    if (h < n_head) {
+      float* qp = q + i * ldq + static_cast<int64_t>(h) * hd + 2 * p;
+      const float x0 = qp[0], x1 = qp[1];
+      qp[0] = x0 * c - x1 * sn;
+      qp[1] = x0 * sn + x1 * c;
+    } else {
+      const int64_t off = static_cast<int64_t>(h - n_head) * hd + 2 * p;
+      const float x0 = k[i * kv_dim + off], x1 = k[i * kv_dim + off + 1];
+      k_cache[s * kv_dim + off] = x0 * c - x1 * sn;
+      k_cache[s * kv_dim + off + 1] = x0 * sn + x1 * c;
+    }
+  }
+  for (int64_t e = threadIdx.x; e < kv_dim; e += blockDim.x) v_cache[s * kv_dim + e] = v[i * kv_dim + e];
+}
+
+// --- paged grouped-query attention ---------------------------------------------------
+
+
+// grid (T, n_head), block 128. Token i, query head h (KV head h / group)
+// attends to positions 0 .. npos[i] - 1 of its sequence (causal: itself and
+// earlier; prefill chunks and decode tokens alike):
+//   out = softmax(scale * q . k_j) . v_j
+// Each warp runs an online softmax over every 4th position; the warps'
+// partial results are merged at the end.
+__global__ void __launch_bounds__(att_warps * 32)
+    attention_kernel(const float* q, const float* k_cache, const float* v_cache, float* out, const int32_t* npos,
+                     const int32_t* boff, const int32_t* blocks, int bs, int group, int hd, int64_t ldq,
+                     int64_t kv_dim, float scale) {
+  __shared__ float part_m[att_warps], part_l[att_warps];
+  __shared__ float part_acc[att_warps][att_max_per_lane * 32];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t i = blockIdx.x;
+  const int h = blockIdx.y;
+  const int64_t kv_off = static_cast<int64_t>(h / group) * hd;
+  const float* qh = q + i * ldq + static_cast<int64_t>(h) * hd;
+  float qr[att_max_per_lane], acc[att_max_per_lane];
+#pragma unroll
+  for (int e = 0; e < att_max_per_lane; ++e) {
+    const int idx = lane + 32 * e;
+    qr[e] = idx < hd ? qh[idx] : 0.0f;
+    acc[e] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  const int32_t n = npos[i];
+  const int32_t* bt = blocks + boff[i];
+  for (int32_t j = warp; j < n; j += att_warps) {
+    const int64_t s = static_cast<int64_t>(bt[j / bs]) * bs + j % bs;
+    const float* kr = k_cache + s * kv_dim + kv_off;
+    float dot = 0.0f;
+#pragma unroll
+    for (int e = 0; e < att_max_per_lane; ++e) {
+      const int idx = lane + 32 * e;
+      if (idx < hd) dot = fmaf(qr[e], kr[idx], dot);
+    }
+    const float sc = warp_sum(dot) * scale;
+    const float m_new = fmaxf(m, sc);
+    const float corr = expf(m - m_new);  // 0 for the first position (m = -inf)
+    const float p = expf(sc - m_new);
+    l = l * corr + p;
+    const float* vr = v_cache + s * kv_dim + kv_off;
+#pragma unroll
+    for (int e = 0; e < att_max_per_lane; ++e) {
+      const int idx = lane + 32 * e;
+      if (idx < hd) acc[e] = fmaf(p, vr[idx], acc[e] * corr);
+    }
+    m = m_new;
+  }
+  if (lane == 0) {
+    part_m[warp] = m;
+    part_l[warp] = l;
+  }
+#pragma unroll
+  for (int e = 0; e < att_max_per_lane; ++e) part_acc[warp][lane + 32 * e] = acc[e];
+  __syncthreads();
+  float big = -INFINITY;
+  for (int w = 0; w < att_warps; ++w) big = fmaxf(big, part_m[w]);
+  float total = 0.0f;
+  float f[att_warps];
+#pragma unroll
+  for (int w = 0; w < att_warps; ++w) {
+    f[w] = part_l[w] > 0.0f ? expf(part_m[w] - big) : 0.0f;  // a warp that saw no position counts 0
+    total += part_l[w] * f[w];
+  }
+  for (int idx = threadIdx.x; idx < hd; idx += blockDim.x) {
+    float o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < att_warps; ++w) o += part_acc[w][idx] * f[w];
+    out[i * ldq + static_cast<int64_t>(h) * hd + idx] = o / total;
+  }
+}
+
+// --- sampling -------------------------------------------------------------------------
+
+
+__device__ __forceinline__ uint32_t order_bits(float v) {  // ascending float order as unsigned order
+  if (v == 0.0f) v = 0.0f;                                  // -0 and +0 compare equal, as on the CPU
+  const uint32_t b = __float_as_uint(v);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+/// Inclusive prefix sums in double of e[0..n) split into contiguous chunks of
+/// `chunk` per thread: returns this thread's exclusive start. `shared` holds
+/// sample_threads doubles.
+__device__ __forceinline__ double chunk_scan(const float* e, int32_t n, int32_t chunk, double* shared) {
+  const int t = threadIdx.x;
+  double own = 0.0;
+  for (int32_t i = t * chunk; i < n && i < (t + 1) * chunk; ++i) own += static_cast<double>(e[i]);
+  __syncthreads();
+  shared[t] = own;
+  __syncthreads();
+  for (int o = 1; o < sample_threads; o <<= 1) {  // Hillis-Steele inclusive scan
+    const double add = t >= o ? shared[t - o] : 0.0;
+    __syncthreads();
+    shared[t] += add;
+    __syncthreads();
+  }
+  return shared[t] - own;
+}
+
+// grid (rows), block 1024. Row r samples from logits[r] with desc[r], exactly
+// as sampling.cpp does on the CPU: greedy = first index of the maximum;
+// otherwise candidates ordered by (logit / temperature descending, id
+// ascending), the first top_k kept, softmax (exp in float, sums in double),
+// cut at top_p cumulative mass, one Philox draw keyed on (seed, position).
+// `keys` holds `pow2` uint64 per row and `probs` n_vocab floats per row.
+__global__ void __launch_bounds__(sample_threads)
+    sample_kernel(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys, float* probs,
+                  int32_t pow2, int32_t* out) {
+  __shared__ double scan[sample_threads];
+  __shared__ float best_v[32];
+  __shared__ int32_t best_i[32];
+  __shared__ int32_t found;
+  const int64_t r = blockIdx.x;
+  const float* lg = logits + r * n_vocab;
+  const sample_desc p = desc[r];
+  const int t = threadIdx.x, lane = t % 32, warp = t / 32;
+  if (p.temperature <= 0.0f || p.top_k == 1) {
+    float bv = -INFINITY;
+    int32_t bi = INT32_MAX;
+    for (int32_t i = t; i < n_vocab; i += blockDim.x) {
+      const float v = lg[i];
+      if (v > bv || (v == bv && i < bi)) {
+        bv = v;
+        bi = i;
+      }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ov > bv || (ov == bv && oi < bi)) {
+        bv = ov;
+        bi = oi;
+      }
+    }
+    if (lane == 0) {
+      best_v[warp] = bv;
+      best_i[warp] = bi;
+    }
+    __syncthreads();
+    if (t == 0) {
+      for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
+        if (best_v[w] > bv || (best_v[w] == bv && best_i[w] < bi)) {
+          bv = best_v[w];
+          bi = best_i[w];
+        }
+      out[r] = bi == INT32_MAX ? 0 : bi;  // all NaN: 0, as the CPU's argmax
+    }
+    return;
+  }
+  const float inv_t = 1.0f / p.temperature;
+  uint64_t* key = keys + r * static_cast<int64_t>(pow2);
+  float* e = probs + r * static_cast<int64_t>(n_vocab);
+  for (int32_t i = t; i < pow2; i += blockDim.x)
+    key[i] = i < n_vocab ? (static_cast<uint64_t>(~order_bits(lg[i] * inv_t)) << 32) | static_cast<uint32_t>(i)
+                         : ~uint64_t{0};
+  __syncthreads();
+  // Bitonic sort, ascending: highest scaled logit first, then lowest id.
+  for (int32_t kk = 2; kk <= pow2; kk <<= 1)
+    for (int32_t j = kk >> 1; j > 0; j >>= 1) {
+      for (int32_t i = t; i < pow2; i += blockDim.x) {
+        const int32_t o = i ^ j;
+        if (o > i) {
+          const uint64_t a = key[i], b = key[o];
+          const bool up = (i & kk) == 0;
+          if ((a > b) == up) {
+            key[i] = b;
+            key[o] = a;
+          }
+        }
+      }
+      __syncthreads();
+    }
+  int32_t n = (p.top_k > 0 && p.top_k < n_vocab) ? p.top_k : n_vocab;
+  const float mx = lg[static_cast<uint32_t>(key[0])] * inv_t;
+  for (int32_t i = t; i < n; i += blockDim.x) e[i] = expf(lg[static_cast<uint32_t>(key[i])] * inv_t - mx);
+  __syncthreads();
+  int32_t chunk = (n + sample_threads - 1) / sample_threads;
+  double start = chunk_scan(e, n, chunk, scan);
+  double total = scan[sample_threads - 1];
+  if (p.top_p < 1.0f) {
+    if (t == 0) found = INT32_MAX;
+    __syncthreads();
+    double run = start;
+    for (int32_t i = t * chunk; i < n && i < (t + 1) * chunk; ++i) {
+      run += static_cast<double>(e[i]);
+      if (run / total >= static_cast<double>(p.top_p)) {
+        atomicMin(&found, i);
+        break;
+      }
+    }
+    __syncthreads();
+    if (found != INT32_MAX) n = found + 1;
+    chunk = (n + sample_threads - 1) / sample_threads;
+    start = chunk_scan(e, n, chunk, scan);
+    total = scan[sample_threads - 1];
+  }
+  const double u = static_cast<double>(sampling_uniform(p.seed, p.position)) * total;
+  if (t == 0) found = INT32_MAX;
+  __syncthreads();
+  double run = start;
+  for (int32_t i = t * chunk; i < n && i < (t + 1) * chunk; ++i) {
+    run += static_cast<double>(e[i]);
+    if (u < run) {
+      atomicMin(&found, i);
+      break;
+    }
+  }
+  __syncthreads();
+  if (t == 0) out[r] = static_cast<int32_t>(static_cast<uint32_t>(key[found != INT32_MAX ? found : n - 1]));
+}
+
+// --- launchers ---------------------------------------------------------------------------
+
+static unsigned blocks_for(int64_t n, int64_t per) { return static_cast<unsigned>((n + per - 1) / per); }
+
+cudaError_t embed(ggml_type type, const unsigned char* table, size_t row_bytes, const int32_t* tokens,
+                         float* x, int64_t T, int64_t d, cudaStream_t st) {
+  const dim3 g(static_cast<unsigned>(T)), b(256);
+  switch (type) {
+    case ggml_type::f32: embed_kernel<ggml_type::f32><<<g, b, 0, st>>>(table, row_bytes, tokens, x, d); break;
+    case ggml_type::f16: embed_kernel<ggml_type::f16><<<g, b, 0, st>>>(table, row_bytes, tokens, x, d); break;
+    case ggml_type::bf16: embed_kernel<ggml_type::bf16><<<g, b, 0, st>>>(table, row_bytes, tokens, x, d); break;
+    case ggml_type::q8_0: embed_kernel<ggml_type::q8_0><<<g, b, 0, st>>>(table, row_bytes, tokens, x, d); break;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, const int32_t* rows,
+                               int64_t n_rows, int64_t d, float eps, cudaStream_t st) {
+  add_rmsnorm_kernel<<<static_cast<unsigned>(n_rows), 256, 0, st>>>(x, delta, g, y, rows, d, eps);
+  return cudaGetLastError();
+}
+
+/// y (+)= x W^T, or with `w2` (SwiGLU) y = silu(x W^T) * (x W2^T).
+cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* w2, size_t row_bytes,
+                          int64_t K, int64_t N, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy,
+                          bool accumulate, cudaStream_t st) {
+  const dim3 g(blocks_for(N, mm_warps), blocks_for(T, mm_tokens)), b(mm_warps * 32);
+  const int acc = accumulate ? 1 : 0;
+#define BRIGADE_MM(TYPE)                                                                                        \
+  if (w2)                                                                                                       \
+    matmul_kernel<TYPE, true><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);                 \
+  else                                                                                                          \
+    matmul_kernel<TYPE, false><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+  switch (type) {
+    case ggml_type::f32: BRIGADE_MM(ggml_type::f32) break;
+    case ggml_type::f16: BRIGADE_MM(ggml_type::f16) break;
+    case ggml_type::bf16: BRIGADE_MM(ggml_type::bf16) break;
+    case ggml_type::q8_0: BRIGADE_MM(ggml_type::q8_0) break;
+  }
+#undef BRIGADE_MM
+  return cudaGetLastError();
+}
+
+cudaError_t rope_kv(float* q, const float* kk, const float* v, float* k_cache, float* v_cache,
+                           const int32_t* pos, const int32_t* slot, int64_t T, int n_head, int n_head_kv, int hd,
+                           int64_t ldq, int64_t kv_dim, float theta_scale, cudaStream_t st) {
+  rope_kv_kernel<<<static_cast<unsigned>(T), 128, 0, st>>>(q, kk, v, k_cache, v_cache, pos, slot, n_head, n_head_kv,
+                                                           hd, ldq, kv_dim, theta_scale);
+  return cudaGetLastError();
+}
+
+cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+                             const int32_t* npos, const int32_t* boff, const int32_t* blocks, int bs, int64_t T,
+                             int n_head, int group, int hd, int64_t ldq, int64_t kv_dim, float scale,
+                             cudaStream_t st) {
+  if (hd > att_max_per_lane * 32) return cudaErrorInvalidValue;
+  const dim3 g(static_cast<unsigned>(T), static_cast<unsigned>(n_head)), b(att_warps * 32);
+  attention_kernel<<<g, b, 0, st>>>(q, k_cache, v_cache, out, npos, boff, blocks, bs, group, hd, ldq, kv_dim, scale);
+  return cudaGetLastError();
+}
+
+cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys,
+                          float* probs, int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st) {
+  sample_kernel<<<static_cast<unsigned>(rows), sample_threads, 0, st>>>(logits, n_vocab, desc, keys, probs, pow2,
+                                                                        out);
+  return cudaGetLastError();
+}
+
+/// The power of two at or above n (the sort length for a vocabulary).
+int32_t pow2_at_least(int32_t n) {
+  int32_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+}  // namespace brigade::cuda::k

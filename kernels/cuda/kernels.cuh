@@ -1,0 +1,82 @@
+// The CUDA kernels of the engine's batched step: their launchers, compiled
+// once in kernels.cu and used by the backend (cuda_engine.cu) and the check
+// program (cuda_check.cu). Correctness first (issue 6); issue 7 makes them
+// fast. Layouts follow the CPU backend (cpu_engine.cpp):
+//
+//   activations   row-major (token, feature), float
+//   weights       ggml rows: weight row n holds the K inputs of output n,
+//                 F32, F16, BF16 or Q8_0 (34-byte blocks of 32)
+//   KV cache      per layer (slot, n_head_kv * head_dim) float; the slot of
+//                 position j of a token's sequence is
+//                 blocks[boff + j / bs] * bs + j % bs
+//
+// Every launcher enqueues on `st` and returns the launch error
+// (cudaGetLastError); none aborts.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/ggml_types.hpp"
+
+namespace brigade::cuda::k {
+
+constexpr int mm_tokens = 8;          // matmul: tokens per warp pass (a weight element is loaded once per 8 tokens)
+constexpr int mm_warps = 8;           // matmul: weight rows per block, one per warp
+constexpr int att_warps = 4;          // attention: warps per (token, head)
+constexpr int att_max_per_lane = 8;   // attention: head_dim <= 256
+constexpr int sample_threads = 1024;  // sampling: threads per row
+
+/// Sampling parameters of one output row (sampling.hpp's, flattened).
+struct sample_desc {
+  float temperature;  // <= 0: greedy
+  int32_t top_k;      // 0: no limit
+  float top_p;        // 1: no limit
+  uint32_t position;  // counter of the draw
+  uint64_t seed;
+};
+
+/// x[i] = row tokens[i] of `table` (ggml rows of `type`), as float; x: (T, d).
+cudaError_t embed(ggml_type type, const unsigned char* table, size_t row_bytes, const int32_t* tokens, float* x,
+                  int64_t T, int64_t d, cudaStream_t st);
+
+/// For b < n_rows, row r = rows ? rows[b] : b: when `delta` is set,
+/// x[r] += delta[r] (the residual); then y[b] = x[r] / sqrt(mean(x[r]^2) + eps) * g,
+/// the sum of squares in double as on the CPU.
+cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, const int32_t* rows, int64_t n_rows,
+                        int64_t d, float eps, cudaStream_t st);
+
+/// y[t * ldy + n] (+)= dot(x[t * ldx ...], weight row n) for t < T, n < N;
+/// with `w2` (SwiGLU, same shape): y = silu(dot(x, w row)) * dot(x, w2 row).
+cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* w2, size_t row_bytes, int64_t K,
+                   int64_t N, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, bool accumulate,
+                   cudaStream_t st);
+
+/// RoPE (llama.cpp's "normal" pairs; angles pos * theta_scale^p built by
+/// repeated float multiplication, as on the CPU) on q in place (ldq floats
+/// per token) and on k into k_cache at slot[i]; v is copied into v_cache there.
+cudaError_t rope_kv(float* q, const float* k, const float* v, float* k_cache, float* v_cache, const int32_t* pos,
+                    const int32_t* slot, int64_t T, int n_head, int n_head_kv, int hd, int64_t ldq, int64_t kv_dim,
+                    float theta_scale, cudaStream_t st);
+
+/// Paged grouped-query attention: token i, head h (KV head h / group) over
+/// positions 0 .. npos[i] - 1 of its sequence:
+///   out = softmax(scale * q . k_j) . v_j      (out, q: ldq floats per token)
+/// cudaErrorInvalidValue when hd > 256.
+cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, float* out, const int32_t* npos,
+                      const int32_t* boff, const int32_t* blocks, int bs, int64_t T, int n_head, int group, int hd,
+                      int64_t ldq, int64_t kv_dim, float scale, cudaStream_t st);
+
+/// out[r] = the token sampled from logits[r] with desc[r], exactly as
+/// sampling.cpp does on the CPU (greedy: first index of the maximum;
+/// otherwise (logit / T desc, id asc) order, top-k, softmax with float exp
+/// and double sums, top-p, one Philox draw keyed on (seed, position)).
+/// Scratch: `keys` pow2 uint64 and `probs` n_vocab floats per row.
+cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys, float* probs,
+                   int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st);
+
+/// The power of two at or above n (the sort length for a vocabulary).
+int32_t pow2_at_least(int32_t n);
+
+}  // namespace brigade::cuda::k
