@@ -3,9 +3,14 @@
 // prompt, then timed greedy decode steps of one token per sequence. Reports
 // ms per step, tokens/s, and the bytes a step must read (weights once, plus
 // every sequence's K and V) over the step time.
-// usage: cuda_bench -m MODEL [--batch 1,64] [--context 128] [--steps 64]
-//                   [--device 0] [--json FILE]
+// usage: cuda_bench -m MODEL [--synth PRESET] [--batch 1,64] [--context 128]
+//                   [--steps 64] [--device 0] [--json FILE]
+//   --synth PRESET  first writes the synthetic model PRESET (F16, seed 1) to
+//                   MODEL unless that file exists (GPU machines have no
+//                   `brigade` program to do it)
 // Exit codes: 0, 1 on an error, 2 on bad usage, 77 without a GPU.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +19,7 @@
 #include <vector>
 
 #include "kernels/cuda/device.hpp"
+#include "kernels/synth.hpp"
 
 using namespace brigade;
 
@@ -27,7 +33,7 @@ int fail(const std::string& why) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, json_path;
+  std::string model_path, json_path, synth;
   std::vector<int> batches{1, 64};
   int context = 128, steps = 64, device = 0;
   for (int i = 1; i < argc; ++i) {
@@ -38,6 +44,7 @@ int main(int argc, char** argv) {
     else if (a == "--steps") steps = std::atoi(next().c_str());
     else if (a == "--device") device = std::atoi(next().c_str());
     else if (a == "--json") json_path = next();
+    else if (a == "--synth") synth = next();
     else if (a == "--batch") {
       batches.clear();
       const std::string list = next();
@@ -47,8 +54,8 @@ int main(int argc, char** argv) {
         p = c == std::string::npos ? list.size() : c + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: cuda_bench -m MODEL [--batch 1,64] [--context 128] [--steps 64] [--device 0] "
-                           "[--json FILE]\n");
+      std::fprintf(stderr, "usage: cuda_bench -m MODEL [--synth PRESET] [--batch 1,64] [--context 128] [--steps 64] "
+                           "[--device 0] [--json FILE]\n");
       return 2;
     }
   }
@@ -59,6 +66,14 @@ int main(int argc, char** argv) {
   if (!n.ok() || *n == 0) {
     std::printf("skipped: no CUDA device (%s)\n", n.ok() ? "0 devices" : n.error().message().c_str());
     return 77;
+  }
+  if (!synth.empty() && ::access(model_path.c_str(), F_OK) != 0) {
+    synth_options so;
+    so.preset = synth;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (auto s = synthesize_model(so, model_path); !s) return fail(s.message());
+    std::printf("synthesised %s into %s in %.1fs\n", synth.c_str(), model_path.c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   auto model = llama_model::load(model_path);
   if (!model) return fail(model.error().message());

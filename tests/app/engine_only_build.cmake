@@ -1,9 +1,10 @@
 # Configures and builds brigade as on a GPU machine (no CAF, hiredis,
 # msgpack, prometheus-cpp or GoogleTest: BRIGADE_ENGINE_ONLY=ON), then checks
 # that `brigade` runs the engine commands and says the server is not built.
-# Release (no -g) so ccache hits across build directories.
+# Release (no -g) so ccache hits across build directories. CUDA off: the main
+# build compiles kernels/cuda already (bench/gpu/run.sh builds it engine-only).
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${BIN} -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
-                        -DBRIGADE_ENGINE_ONLY=ON
+                        -DBRIGADE_ENGINE_ONLY=ON -DBRIGADE_CUDA=OFF
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "engine-only configure failed:\n${out}\n${err}")
