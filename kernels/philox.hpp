@@ -44,12 +44,17 @@ BRIGADE_HD inline float uniform_from_bits(uint32_t bits) {
   return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f);
 }
 
-/// The sampling draw for a sequence: keyed on the request's seed, counted by
-/// the position of the token being sampled.
-BRIGADE_HD inline float sampling_uniform(uint64_t seed, uint32_t position) {
+/// The sampling draw for a sequence as 24 random bits: keyed on the
+/// request's seed, counted by the position of the token being sampled.
+BRIGADE_HD inline uint32_t sampling_bits(uint64_t seed, uint32_t position) {
   const philox_out r = philox4x32(position, 0x73616D70u /* "samp" */, 0, 0, static_cast<uint32_t>(seed),
                                   static_cast<uint32_t>(seed >> 32));
-  return uniform_from_bits(r.v[0]);
+  return r.v[0] >> 8;
+}
+
+/// The same draw as a uniform float in [0, 1): sampling_bits / 2^24.
+BRIGADE_HD inline float sampling_uniform(uint64_t seed, uint32_t position) {
+  return static_cast<float>(sampling_bits(seed, position)) * (1.0f / 16777216.0f);
 }
 
 }  // namespace brigade

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/det_math.hpp"
 #include "kernels/philox.hpp"
 
 namespace brigade {
@@ -66,31 +67,31 @@ int32_t sample_token(const float* logits, int32_t n_vocab, const sampling_params
     std::sort(cand.begin(), cand.end(), higher);
     n = cand.size();
   }
-  // Softmax over the kept candidates (sorted, so cand[0] is the maximum).
+  // Softmax over the kept candidates (sorted, so cand[0] is the maximum),
+  // as integer weights (det_math.hpp): the CUDA backend sums the same
+  // integers in another order and gets the same totals, so it picks the same
+  // token from the same logits.
   const float max = cand[0].first;
-  double total = 0;
-  for (size_t i = 0; i < n; ++i) {
-    cand[i].first = std::exp(cand[i].first - max);
-    total += cand[i].first;
-  }
-  if (p.top_p < 1.0f) {
-    double mass = 0;
-    size_t keep = n;
+  thread_local std::vector<uint64_t> w;
+  w.resize(n);
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += w[i] = prob_fixed(det_expf(cand[i].first - max));
+  if (p.top_p < 1.0f) {  // keep the fewest candidates whose mass reaches top_p
+    const uint64_t need = mass_threshold(p.top_p, total);
+    uint64_t acc = 0;
     for (size_t i = 0; i < n; ++i) {
-      mass += cand[i].first / total;
-      if (mass >= p.top_p) {
-        keep = i + 1;
+      acc += w[i];
+      if (acc >= need) {
+        n = i + 1;
+        total = acc;
         break;
       }
     }
-    n = keep;
-    total = 0;
-    for (size_t i = 0; i < n; ++i) total += cand[i].first;
   }
-  const double u = static_cast<double>(sampling_uniform(p.seed, position)) * total;
-  double acc = 0;
+  const uint64_t u = draw_point(sampling_bits(p.seed, position), total);
+  uint64_t acc = 0;
   for (size_t i = 0; i < n; ++i) {
-    acc += cand[i].first;
+    acc += w[i];
     if (u < acc) return cand[i].second;
   }
   return cand[n - 1].second;

@@ -1,8 +1,10 @@
 // Sampling the next token from logits: greedy, temperature, top-k, top-p.
 //
-// The one random draw per token is sampling_uniform(seed, position) from
-// kernels/philox.hpp, so the same logits, parameters, seed and position give
-// the same token on any backend (design.md, invariant 6). Order of filters:
+// The one random draw per token is sampling_bits(seed, position) from
+// kernels/philox.hpp, and the probabilities are integer weights computed with
+// kernels/det_math.hpp, so the same logits, parameters, seed and position give
+// the same token on any backend, the CUDA one included (design.md, invariant
+// 6). Order of filters:
 // temperature scales the logits, top-k keeps the k largest, top-p keeps the
 // smallest prefix (by descending probability) whose mass reaches p; then one
 // draw walks the renormalised cumulative distribution. Ties in logits are

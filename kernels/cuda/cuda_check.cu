@@ -358,7 +358,19 @@ void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_
 void check_sampling(int32_t n_vocab, int rows) {
   std::vector<cuda::k::sample_desc> desc(static_cast<size_t>(rows));
   std::vector<sampling_params> params(static_cast<size_t>(rows));
-  const auto logits = randn(static_cast<size_t>(rows) * n_vocab, 3.0f);
+  auto logits = randn(static_cast<size_t>(rows) * n_vocab, 3.0f);
+  // Ties: in every third row the maximum is copied to a lower and a higher
+  // id, a run of equal values appears, and -0 meets +0 (equal: the lower id
+  // first, on the CPU as on the GPU).
+  for (int r = 0; r < rows; r += 3) {
+    float* l = logits.data() + static_cast<size_t>(r) * n_vocab;
+    const int32_t top = static_cast<int32_t>(std::max_element(l, l + n_vocab) - l);
+    l[(top + n_vocab / 2) % n_vocab] = l[top];
+    l[(top + 7) % n_vocab] = l[top];
+    for (int32_t i = 10; i < 40; ++i) l[i] = l[9];
+    l[41] = -0.0f;
+    l[42] = 0.0f;
+  }
   for (int r = 0; r < rows; ++r) {
     sampling_params p;
     switch (r % 6) {
@@ -374,7 +386,8 @@ void check_sampling(int32_t n_vocab, int rows) {
     desc[r] = {p.temperature, p.top_k, p.top_p, static_cast<uint32_t>(randint(0, 100000)), p.seed};
   }
   const int32_t pow2 = cuda::k::pow2_at_least(n_vocab);
-  dvec<float> dl(logits), probs(static_cast<size_t>(rows) * n_vocab);
+  dvec<float> dl(logits);
+  dvec<uint64_t> probs(static_cast<size_t>(rows) * n_vocab);
   dvec<uint64_t> keys(static_cast<size_t>(rows) * pow2);
   dvec<cuda::k::sample_desc> dd(desc);
   dvec<int32_t> out(static_cast<size_t>(rows));
@@ -400,6 +413,15 @@ void check_sampling(int32_t n_vocab, int rows) {
 
 // --- the whole engine ----------------------------------------------------------------
 
+/// One sequence of the engine check: its prompt, when it starts, how its
+/// prompt is split, and how it samples.
+struct seq_plan {
+  int prompt = 0;      // tokens
+  int start = 0;       // step at which its first chunk goes in
+  int chunk = 1 << 20; // prompt tokens per step (chunked prefill: earlier chunks neither sample nor return logits)
+  sampling_params sampling;
+};
+
 void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
   const std::string dir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
   const std::string path = dir + "/brigade-check-" + preset + "-" + tname(type) + "-" + std::to_string(::getpid()) + ".gguf";
@@ -423,53 +445,96 @@ void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
   engine& c = **cpu_e;
   engine& g = **gpu_e;
   const int32_t n_vocab = c.hparams().n_vocab;
-  const std::vector<int> prompt_len{1, 7, 33, 150};
-  std::vector<seq_id> cs, gs;
-  std::vector<step_item> cb, gb;
-  for (int len : prompt_len) {
+  // Steps of 43 prompt tokens (padded to 64), of 5-6 decode tokens (padded to
+  // 8), one mixing decode tokens with a 150-token prompt (not padded), a
+  // prompt in three chunks, and a sequence that samples (temperature, top-k,
+  // top-p, its own seed).
+  sampling_params sampled;
+  sampled.temperature = 0.8f;
+  sampled.top_k = 40;
+  sampled.top_p = 0.95f;
+  sampled.seed = 20261127;
+  const int whole = 1 << 20;
+  const std::vector<seq_plan> plans{{1, 0, whole, {}},   {7, 0, whole, {}},        {33, 0, whole, {}}, {2, 0, whole, {}},
+                                    {150, 3, whole, {}}, {20, 1, whole, sampled}, {60, 2, 20, {}}};
+  struct live {
+    seq_id cs = -1, gs = -1;
+    std::vector<token_id> prompt;
+    size_t fed = 0;         // prompt tokens given so far
+    token_id next = -1;     // the token to feed next (after the prompt)
+  };
+  std::vector<live> seqs(plans.size());
+  for (size_t k = 0; k < plans.size(); ++k) {
     auto a = c.create_sequence();
     auto b = g.create_sequence();
     if (!a || !b) return report(false, what, "create_sequence failed");
-    cs.push_back(*a);
-    gs.push_back(*b);
-    step_item it;
-    for (int i = 0; i < len; ++i) it.tokens.push_back(static_cast<token_id>(randint(3, n_vocab - 1)));
-    it.want_logits = true;
-    cb.push_back(it);
-    cb.back().seq = *a;
-    gb.push_back(it);
-    gb.back().seq = *b;
+    seqs[k].cs = *a;
+    seqs[k].gs = *b;
+    for (int i = 0; i < plans[k].prompt; ++i) seqs[k].prompt.push_back(static_cast<token_id>(randint(3, n_vocab - 1)));
   }
-  int compared = 0, differ = 0, not_near_tie = 0;
+  int compared = 0, differ = 0, not_near_tie = 0, sampled_compared = 0, sampled_differ = 0;
   double max_logit_err = 0, worst_gap = 0;
   std::vector<step_result> cr, gr;
   const auto t0 = std::chrono::steady_clock::now();
   for (int step = 0; step <= decode_steps; ++step) {
-    if (auto s = c.step(cb, cr); !s) return report(false, what, "cpu step: " + s.message());
-    if (auto s = g.step(gb, gr); !s) return report(false, what, "cuda step: " + s.message());
-    for (size_t k = 0; k < cb.size(); ++k) {
-      max_logit_err = std::max(max_logit_err, rel_err(gr[k].logits, cr[k].logits));
-      ++compared;
-      if (cr[k].token != gr[k].token) {
-        ++differ;
-        // Near-tie rule: the CPU's top two logits within 1e-3 relative.
-        std::vector<float> l = cr[k].logits;
-        std::partial_sort(l.begin(), l.begin() + 2, l.end(), std::greater<float>());
-        const double gap = (l[0] - l[1]) / std::max(std::fabs(l[0]), 1e-30f);
-        worst_gap = std::max(worst_gap, gap);
-        if (gap >= 1e-3) ++not_near_tie;
+    std::vector<step_item> cb, gb;
+    std::vector<size_t> who;
+    for (size_t k = 0; k < plans.size(); ++k) {
+      live& L = seqs[k];
+      if (step < plans[k].start) continue;
+      step_item it;
+      it.sampling = plans[k].sampling;
+      if (L.fed < L.prompt.size()) {
+        const size_t n = std::min<size_t>(static_cast<size_t>(plans[k].chunk), L.prompt.size() - L.fed);
+        it.tokens.assign(L.prompt.begin() + static_cast<long>(L.fed), L.prompt.begin() + static_cast<long>(L.fed + n));
+        L.fed += n;
+        it.sample = it.want_logits = L.fed == L.prompt.size();
+      } else {
+        it.tokens = {L.next};
+        it.want_logits = true;
       }
-      // Teacher forcing: both continue with the CPU's token.
-      cb[k].tokens = {cr[k].token};
-      gb[k].tokens = {cr[k].token};
+      it.seq = L.cs;
+      cb.push_back(it);
+      it.seq = L.gs;
+      gb.push_back(it);
+      who.push_back(k);
+    }
+    if (auto s = c.step(cb, cr); !s) return report(false, what, "cpu step " + std::to_string(step) + ": " + s.message());
+    if (auto s = g.step(gb, gr); !s) return report(false, what, "cuda step " + std::to_string(step) + ": " + s.message());
+    for (size_t j = 0; j < cb.size(); ++j) {
+      if (!cb[j].sample) {
+        if (!gr[j].logits.empty()) return report(false, what, "logits returned for an item that did not ask");
+        continue;
+      }
+      max_logit_err = std::max(max_logit_err, rel_err(gr[j].logits, cr[j].logits));
+      const bool greedy = cb[j].sampling.temperature <= 0.0f;
+      (greedy ? compared : sampled_compared)++;
+      if (cr[j].token != gr[j].token) {
+        if (!greedy) {
+          ++sampled_differ;
+        } else {
+          ++differ;
+          // Near-tie rule: the CPU's top two logits within 1e-3 relative.
+          std::vector<float> l = cr[j].logits;
+          std::partial_sort(l.begin(), l.begin() + 2, l.end(), std::greater<float>());
+          const double gap = (l[0] - l[1]) / std::max(std::fabs(l[0]), 1e-30f);
+          worst_gap = std::max(worst_gap, gap);
+          if (gap >= 1e-3) ++not_near_tie;
+        }
+      }
+      seqs[who[j]].next = cr[j].token;  // teacher forcing: both go on with the CPU's token
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  char detail[256];
+  char detail[320];
   std::snprintf(detail, sizeof detail,
-                "%d/%d greedy tokens agree, %d differ (%d not near-ties, worst gap %.1e); max logits %s (%.1fs)",
-                compared - differ, compared, differ, not_near_tie, worst_gap, fmt(max_logit_err).c_str(), secs);
-  report(not_near_tie == 0 && max_logit_err < 1e-3, what, detail, max_logit_err);
+                "greedy %d/%d agree (%d differ, %d not near-ties, worst gap %.1e); sampled %d/%d agree; max logits "
+                "%s (%.1fs)",
+                compared - differ, compared, differ, not_near_tie, worst_gap, sampled_compared - sampled_differ,
+                sampled_compared, fmt(max_logit_err).c_str(), secs);
+  // Sampled tokens come from slightly different logits: a draw that lands
+  // within ~1e-6 of a boundary may go either way, so one difference is allowed.
+  report(not_near_tie == 0 && sampled_differ <= 1 && max_logit_err < 1e-3, what, detail, max_logit_err);
 }
 
 }  // namespace

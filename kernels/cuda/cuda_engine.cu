@@ -133,8 +133,8 @@ class cuda_engine final : public engine {
   int64_t t_cap_ = 0, rows_cap_ = 0;
   int32_t pow2_vocab_ = 1;
   float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
-  float *tmp_ = nullptr, *ff_ = nullptr, *hout_ = nullptr, *logits_ = nullptr, *probs_ = nullptr;
-  uint64_t* keys_ = nullptr;
+  float *tmp_ = nullptr, *ff_ = nullptr, *hout_ = nullptr, *logits_ = nullptr;
+  uint64_t *keys_ = nullptr, *probs_ = nullptr;
   int32_t* out_tokens_ = nullptr;
 
   // Step inputs.
@@ -187,7 +187,13 @@ status cuda_engine::init() {
   if (auto s = upload(model_->output_norm(), output_norm_, cursor); !s) return s;
   if (model_->tied_output()) output_ = token_embd_;
   else if (auto s = upload(model_->output(), output_, cursor); !s) return s;
-  for (const auto& L : model_->layers()) {
+  for (size_t l = 0; l < model_->layers().size(); ++l) {
+    const auto& L = model_->layers()[l];
+    if (L.w_gate.type != L.w_up.type || L.w_gate.row_bytes != L.w_up.row_bytes)
+      return {errc::unsupported, "cuda: layer " + std::to_string(l) + " stores ffn_gate as " +
+                                     ggml_type_name(static_cast<uint32_t>(L.w_gate.type)) + " and ffn_up as " +
+                                     ggml_type_name(static_cast<uint32_t>(L.w_up.type)) +
+                                     "; the fused SwiGLU needs one type (convert the file, or use the cpu device)"};
     dlayer D;
     const weight* src[] = {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down};
     dweight* dst[] = {&D.attn_norm, &D.wq, &D.wk, &D.wv, &D.wo, &D.ffn_norm, &D.w_gate, &D.w_up, &D.w_down};
@@ -314,6 +320,7 @@ status cuda_engine::step(const std::vector<step_item>& batch, std::vector<step_r
   if (!s) {
     cudaStreamSynchronize(stream_);  // nothing of this step may still read the pinned inputs
     out.clear();
+    for (const auto& it : batch) kv_.truncate(it.seq, kv_.length(it.seq));  // give back the reserved blocks
     return s;
   }
   for (const auto& it : batch) kv_.set_length(it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size()));

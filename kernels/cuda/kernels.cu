@@ -21,6 +21,7 @@
 
 #include "kernels/ggml_types.hpp"
 #include "kernels/cuda/kernels.cuh"
+#include "kernels/det_math.hpp"
 #include "kernels/philox.hpp"
 
 namespace brigade::cuda::k {
@@ -272,35 +273,36 @@ __device__ __forceinline__ uint32_t order_bits(float v) {  // ascending float or
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-/// Inclusive prefix sums in double of e[0..n) split into contiguous chunks of
-/// `chunk` per thread: returns this thread's exclusive start. `shared` holds
-/// sample_threads doubles.
-__device__ __forceinline__ double chunk_scan(const float* e, int32_t n, int32_t chunk, double* shared) {
+/// Prefix sums of the integer weights w[0..n), split into contiguous chunks
+/// of `chunk` per thread: returns this thread's exclusive start; shared[last]
+/// is the total. Integer sums: the same as the CPU's sequential ones, exactly.
+/// `shared` holds sample_threads values.
+__device__ __forceinline__ uint64_t chunk_scan(const uint64_t* w, int32_t n, int32_t chunk, uint64_t* shared) {
   const int t = threadIdx.x;
-  double own = 0.0;
-  for (int32_t i = t * chunk; i < n && i < (t + 1) * chunk; ++i) own += static_cast<double>(e[i]);
+  uint64_t own = 0;
+  for (int32_t i = t * chunk; i < n && i < (t + 1) * chunk; ++i) own += w[i];
   __syncthreads();
   shared[t] = own;
   __syncthreads();
   for (int o = 1; o < sample_threads; o <<= 1) {  // Hillis-Steele inclusive scan
-    const double add = t >= o ? shared[t - o] : 0.0;
+    const uint64_t add = t >= o ? shared[t - o] : 0;
     __syncthreads();
     shared[t] += add;
     __syncthreads();
   }
-  return shared[t] - own;
+  return t ? shared[t - 1] : 0;
 }
 
 // grid (rows), block 1024. Row r samples from logits[r] with desc[r], exactly
 // as sampling.cpp does on the CPU: greedy = first index of the maximum;
 // otherwise candidates ordered by (logit / temperature descending, id
-// ascending), the first top_k kept, softmax (exp in float, sums in double),
-// cut at top_p cumulative mass, one Philox draw keyed on (seed, position).
-// `keys` holds `pow2` uint64 per row and `probs` n_vocab floats per row.
+// ascending), the first top_k kept, softmax as integer weights
+// (det_math.hpp), cut at top_p cumulative mass, one Philox draw keyed on
+// (seed, position). `keys` holds `pow2` and `probs` n_vocab values per row.
 __global__ void __launch_bounds__(sample_threads)
-    sample_kernel(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys, float* probs,
+    sample_kernel(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys, uint64_t* probs,
                   int32_t pow2, int32_t* out) {
-  __shared__ double scan[sample_threads];
+  __shared__ uint64_t scan[sample_threads];
   __shared__ float best_v[32];
   __shared__ int32_t best_i[32];
   __shared__ int32_t found;
@@ -343,9 +345,9 @@ __global__ void __launch_bounds__(sample_threads)
   }
   const float inv_t = 1.0f / p.temperature;
   uint64_t* key = keys + r * static_cast<int64_t>(pow2);
-  float* e = probs + r * static_cast<int64_t>(n_vocab);
+  uint64_t* w = probs + r * static_cast<int64_t>(n_vocab);
   for (int32_t i = t; i < pow2; i += blockDim.x)
-    key[i] = i < n_vocab ? (static_cast<uint64_t>(~order_bits(lg[i] * inv_t)) << 32) | static_cast<uint32_t>(i)
+    key[i] = i < n_vocab ? (static_cast<uint64_t>(~order_bits(__fmul_rn(lg[i], inv_t))) << 32) | static_cast<uint32_t>(i)
                          : ~uint64_t{0};
   __syncthreads();
   // Bitonic sort, ascending: highest scaled logit first, then lowest id.
@@ -365,19 +367,23 @@ __global__ void __launch_bounds__(sample_threads)
       __syncthreads();
     }
   int32_t n = (p.top_k > 0 && p.top_k < n_vocab) ? p.top_k : n_vocab;
-  const float mx = lg[static_cast<uint32_t>(key[0])] * inv_t;
-  for (int32_t i = t; i < n; i += blockDim.x) e[i] = expf(lg[static_cast<uint32_t>(key[i])] * inv_t - mx);
+  // Rounded exactly as the CPU rounds them (no fused multiply-add), the same
+  // exp and integer weights (det_math.hpp): the same token as the CPU.
+  const float mx = __fmul_rn(lg[static_cast<uint32_t>(key[0])], inv_t);
+  for (int32_t i = t; i < n; i += blockDim.x)
+    w[i] = prob_fixed(det_expf(__fsub_rn(__fmul_rn(lg[static_cast<uint32_t>(key[i])], inv_t), mx)));
   __syncthreads();
   int32_t chunk = (n + sample_threads - 1) / sample_threads;
-  double start = chunk_scan(e, n, chunk, scan);
-  double total = scan[sample_threads - 1];
-  if (p.top_p < 1.0f) {
+  uint64_t start = chunk_scan(w, n, chunk, scan);
+  uint64_t total = scan[sample_threads - 1];
+  if (p.top_p < 1.0f) {  // the fewest candidates whose mass reaches top_p
+    const uint64_t need = mass_threshold(p.top_p, total);
     if (t == 0) found = INT32_MAX;
     __syncthreads();
-    double run = start;
+    uint64_t run = start;
     for (int32_t i = t * chunk; i < n && i < (t + 1) * chunk; ++i) {
-      run += static_cast<double>(e[i]);
-      if (run / total >= static_cast<double>(p.top_p)) {
+      run += w[i];
+      if (run >= need) {
         atomicMin(&found, i);
         break;
       }
@@ -385,15 +391,15 @@ __global__ void __launch_bounds__(sample_threads)
     __syncthreads();
     if (found != INT32_MAX) n = found + 1;
     chunk = (n + sample_threads - 1) / sample_threads;
-    start = chunk_scan(e, n, chunk, scan);
+    start = chunk_scan(w, n, chunk, scan);
     total = scan[sample_threads - 1];
   }
-  const double u = static_cast<double>(sampling_uniform(p.seed, p.position)) * total;
+  const uint64_t u = draw_point(sampling_bits(p.seed, p.position), total);
   if (t == 0) found = INT32_MAX;
   __syncthreads();
-  double run = start;
+  uint64_t run = start;
   for (int32_t i = t * chunk; i < n && i < (t + 1) * chunk; ++i) {
-    run += static_cast<double>(e[i]);
+    run += w[i];
     if (u < run) {
       atomicMin(&found, i);
       break;
@@ -465,7 +471,7 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
 }
 
 cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys,
-                          float* probs, int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st) {
+                          uint64_t* probs, int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st) {
   sample_kernel<<<static_cast<unsigned>(rows), sample_threads, 0, st>>>(logits, n_vocab, desc, keys, probs, pow2,
                                                                         out);
   return cudaGetLastError();

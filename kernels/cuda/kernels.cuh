@@ -70,10 +70,11 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
 
 /// out[r] = the token sampled from logits[r] with desc[r], exactly as
 /// sampling.cpp does on the CPU (greedy: first index of the maximum;
-/// otherwise (logit / T desc, id asc) order, top-k, softmax with float exp
-/// and double sums, top-p, one Philox draw keyed on (seed, position)).
-/// Scratch: `keys` pow2 uint64 and `probs` n_vocab floats per row.
-cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys, float* probs,
+/// otherwise (logit / T desc, id asc) order, top-k, softmax as integer
+/// weights (det_math.hpp), top-p, one Philox draw keyed on (seed, position)):
+/// the same logits give the same token.
+/// Scratch: `keys` pow2 and `probs` n_vocab values per row.
+cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys, uint64_t* probs,
                    int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st);
 
 /// The power of two at or above n (the sort length for a vocabulary).

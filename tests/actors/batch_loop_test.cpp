@@ -95,7 +95,9 @@ TEST(BatchLoop, ConcurrentJobsGiveTheSameTokensAsOneAlone) {
     const collected c = futs[s].get();
     EXPECT_EQ(c.last.kind, gen_event::done);
     EXPECT_EQ(c.tokens, alone[s]) << "job " << s;
-    if (c.last.reason == "max_tokens") EXPECT_EQ(c.tokens.size(), 12u);
+    if (c.last.reason == "max_tokens") {
+      EXPECT_EQ(c.tokens.size(), 12u);
+    }
   }
 }
 

@@ -68,7 +68,7 @@ struct SupervisorActor : ::testing::Test {
   template <class Handler, class... Ts>
   caf::error ask(Handler ok, Ts... xs) {
     auto err = std::make_shared<caf::error>();
-    sys.spawn([=](caf::event_based_actor* self) {
+    sys.spawn([=, this](caf::event_based_actor* self) {
       self->request(sup, caf::infinite, xs...).then(ok, [=](caf::error& e) { *err = e; });
     });
     sched.run();
