@@ -43,10 +43,13 @@ TEST(DetMath, FixedPointHelpersAreExact) {
     // ceil(top_p * total), top_p in (0, 1)
     float top_p = std::ldexp(static_cast<float>(rng() % (1u << 24)) + 1.0f, -24 - static_cast<int>(rng() % 30));
     if (top_p >= 1.0f) top_p = 0.5f;
-    const long double exact = static_cast<long double>(top_p) * static_cast<long double>(total);
-    const uint64_t need = mass_threshold(top_p, total);
-    EXPECT_GE(static_cast<long double>(need), exact);
-    EXPECT_LT(static_cast<long double>(need) - exact, 1.0L);
+    int e = 0;
+    const float f = std::frexp(top_p, &e);  // top_p = f 2^e, f in [0.5, 1): m = f 2^24 is an integer
+    const unsigned __int128 m = static_cast<unsigned __int128>(std::ldexp(f, 24));
+    const int sh = 24 - e;
+    const unsigned __int128 prod = m * total, one = 1;
+    const unsigned __int128 want = sh >= 127 ? (prod != 0) : (prod + (one << sh) - 1) >> sh;
+    EXPECT_EQ(mass_threshold(top_p, total), static_cast<uint64_t>(want)) << top_p << " " << total;
   }
   EXPECT_EQ(mass_threshold(0.5f, 10), 5u);
   EXPECT_EQ(mass_threshold(0.5f, 11), 6u);
