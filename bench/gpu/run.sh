@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# The GPU script (issue 6): on a machine with CUDA, CMake and ninja but none
-# of brigade's Debian packages, in one call of at most 8 minutes:
-#   1. build kernels/ alone (engine-only configure) with the CUDA backend, sm_90
-#   2. the check program under compute-sanitizer (kernels and the tiny model)
-#   3. the whole check program (kernels, tiny and small against the CPU)
-#   4. a first decode-step benchmark on tinyllama-1b at batch 1 and 64
+# The GPU script: on a machine with CUDA, CMake, ninja and PyTorch but none of
+# brigade's Debian packages. Two parts, each sized for one device call of at
+# most 8 minutes (the machine keeps the build between calls while it is warm):
+#
+#   run.sh check   (issue 6) build kernels/ alone (engine-only configure) for
+#                  sm_90; the check program under compute-sanitizer (kernels and
+#                  the tiny model); the whole check program; a first decode
+#                  benchmark on tinyllama-1b at batch 1 and 64
+#   run.sh bench   (issue 7) build if needed; the decode step at batch 1, 8,
+#                  32, 64, 128; copy bandwidth, our projections and attention
+#                  (cuda_kernel_bench); PyTorch on the same shapes: cuBLAS,
+#                  SDPA backends (cuDNN), transformers eager and torch.compile
+#                  (time-boxed, skipped rather than hung); the summary table
+#   run.sh all     both (for a local run without the device tool's limit)
+#
 # Each stage writes its log and JSON under $OUT as it finishes, so a cut-off
 # run still returns what it did; a table comes last.
-#   usage: bench/gpu/run.sh            (OUT defaults to ./gpu-out)
-#   env:   BRIGADE_GPU_SKIP_SANITIZER=1, BRIGADE_GPU_BATCHES=1,64
+#   env: OUT (default ./gpu-out), BRIGADE_GPU_SKIP_SANITIZER=1,
+#        BRIGADE_GPU_COMPILE_TIMEOUT (default 120 s per batch size)
 set -uo pipefail
+MODE=${1:-check}
+case $MODE in check|bench|all) ;; *) echo "usage: bench/gpu/run.sh [check|bench|all]" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
@@ -35,11 +46,11 @@ export PATH="/usr/local/cuda/bin:$PATH"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
-# 1. build
+# 1. build (ninja does nothing when the build is up to date)
 t=$(date +%s)
 if cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBRIGADE_ENGINE_ONLY=ON -DBRIGADE_CUDA=ON \
      -DCMAKE_CUDA_ARCHITECTURES=90 -DBRIGADE_CUDA_PTXAS_VERBOSE=ON >"$OUT/configure.log" 2>&1 &&
-   cmake --build "$BUILD" --target cuda_check cuda_bench -j "$(nproc)" >"$OUT/build.log" 2>&1; then
+   cmake --build "$BUILD" --target cuda_check cuda_bench cuda_kernel_bench -j "$(nproc)" >"$OUT/build.log" 2>&1; then
   stage build ok "$(elapsed $t)"
 else
   stage build FAILED "$(elapsed $t)" "see build.log"
@@ -50,7 +61,11 @@ fi
 grep -E "registers|spill" "$OUT/build.log" >"$OUT/ptxas.txt" || true
 CHECK="$BUILD/kernels/cuda/cuda_check"
 BENCH="$BUILD/kernels/cuda/cuda_bench"
+KBENCH="$BUILD/kernels/cuda/cuda_kernel_bench"
+MODEL="$MODELS/tinyllama-1b-f16.gguf"
 export BRIGADE_REQUIRE_GPU=1
+
+if [ "$MODE" != bench ]; then
 
 # 2. compute-sanitizer on the quick check (kernels + tiny)
 if [ "${BRIGADE_GPU_SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
@@ -77,19 +92,44 @@ grep -E "^(FAIL|ok  ) engine|FAIL|PASSED|FAILED" "$OUT/check.log" | tail -20
 
 # 4. decode-step benchmark on tinyllama-1b
 t=$(date +%s)
-timeout 180 "$BENCH" -m "$MODELS/tinyllama-1b-f16.gguf" --synth tinyllama-1b \
-  --batch "${BRIGADE_GPU_BATCHES:-1,64}" --context 128 --steps 64 --json "$OUT/bench.json" >"$OUT/bench.log" 2>&1
+timeout 180 "$BENCH" -m "$MODEL" --synth tinyllama-1b \
+  --batch 1,64 --context 128 --steps 64 --json "$OUT/bench.json" >"$OUT/bench.log" 2>&1
 rc=$?
 if [ $rc = 0 ]; then stage "bench tinyllama-1b" ok "$(elapsed $t)"; else stage "bench tinyllama-1b" FAILED "$(elapsed $t)" "exit $rc"; fi
+fi  # check
+
+if [ "$MODE" != check ]; then
+# 5. the full benchmark: our decode step, kernels, then PyTorch
+t=$(date +%s)
+timeout 150 "$BENCH" -m "$MODEL" --synth tinyllama-1b \
+  --batch 1,8,32,64,128 --context 128 --steps 64 --json "$OUT/bench.json" >"$OUT/bench.log" 2>&1
+rc=$?
+if [ $rc = 0 ]; then stage "decode 1..128" ok "$(elapsed $t)"; else stage "decode 1..128" FAILED "$(elapsed $t)" "exit $rc"; fi
+t=$(date +%s)
+timeout 90 "$KBENCH" --json "$OUT/kernels.json" >"$OUT/kernels.log" 2>&1
+rc=$?
+if [ $rc = 0 ]; then stage "kernels" ok "$(elapsed $t)"; else stage "kernels" FAILED "$(elapsed $t)" "exit $rc"; fi
+t=$(date +%s)
+rm -f "$OUT/torch.jsonl"
+timeout 400 python3 "$ROOT/bench/gpu/torch_peer.py" --json "$OUT/torch.jsonl" \
+  --compile-timeout "${BRIGADE_GPU_COMPILE_TIMEOUT:-120}" >"$OUT/torch.log" 2>&1
+rc=$?
+if [ $rc = 0 ]; then stage "pytorch peer" ok "$(elapsed $t)"; else stage "pytorch peer" FAILED "$(elapsed $t)" "exit $rc"; fi
+fi  # bench
 
 echo
-echo "== brigade GPU run ($(elapsed "$t_start") s) =="
+echo "== brigade GPU run: $MODE ($(elapsed "$t_start") s) =="
 head -2 "$OUT/machine.txt"
 printf '%s\n' "${summary[@]}"
-echo "-- check --"
-grep -E "^(ok  |FAIL) engine" "$OUT/check.log"
-grep -cE "^ok  " "$OUT/check.log" | sed 's/^/checks ok: /'
-grep -E "^FAIL" "$OUT/check.log" | head -10
-tail -1 "$OUT/check.log"
+if [ "$MODE" != bench ] && [ -f "$OUT/check.log" ]; then
+  echo "-- check --"
+  grep -E "^(ok  |FAIL) engine" "$OUT/check.log"
+  grep -cE "^ok  " "$OUT/check.log" | sed 's/^/checks ok: /'
+  grep -E "^FAIL" "$OUT/check.log" | head -10
+  tail -1 "$OUT/check.log"
+fi
 echo "-- decode step (bench.log) --"
-grep -vE "^\{" "$OUT/bench.log" | tail -6
+grep -vE "^\{" "$OUT/bench.log" 2>/dev/null | tail -7
+if [ "$MODE" != check ]; then
+  python3 "$ROOT/bench/gpu/summarize.py" "$OUT"
+fi
