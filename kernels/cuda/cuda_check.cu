@@ -224,7 +224,9 @@ void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 
   dvec<float> dx(x), dy(static_cast<size_t>(T * N));
   if (mode == 1) dy.put(y0);
   else dy.poison();
-  const std::string what = std::string("matmul ") + tname(type) + " K=" + std::to_string(K) + " N=" +
+  const bool fast = !cuda::k::generic_kernels() && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0;
+  const std::string what = std::string(fast ? "matmul (16-byte) " : "matmul ") + tname(type) + " K=" +
+                           std::to_string(K) + " N=" +
                            std::to_string(N) + " T=" + std::to_string(T) +
                            (mode == 1 ? " accumulate" : mode == 2 ? " swiglu" : "");
   if (!cuda_ok(cuda::k::matmul(type, dw.p, mode == 2 ? dw2.p : nullptr, row_bytes, K, N, dx.p, K, T, dy.p, N,
@@ -268,7 +270,7 @@ void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T) {
   vc.poison();
   const std::string what = "rope_kv heads=" + std::to_string(n_head) + "/" + std::to_string(n_head_kv) +
                            " hd=" + std::to_string(hd) + " T=" + std::to_string(T);
-  if (!cuda_ok(cuda::k::rope_kv(dq.p, dk.p, dv.p, kc.p, vc.p, dpos.p, dslot.p, T, n_head, n_head_kv, hd, d, kv_dim,
+  if (!cuda_ok(cuda::k::rope_kv(dq.p, dk.p, dv.p, kc.p, vc.p, dpos.p, dslot.p, T, n_head, n_head_kv, hd, d, kv_dim, kv_dim,
                                 theta_scale, nullptr),
                what))
     return;
@@ -310,7 +312,7 @@ void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T) {
          std::max(eq, ek));
 }
 
-void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_t>& npos_per_token) {
+void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_t>& npos_per_token, int splits) {
   const int bs = 16, n_blocks = 96;
   const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd, d = static_cast<int64_t>(n_head) * hd;
   const int64_t T = static_cast<int64_t>(npos_per_token.size());
@@ -326,7 +328,9 @@ void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_
     const int nb = (npos_per_token[i] + bs - 1) / bs;
     blocks.insert(blocks.end(), ids.begin(), ids.begin() + nb);
   }
-  dvec<float> dq(q), dk(kc), dv(vc), out(static_cast<size_t>(T * d));
+  dvec<float> dq(q), dk(kc), dv(vc), out(static_cast<size_t>(T * d)),
+      part(static_cast<size_t>(T * n_head * splits * (hd + 2)));
+  part.poison();
   dvec<int32_t> dnpos(npos_per_token), dboff(boff), dblocks(blocks);
   out.poison();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -334,8 +338,9 @@ void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_
                      " hd=" + std::to_string(hd) + " npos=";
   for (size_t i = 0; i < npos_per_token.size() && i < 4; ++i) what += (i ? "," : "") + std::to_string(npos_per_token[i]);
   if (npos_per_token.size() > 4) what += ",...";
+  if (splits > 1) what += " splits=" + std::to_string(splits);
   if (!cuda_ok(cuda::k::attention(dq.p, dk.p, dv.p, out.p, dnpos.p, dboff.p, dblocks.p, bs, T, n_head,
-                                  n_head / n_head_kv, hd, d, kv_dim, scale, nullptr),
+                                  n_head / n_head_kv, hd, d, d, kv_dim, scale, splits, part.p, nullptr),
                what))
     return;
   const auto got = out.get();
@@ -576,12 +581,19 @@ int main(int argc, char** argv) {
     for (auto [rows, len] : {std::pair<int64_t, int64_t>{1, 32}, {37, 96}, {513, 160}}) check_dequantize(t, rows, len);
     check_embed(t, 96);
     if (t != ggml_type::q8_0) check_embed(t, 100);
-    for (auto [K, N, T] : {std::tuple<int64_t, int64_t, int64_t>{96, 77, 1}, {96, 77, 13}, {160, 33, 8}, {2048, 64, 3}})
-      check_matmul(t, K, N, T, 0);
-    check_matmul(t, 96, 77, 9, 1);
-    check_matmul(t, 160, 45, 11, 2);
   }
-  check_matmul(ggml_type::f16, 100, 31, 5, 0);  // a row length that is not a multiple of 32
+  for (bool generic : {false, true}) {  // the fast paths, then the plain kernels
+    cuda::k::set_generic_kernels(generic);
+    for (ggml_type t : {ggml_type::f32, ggml_type::f16, ggml_type::bf16, ggml_type::q8_0}) {
+      for (auto [K, N, T] :
+           {std::tuple<int64_t, int64_t, int64_t>{96, 77, 1}, {96, 77, 13}, {160, 33, 8}, {2048, 64, 3}, {5632, 9, 2}})
+        check_matmul(t, K, N, T, 0);
+      check_matmul(t, 96, 77, 9, 1);
+      check_matmul(t, 160, 45, 11, 2);
+    }
+    check_matmul(ggml_type::f16, 100, 31, 5, 0);  // a row length that is not a multiple of 8: the plain kernel
+  }
+  cuda::k::set_generic_kernels(false);
   for (auto [T, d] : {std::pair<int64_t, int64_t>{1, 100}, {7, 2048}, {9, 38}}) {
     check_rmsnorm(T, d, false, false);
     check_rmsnorm(T, d, true, false);
@@ -590,10 +602,12 @@ int main(int argc, char** argv) {
   check_rope_kv(6, 2, 38, 9);
   check_rope_kv(32, 4, 64, 17);
   check_rope_kv(4, 4, 128, 1);
-  check_attention(6, 2, 38, {1, 17, 300, 16, 33});
-  check_attention(32, 4, 64, {5, 1024, 77});
-  check_attention(8, 8, 128, {64, 2, 129});
-  check_attention(4, 1, 256, {200, 1});
+  for (int splits : {1, 3, 16}) {  // split along the positions (flash-decoding) too; slices may be empty
+    check_attention(6, 2, 38, {1, 17, 300, 16, 33}, splits);
+    check_attention(32, 4, 64, {5, 1024, 77}, splits);
+    check_attention(8, 8, 128, {64, 2, 129}, splits);
+    check_attention(4, 1, 256, {200, 1}, splits);
+  }
   check_sampling(1000, 36);
   check_sampling(32000, 24);
   for (ggml_type t : {ggml_type::f16, ggml_type::f32, ggml_type::bf16, ggml_type::q8_0}) check_engine("tiny", t, 24);

@@ -23,7 +23,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <tuple>
 
 #include "kernels/cuda/device.hpp"
 #include "kernels/cuda/kernels.cuh"
@@ -50,6 +53,7 @@ struct dweight {
 
 struct dlayer {
   dweight attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+  dweight wqkv;  // wq, wk, wv back to back (one launch) when they share a type; else data is null
 };
 
 /// The step's inputs, laid out in one host (pinned) and one device buffer so
@@ -72,6 +76,7 @@ class cuda_engine final : public engine {
 
   ~cuda_engine() override {
     cudaSetDevice(device_);
+    for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
     if (stream_) cudaStreamDestroy(stream_);
     for (void* p : allocations_) cudaFree(p);
     if (host_in_) cudaFreeHost(host_in_);
@@ -109,6 +114,7 @@ class cuda_engine final : public engine {
     return {};
   }
   status upload(const weight& w, dweight& d, unsigned char*& cursor);
+  status enqueue(int64_t T, int64_t n_out, bool any_sample);
   status run(int64_t T, int64_t n_out, bool any_sample);
 
   std::shared_ptr<const llama_model> model_;
@@ -127,12 +133,14 @@ class cuda_engine final : public engine {
   std::vector<dlayer> layers_;
   std::vector<float*> k_cache_, v_cache_;
   int64_t kv_dim_ = 0;
+  int64_t ldqkv_ = 0;  // q, k, v of a token side by side: d + 2 kv_dim floats
+  int sm_count_ = 1;
   float theta_scale_ = 1.0f;
 
   // Fixed-address activations, sized for t_cap_ tokens and rows_cap_ output rows.
   int64_t t_cap_ = 0, rows_cap_ = 0;
   int32_t pow2_vocab_ = 1;
-  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
+  float *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *part_ = nullptr;
   float *tmp_ = nullptr, *ff_ = nullptr, *hout_ = nullptr, *logits_ = nullptr;
   uint64_t *keys_ = nullptr, *probs_ = nullptr;
   int32_t* out_tokens_ = nullptr;
@@ -142,6 +150,13 @@ class cuda_engine final : public engine {
   unsigned char* host_in_ = nullptr;  // pinned
   unsigned char* dev_in_ = nullptr;
   int32_t* host_out_ = nullptr;  // pinned: sampled ids
+
+  // CUDA graphs of whole steps (input copy, every kernel, the copy of the
+  // sampled ids), one per (tokens, output rows, sampling) of a padded step:
+  // the buffers never move, so a graph replays any step of its shape.
+  // BRIGADE_CUDA_GRAPHS=0 turns them off (for comparisons).
+  bool use_graphs_ = true;
+  std::map<std::tuple<int64_t, int64_t, bool>, cudaGraphExec_t> graphs_;
 };
 
 status cuda_engine::upload(const weight& w, dweight& d, unsigned char*& cursor) {
@@ -168,6 +183,8 @@ status cuda_engine::init() {
   cudaDeviceProp prop{};
   BRIGADE_CUDA_TRY(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
   device_name_ = prop.name;
+  sm_count_ = prop.multiProcessorCount;
+  if (const char* g = std::getenv("BRIGADE_CUDA_GRAPHS")) use_graphs_ = std::string(g) != "0";
   BRIGADE_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   const auto& hp = model_->hparams();
   if (hp.head_dim > k::att_max_per_lane * 32)
@@ -178,9 +195,11 @@ status cuda_engine::init() {
   auto size_of = [](const weight& w) { return (w.row_bytes * static_cast<size_t>(w.n_rows) + 255) / 256 * 256; };
   size_t total = size_of(model_->token_embd()) + size_of(model_->output_norm());
   if (!model_->tied_output()) total += size_of(model_->output());
-  for (const auto& L : model_->layers())
+  for (const auto& L : model_->layers()) {
     for (const weight* w : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
       total += size_of(*w);
+    total += 256;  // a fused QKV block may round up once more than the three apart
+  }
   unsigned char* cursor = nullptr;
   if (auto s = alloc(cursor, total); !s) return s;
   if (auto s = upload(model_->token_embd(), token_embd_, cursor); !s) return s;
@@ -195,10 +214,28 @@ status cuda_engine::init() {
                                      ggml_type_name(static_cast<uint32_t>(L.w_up.type)) +
                                      "; the fused SwiGLU needs one type (convert the file, or use the cpu device)"};
     dlayer D;
+    // Q, K and V back to back when they share a type: one matmul for all
+    // three (wq, wk, wv then point into that block).
+    const bool fuse = L.wq.type == L.wk.type && L.wq.type == L.wv.type && L.wq.row_bytes == L.wk.row_bytes &&
+                      L.wq.row_bytes == L.wv.row_bytes;
+    if (fuse) {
+      unsigned char* at = cursor;
+      for (auto [w, dw] : {std::pair{&L.wq, &D.wq}, {&L.wk, &D.wk}, {&L.wv, &D.wv}}) {
+        const size_t bytes = w->row_bytes * static_cast<size_t>(w->n_rows);
+        *dw = {at, w->type, w->n_cols, w->n_rows, w->row_bytes};
+        BRIGADE_CUDA_TRY(cudaMemcpy(at, w->data, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
+        at += bytes;
+      }
+      D.wqkv = D.wq;
+      D.wqkv.n_rows = L.wq.n_rows + L.wk.n_rows + L.wv.n_rows;
+      cursor += (static_cast<size_t>(at - cursor) + 255) / 256 * 256;
+    }
     const weight* src[] = {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down};
     dweight* dst[] = {&D.attn_norm, &D.wq, &D.wk, &D.wv, &D.wo, &D.ffn_norm, &D.w_gate, &D.w_up, &D.w_down};
-    for (int i = 0; i < 9; ++i)
+    for (int i = 0; i < 9; ++i) {
+      if (fuse && i >= 1 && i <= 3) continue;
       if (auto s = upload(*src[i], *dst[i], cursor); !s) return s;
+    }
     layers_.push_back(D);
   }
 
@@ -219,10 +256,18 @@ status cuda_engine::init() {
   pow2_vocab_ = k::pow2_at_least(hp.n_vocab);
   const size_t T = static_cast<size_t>(t_cap_), R = static_cast<size_t>(rows_cap_);
   const size_t d = static_cast<size_t>(hp.n_embd), ff = static_cast<size_t>(hp.n_ff);
-  for (float** p : {&x_, &h_, &q_, &att_, &tmp_})
+  for (float** p : {&x_, &h_, &att_, &tmp_})
     if (auto s = alloc(*p, T * d); !s) return s;
-  if (auto s = alloc(k_, T * static_cast<size_t>(kv_dim_)); !s) return s;
-  if (auto s = alloc(v_, T * static_cast<size_t>(kv_dim_)); !s) return s;
+  ldqkv_ = static_cast<int64_t>(d) + 2 * kv_dim_;
+  if (auto s = alloc(qkv_, T * static_cast<size_t>(ldqkv_)); !s) return s;
+  // Attention partials for the step sizes that split the positions.
+  size_t part = 0;
+  for (int64_t t = 1; t <= t_cap_; ++t) {
+    const int sp = k::attention_splits(t, hp.n_head, sm_count_);
+    if (sp > 1) part = std::max(part, static_cast<size_t>(t * hp.n_head * sp * (hp.head_dim + 2)));
+    else break;  // more tokens never split again
+  }
+  if (auto s = alloc(part_, part); !s) return s;
   if (auto s = alloc(ff_, T * ff); !s) return s;
   if (auto s = alloc(hout_, R * d); !s) return s;
   if (auto s = alloc(logits_, R * static_cast<size_t>(hp.n_vocab)); !s) return s;
@@ -252,7 +297,7 @@ status cuda_engine::init() {
   return {};
 }
 
-status cuda_engine::run(int64_t T, int64_t n_out, bool any_sample) {
+status cuda_engine::enqueue(int64_t T, int64_t n_out, bool any_sample) {
   const auto& hp = model_->hparams();
   const int64_t d = hp.n_embd, ff = hp.n_ff, hd = hp.head_dim;
   const auto* in = dev_in_;
@@ -277,16 +322,21 @@ status cuda_engine::run(int64_t T, int64_t n_out, bool any_sample) {
     const float* attn_norm = reinterpret_cast<const float*>(L.attn_norm.data);
     BRIGADE_CUDA_TRY(k::add_rmsnorm(x_, l == 0 ? nullptr : tmp_, attn_norm, h_, nullptr, T, d, hp.rms_eps, st),
                      "rmsnorm");
-    BRIGADE_CUDA_TRY(mm(L.wq, nullptr, h_, d, T, q_, d), "matmul (q)");
-    BRIGADE_CUDA_TRY(mm(L.wk, nullptr, h_, d, T, k_, kv_dim_), "matmul (k)");
-    BRIGADE_CUDA_TRY(mm(L.wv, nullptr, h_, d, T, v_, kv_dim_), "matmul (v)");
+    if (L.wqkv.data) {
+      BRIGADE_CUDA_TRY(mm(L.wqkv, nullptr, h_, d, T, qkv_, ldqkv_), "matmul (qkv)");
+    } else {
+      BRIGADE_CUDA_TRY(mm(L.wq, nullptr, h_, d, T, qkv_, ldqkv_), "matmul (q)");
+      BRIGADE_CUDA_TRY(mm(L.wk, nullptr, h_, d, T, qkv_ + d, ldqkv_), "matmul (k)");
+      BRIGADE_CUDA_TRY(mm(L.wv, nullptr, h_, d, T, qkv_ + d + kv_dim_, ldqkv_), "matmul (v)");
+    }
     float* kc = k_cache_[static_cast<size_t>(l)];
     float* vc = v_cache_[static_cast<size_t>(l)];
-    BRIGADE_CUDA_TRY(k::rope_kv(q_, k_, v_, kc, vc, pos, slot, T, hp.n_head, hp.n_head_kv, static_cast<int>(hd), d,
-                                kv_dim_, theta_scale_, st),
+    BRIGADE_CUDA_TRY(k::rope_kv(qkv_, qkv_ + d, qkv_ + d + kv_dim_, kc, vc, pos, slot, T, hp.n_head, hp.n_head_kv,
+                                static_cast<int>(hd), ldqkv_, ldqkv_, kv_dim_, theta_scale_, st),
                      "rope");
-    BRIGADE_CUDA_TRY(k::attention(q_, kc, vc, att_, npos, boff, blocks, cfg_.kv_block_size, T, hp.n_head,
-                                  hp.n_head / hp.n_head_kv, static_cast<int>(hd), d, kv_dim_, scale, st),
+    BRIGADE_CUDA_TRY(k::attention(qkv_, kc, vc, att_, npos, boff, blocks, cfg_.kv_block_size, T, hp.n_head,
+                                  hp.n_head / hp.n_head_kv, static_cast<int>(hd), ldqkv_, d, kv_dim_, scale,
+                                  k::attention_splits(T, hp.n_head, sm_count_), part_, st),
                      "attention");
     BRIGADE_CUDA_TRY(mm(L.wo, nullptr, att_, d, T, tmp_, d), "matmul (o)");
     BRIGADE_CUDA_TRY(k::add_rmsnorm(x_, tmp_, reinterpret_cast<const float*>(L.ffn_norm.data), h_, nullptr, T, d,
@@ -303,6 +353,40 @@ status cuda_engine::run(int64_t T, int64_t n_out, bool any_sample) {
   if (any_sample)
     BRIGADE_CUDA_TRY(k::sample(logits_, hp.n_vocab, desc, keys_, probs_, pow2_vocab_, out_tokens_, n_out, st),
                      "sample");
+  return {};
+}
+
+status cuda_engine::run(int64_t T, int64_t n_out, bool any_sample) {
+  auto direct = [&]() -> status {
+    BRIGADE_CUDA_TRY(cudaMemcpyAsync(dev_in_, host_in_, in_.bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
+    if (auto s = enqueue(T, n_out, any_sample); !s) return s;
+    if (any_sample)
+      BRIGADE_CUDA_TRY(cudaMemcpyAsync(host_out_, out_tokens_, static_cast<size_t>(n_out) * sizeof(int32_t),
+                                       cudaMemcpyDeviceToHost, stream_),
+                       "cudaMemcpyAsync");
+    return {};
+  };
+  if (!use_graphs_ || T > pad_limit) return direct();
+  const auto key = std::make_tuple(T, n_out, any_sample);
+  auto it = graphs_.find(key);
+  if (it == graphs_.end()) {
+    if (graphs_.size() >= 512) return direct();  // unusual shapes: do not grow without bound
+    BRIGADE_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    const status s = direct();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+    if (!s) {
+      if (graph) cudaGraphDestroy(graph);
+      return s;
+    }
+    BRIGADE_CUDA_TRY(e, "cudaStreamEndCapture");
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t ie = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    BRIGADE_CUDA_TRY(ie, "cudaGraphInstantiate");
+    it = graphs_.emplace(key, exec).first;
+  }
+  BRIGADE_CUDA_TRY(cudaGraphLaunch(it->second, stream_), "cudaGraphLaunch");
   return {};
 }
 
@@ -376,12 +460,7 @@ status cuda_engine::step_on_device(const std::vector<step_item>& batch, std::vec
     npos[i] = 1;
     boff[i] = n_block_ids;
   }
-  BRIGADE_CUDA_TRY(cudaMemcpyAsync(dev_in_, host_in_, in_.bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
   if (auto s = run(T, n_out, any_sample); !s) return s;
-  if (any_sample)
-    BRIGADE_CUDA_TRY(cudaMemcpyAsync(host_out_, out_tokens_, static_cast<size_t>(n_out) * sizeof(int32_t),
-                                     cudaMemcpyDeviceToHost, stream_),
-                     "cudaMemcpyAsync");
   out.resize(batch.size());
   const int64_t n_vocab = model_->hparams().n_vocab;
   for (int64_t r = 0; r < n_out; ++r) {

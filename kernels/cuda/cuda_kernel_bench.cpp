@@ -198,7 +198,10 @@ int main(int argc, char** argv) {
         h_boff[t] = b * (c.kv_len / bs);
       }
     for (size_t i = 0; i < h_blocks.size(); ++i) h_blocks[i] = static_cast<int32_t>(i);
-    if (!ok(cudaMalloc(&q, sizeof(float) * T * d), "cudaMalloc") ||
+    const int splits = cuda::k::attention_splits(T, heads, prop.multiProcessorCount);
+    float* part = nullptr;
+    if (!ok(cudaMalloc(&part, sizeof(float) * T * heads * splits * (hd + 2)), "cudaMalloc") ||
+        !ok(cudaMalloc(&q, sizeof(float) * T * d), "cudaMalloc") ||
         !ok(cudaMalloc(&out, sizeof(float) * T * d), "cudaMalloc") ||
         !ok(cudaMalloc(&kc, sizeof(float) * slots * kv_dim), "cudaMalloc") ||
         !ok(cudaMalloc(&vc, sizeof(float) * slots * kv_dim), "cudaMalloc") ||
@@ -212,15 +215,17 @@ int main(int argc, char** argv) {
     cudaMemcpy(boff, h_boff.data(), 4 * T, cudaMemcpyHostToDevice);
     cudaMemcpy(blocks, h_blocks.data(), 4 * h_blocks.size(), cudaMemcpyHostToDevice);
     const double ms = timed([&](int) {
-      cuda::k::attention(q, kc, vc, out, npos, boff, blocks, bs, T, heads, heads / kv_heads, hd, d, kv_dim, 0.125f, nullptr);
+      cuda::k::attention(q, kc, vc, out, npos, boff, blocks, bs, T, heads, heads / kv_heads, hd, d, d, kv_dim, 0.125f,
+                         splits, part, nullptr);
     }, 30);
     if (!ok(cudaGetLastError(), "attention")) return 1;
     char buf[200];
     std::snprintf(buf, sizeof buf,
-                  "{\"part\":\"attention\",\"kind\":\"%s\",\"batch\":%d,\"q\":%d,\"kv\":%d,\"hd\":%d,\"ms\":%.5f}", c.kind,
-                  c.batch, c.q_len, c.kv_len, hd, ms);
+                  "{\"part\":\"attention\",\"kind\":\"%s\",\"batch\":%d,\"q\":%d,\"kv\":%d,\"hd\":%d,\"splits\":%d,"
+                  "\"ms\":%.5f}",
+                  c.kind, c.batch, c.q_len, c.kv_len, hd, splits, ms);
     emit(buf);
-    for (void* p : {static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(kc), static_cast<void*>(vc),
+    for (void* p : {static_cast<void*>(part), static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(kc), static_cast<void*>(vc),
                     static_cast<void*>(npos), static_cast<void*>(boff), static_cast<void*>(blocks)})
       cudaFree(p);
   }

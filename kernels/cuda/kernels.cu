@@ -17,7 +17,10 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/ggml_types.hpp"
 #include "kernels/cuda/kernels.cuh"
@@ -154,16 +157,90 @@ __global__ void __launch_bounds__(mm_warps * 32)
       }
 }
 
+// The fast path for F16 and BF16 weights (K a multiple of 8, 16-byte aligned
+// rows and activations): each lane loads 8 weights (16 bytes) at a time and
+// the loop is unrolled so several loads are in flight; otherwise as above.
+template <ggml_type W>
+__device__ __forceinline__ void load8(const unsigned char* __restrict__ row, int64_t k0, float (&out)[8]) {
+  const uint4 raw = __ldg(reinterpret_cast<const uint4*>(row) + k0 / 8);
+  const uint32_t parts[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 f;
+    if constexpr (W == ggml_type::f16) {
+      __half2 h;
+      memcpy(&h, &parts[i], 4);
+      f = __half22float2(h);
+    } else {
+      __nv_bfloat162 h;
+      memcpy(&h, &parts[i], 4);
+      f = __bfloat1622float2(h);
+    }
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+template <ggml_type W, bool SWIGLU>
+__global__ void __launch_bounds__(mm_warps * 32)
+    matmul_vec_kernel(const unsigned char* __restrict__ w, const unsigned char* __restrict__ w2, size_t row_bytes,
+                      int64_t K, int64_t N, const float* __restrict__ x, int64_t ldx, int64_t T, float* y, int64_t ldy,
+                      int accumulate) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * mm_warps + warp;
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * mm_tokens;
+  if (n >= N) return;  // the whole warp leaves together
+  const int nt = static_cast<int>(T - t0 < mm_tokens ? T - t0 : mm_tokens);
+  const unsigned char* row = w + static_cast<size_t>(n) * row_bytes;
+  const unsigned char* row2 = SWIGLU ? w2 + static_cast<size_t>(n) * row_bytes : nullptr;
+  float acc[mm_tokens], acc2[mm_tokens];
+#pragma unroll
+  for (int t = 0; t < mm_tokens; ++t) acc[t] = acc2[t] = 0.0f;
+#pragma unroll 4
+  for (int64_t k0 = lane * 8; k0 < K; k0 += 32 * 8) {
+    float a[8], b[8];
+    load8<W>(row, k0, a);
+    if constexpr (SWIGLU) load8<W>(row2, k0, b);
+#pragma unroll
+    for (int t = 0; t < mm_tokens; ++t)
+      if (t < nt) {
+        const float4* xp = reinterpret_cast<const float4*>(x + (t0 + t) * ldx + k0);
+        const float4 x0 = xp[0], x1 = xp[1];
+        const float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          acc[t] = fmaf(a[e], xv[e], acc[t]);
+          if constexpr (SWIGLU) acc2[t] = fmaf(b[e], xv[e], acc2[t]);
+        }
+      }
+  }
+#pragma unroll
+  for (int t = 0; t < mm_tokens; ++t) {
+    acc[t] = warp_sum(acc[t]);
+    if constexpr (SWIGLU) acc2[t] = warp_sum(acc2[t]);
+  }
+  if (lane == 0)
+#pragma unroll
+    for (int t = 0; t < mm_tokens; ++t)
+      if (t < nt) {
+        float v = acc[t];
+        if constexpr (SWIGLU) v = v / (1.0f + expf(-v)) * acc2[t];
+        float& o = y[(t0 + t) * ldy + n];
+        o = accumulate ? o + v : v;
+      }
+}
+
 // --- RoPE fused with the KV-cache write -------------------------------------------
 
 // grid (T), block 128. Token i at position pos[i]: rotates its query heads in
 // place, rotates its key heads into the K cache at slot[i] and copies its
 // values into the V cache there. Angles as llama.cpp (and the CPU backend)
 // compute them: theta_p = pos * theta_scale^p, the power built by repeated
-// float multiplication.
+// float multiplication. q, k and v rows are ldq, ldkv and ldkv floats apart
+// (one fused QKV buffer: ldq = ldkv = d + 2 kv_dim).
 __global__ void rope_kv_kernel(float* q, const float* k, const float* v, float* k_cache, float* v_cache,
                                const int32_t* pos, const int32_t* slot, int n_head, int n_head_kv, int hd,
-                               int64_t ldq, int64_t kv_dim, float theta_scale) {
+                               int64_t ldq, int64_t ldkv, int64_t kv_dim, float theta_scale) {
   const int64_t i = blockIdx.x;
   const int half = hd / 2;
   const int64_t s = slot[i];
@@ -180,32 +257,35 @@ __global__ void rope_kv_kernel(float* q, const float* k, const float* v, float* 
       qp[1] = x0 * sn + x1 * c;
     } else {
       const int64_t off = static_cast<int64_t>(h - n_head) * hd + 2 * p;
-      const float x0 = k[i * kv_dim + off], x1 = k[i * kv_dim + off + 1];
+      const float x0 = k[i * ldkv + off], x1 = k[i * ldkv + off + 1];
       k_cache[s * kv_dim + off] = x0 * c - x1 * sn;
       k_cache[s * kv_dim + off + 1] = x0 * sn + x1 * c;
     }
   }
-  for (int64_t e = threadIdx.x; e < kv_dim; e += blockDim.x) v_cache[s * kv_dim + e] = v[i * kv_dim + e];
+  for (int64_t e = threadIdx.x; e < kv_dim; e += blockDim.x) v_cache[s * kv_dim + e] = v[i * ldkv + e];
 }
 
 // --- paged grouped-query attention ---------------------------------------------------
 
-
-// grid (T, n_head), block 128. Token i, query head h (KV head h / group)
-// attends to positions 0 .. npos[i] - 1 of its sequence (causal: itself and
-// earlier; prefill chunks and decode tokens alike):
+// grid (T, n_head, splits), block 128. Token i, query head h (KV head
+// h / group) attends to positions 0 .. npos[i] - 1 of its sequence (causal:
+// itself and earlier; prefill chunks and decode tokens alike):
 //   out = softmax(scale * q . k_j) . v_j
 // Each warp runs an online softmax over every 4th position; the warps'
-// partial results are merged at the end.
+// results are merged at the end. With splits > 1 (flash-decoding: few
+// tokens, long contexts), block z takes the z-th of `splits` equal slices of
+// the positions and writes its unnormalised partial (max, sum, sum of
+// weighted values: hd + 2 floats) to `part`; attention_combine_kernel merges.
 __global__ void __launch_bounds__(att_warps * 32)
     attention_kernel(const float* q, const float* k_cache, const float* v_cache, float* out, const int32_t* npos,
-                     const int32_t* boff, const int32_t* blocks, int bs, int group, int hd, int64_t ldq,
-                     int64_t kv_dim, float scale) {
+                     const int32_t* boff, const int32_t* blocks, int bs, int group, int hd, int64_t ldq, int64_t ldo,
+                     int64_t kv_dim, float scale, float* part) {
   __shared__ float part_m[att_warps], part_l[att_warps];
   __shared__ float part_acc[att_warps][att_max_per_lane * 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t i = blockIdx.x;
   const int h = blockIdx.y;
+  const int splits = gridDim.z, z = blockIdx.z;
   const int64_t kv_off = static_cast<int64_t>(h / group) * hd;
   const float* qh = q + i * ldq + static_cast<int64_t>(h) * hd;
   float qr[att_max_per_lane], acc[att_max_per_lane];
@@ -217,8 +297,10 @@ __global__ void __launch_bounds__(att_warps * 32)
   }
   float m = -INFINITY, l = 0.0f;
   const int32_t n = npos[i];
+  const int32_t per = (n + splits - 1) / splits;
+  const int32_t j0 = z * per, j1 = min(n, j0 + per);
   const int32_t* bt = blocks + boff[i];
-  for (int32_t j = warp; j < n; j += att_warps) {
+  for (int32_t j = j0 + warp; j < j1; j += att_warps) {
     const int64_t s = static_cast<int64_t>(bt[j / bs]) * bs + j % bs;
     const float* kr = k_cache + s * kv_dim + kv_off;
     float dot = 0.0f;
@@ -248,7 +330,8 @@ __global__ void __launch_bounds__(att_warps * 32)
   for (int e = 0; e < att_max_per_lane; ++e) part_acc[warp][lane + 32 * e] = acc[e];
   __syncthreads();
   float big = -INFINITY;
-  for (int w = 0; w < att_warps; ++w) big = fmaxf(big, part_m[w]);
+  for (int w = 0; w < att_warps; ++w)
+    if (part_l[w] > 0.0f) big = fmaxf(big, part_m[w]);
   float total = 0.0f;
   float f[att_warps];
 #pragma unroll
@@ -256,11 +339,48 @@ __global__ void __launch_bounds__(att_warps * 32)
     f[w] = part_l[w] > 0.0f ? expf(part_m[w] - big) : 0.0f;  // a warp that saw no position counts 0
     total += part_l[w] * f[w];
   }
+  if (splits == 1) {
+    for (int idx = threadIdx.x; idx < hd; idx += blockDim.x) {
+      float o = 0.0f;
+#pragma unroll
+      for (int w = 0; w < att_warps; ++w) o += part_acc[w][idx] * f[w];
+      out[i * ldo + static_cast<int64_t>(h) * hd + idx] = o / total;
+    }
+    return;
+  }
+  float* pp = part + ((i * gridDim.y + h) * splits + z) * (hd + 2);
+  if (threadIdx.x == 0) {
+    pp[0] = big;    // -inf when this slice was empty
+    pp[1] = total;  // 0 then
+  }
   for (int idx = threadIdx.x; idx < hd; idx += blockDim.x) {
     float o = 0.0f;
 #pragma unroll
     for (int w = 0; w < att_warps; ++w) o += part_acc[w][idx] * f[w];
-    out[i * ldq + static_cast<int64_t>(h) * hd + idx] = o / total;
+    pp[2 + idx] = o;
+  }
+}
+
+// grid (T, n_head), block 64: merges the `splits` partials of attention_kernel.
+__global__ void attention_combine_kernel(const float* part, float* out, int splits, int hd, int64_t ldo) {
+  const int64_t i = blockIdx.x;
+  const int h = blockIdx.y;
+  const float* pp = part + (i * gridDim.y + h) * splits * (hd + 2);
+  float big = -INFINITY;
+  for (int z = 0; z < splits; ++z)
+    if (pp[z * (hd + 2) + 1] > 0.0f) big = fmaxf(big, pp[z * (hd + 2)]);
+  float total = 0.0f;
+  for (int z = 0; z < splits; ++z) {
+    const float l = pp[z * (hd + 2) + 1];
+    if (l > 0.0f) total += l * expf(pp[z * (hd + 2)] - big);
+  }
+  for (int idx = threadIdx.x; idx < hd; idx += blockDim.x) {
+    float o = 0.0f;
+    for (int z = 0; z < splits; ++z) {
+      const float l = pp[z * (hd + 2) + 1];
+      if (l > 0.0f) o += pp[z * (hd + 2) + 2 + idx] * expf(pp[z * (hd + 2)] - big);
+    }
+    out[i * ldo + static_cast<int64_t>(h) * hd + idx] = o / total;
   }
 }
 
@@ -432,42 +552,73 @@ cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, 
 }
 
 /// y (+)= x W^T, or with `w2` (SwiGLU) y = silu(x W^T) * (x W2^T).
-cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* w2, size_t row_bytes,
-                          int64_t K, int64_t N, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy,
-                          bool accumulate, cudaStream_t st) {
+namespace {
+bool generic_only = std::getenv("BRIGADE_CUDA_GENERIC") != nullptr;  // compare the fast paths with the plain ones
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+}  // namespace
+
+void set_generic_kernels(bool on) { generic_only = on; }
+bool generic_kernels() { return generic_only; }
+
+cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* w2, size_t row_bytes, int64_t K,
+                   int64_t N, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, bool accumulate,
+                   cudaStream_t st) {
   const dim3 g(blocks_for(N, mm_warps), blocks_for(T, mm_tokens)), b(mm_warps * 32);
   const int acc = accumulate ? 1 : 0;
-#define BRIGADE_MM(TYPE)                                                                                        \
+  const bool vec = !generic_only && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0 &&
+                   ldx % 4 == 0 && row_bytes % 16 == 0 && aligned16(w) && (!w2 || aligned16(w2)) && aligned16(x);
+#define BRIGADE_MM(KERNEL, TYPE)                                                                                \
   if (w2)                                                                                                       \
-    matmul_kernel<TYPE, true><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);                 \
+    KERNEL<TYPE, true><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);                        \
   else                                                                                                          \
-    matmul_kernel<TYPE, false><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+    KERNEL<TYPE, false><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+  if (vec) {
+    if (type == ggml_type::f16) {
+      BRIGADE_MM(matmul_vec_kernel, ggml_type::f16)
+    } else {
+      BRIGADE_MM(matmul_vec_kernel, ggml_type::bf16)
+    }
+    return cudaGetLastError();
+  }
   switch (type) {
-    case ggml_type::f32: BRIGADE_MM(ggml_type::f32) break;
-    case ggml_type::f16: BRIGADE_MM(ggml_type::f16) break;
-    case ggml_type::bf16: BRIGADE_MM(ggml_type::bf16) break;
-    case ggml_type::q8_0: BRIGADE_MM(ggml_type::q8_0) break;
+    case ggml_type::f32: BRIGADE_MM(matmul_kernel, ggml_type::f32) break;
+    case ggml_type::f16: BRIGADE_MM(matmul_kernel, ggml_type::f16) break;
+    case ggml_type::bf16: BRIGADE_MM(matmul_kernel, ggml_type::bf16) break;
+    case ggml_type::q8_0: BRIGADE_MM(matmul_kernel, ggml_type::q8_0) break;
   }
 #undef BRIGADE_MM
   return cudaGetLastError();
 }
 
-cudaError_t rope_kv(float* q, const float* kk, const float* v, float* k_cache, float* v_cache,
-                           const int32_t* pos, const int32_t* slot, int64_t T, int n_head, int n_head_kv, int hd,
-                           int64_t ldq, int64_t kv_dim, float theta_scale, cudaStream_t st) {
+cudaError_t rope_kv(float* q, const float* kk, const float* v, float* k_cache, float* v_cache, const int32_t* pos,
+                    const int32_t* slot, int64_t T, int n_head, int n_head_kv, int hd, int64_t ldq, int64_t ldkv,
+                    int64_t kv_dim, float theta_scale, cudaStream_t st) {
   rope_kv_kernel<<<static_cast<unsigned>(T), 128, 0, st>>>(q, kk, v, k_cache, v_cache, pos, slot, n_head, n_head_kv,
-                                                           hd, ldq, kv_dim, theta_scale);
+                                                           hd, ldq, ldkv, kv_dim, theta_scale);
   return cudaGetLastError();
 }
 
-cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, float* out,
-                             const int32_t* npos, const int32_t* boff, const int32_t* blocks, int bs, int64_t T,
-                             int n_head, int group, int hd, int64_t ldq, int64_t kv_dim, float scale,
-                             cudaStream_t st) {
-  if (hd > att_max_per_lane * 32) return cudaErrorInvalidValue;
-  const dim3 g(static_cast<unsigned>(T), static_cast<unsigned>(n_head)), b(att_warps * 32);
-  attention_kernel<<<g, b, 0, st>>>(q, k_cache, v_cache, out, npos, boff, blocks, bs, group, hd, ldq, kv_dim, scale);
+cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, float* out, const int32_t* npos,
+                      const int32_t* boff, const int32_t* blocks, int bs, int64_t T, int n_head, int group, int hd,
+                      int64_t ldq, int64_t ldo, int64_t kv_dim, float scale, int splits, float* partial,
+                      cudaStream_t st) {
+  if (hd > att_max_per_lane * 32 || splits < 1 || splits > 65535 || (splits > 1 && !partial))
+    return cudaErrorInvalidValue;
+  const dim3 g(static_cast<unsigned>(T), static_cast<unsigned>(n_head), static_cast<unsigned>(splits));
+  attention_kernel<<<g, att_warps * 32, 0, st>>>(q, k_cache, v_cache, out, npos, boff, blocks, bs, group, hd, ldq, ldo,
+                                                 kv_dim, scale, partial);
+  if (splits > 1) {
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+    attention_combine_kernel<<<dim3(static_cast<unsigned>(T), static_cast<unsigned>(n_head)), 64, 0, st>>>(
+        partial, out, splits, hd, ldo);
+  }
   return cudaGetLastError();
+}
+
+int attention_splits(int64_t T, int n_head, int sm_count) {
+  const int64_t blocks = T * n_head;
+  if (blocks >= 2 * sm_count) return 1;
+  return static_cast<int>(std::min<int64_t>(16, (2 * sm_count + blocks - 1) / blocks));
 }
 
 cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys,

@@ -49,24 +49,37 @@ cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, 
 
 /// y[t * ldy + n] (+)= dot(x[t * ldx ...], weight row n) for t < T, n < N;
 /// with `w2` (SwiGLU, same shape): y = silu(dot(x, w row)) * dot(x, w2 row).
+/// F16 and BF16 weights with K a multiple of 8 and 16-byte aligned rows take
+/// the 16-byte-load path, unless generic kernels are forced.
 cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* w2, size_t row_bytes, int64_t K,
                    int64_t N, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, bool accumulate,
                    cudaStream_t st);
 
 /// RoPE (llama.cpp's "normal" pairs; angles pos * theta_scale^p built by
-/// repeated float multiplication, as on the CPU) on q in place (ldq floats
-/// per token) and on k into k_cache at slot[i]; v is copied into v_cache there.
+/// repeated float multiplication, as on the CPU) on q in place and on k into
+/// k_cache at slot[i]; v is copied into v_cache there. Rows of q are ldq
+/// floats apart, rows of k and v ldkv (a fused QKV buffer).
 cudaError_t rope_kv(float* q, const float* k, const float* v, float* k_cache, float* v_cache, const int32_t* pos,
-                    const int32_t* slot, int64_t T, int n_head, int n_head_kv, int hd, int64_t ldq, int64_t kv_dim,
-                    float theta_scale, cudaStream_t st);
+                    const int32_t* slot, int64_t T, int n_head, int n_head_kv, int hd, int64_t ldq, int64_t ldkv,
+                    int64_t kv_dim, float theta_scale, cudaStream_t st);
 
 /// Paged grouped-query attention: token i, head h (KV head h / group) over
 /// positions 0 .. npos[i] - 1 of its sequence:
-///   out = softmax(scale * q . k_j) . v_j      (out, q: ldq floats per token)
-/// cudaErrorInvalidValue when hd > 256.
+///   out = softmax(scale * q . k_j) . v_j      (rows: q ldq, out ldo floats apart)
+/// With splits > 1 the positions are cut into that many slices run in
+/// parallel (flash-decoding) and merged; `partial` then holds
+/// T * n_head * splits * (hd + 2) floats. cudaErrorInvalidValue when
+/// hd > 256 or the splits are out of range.
 cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, float* out, const int32_t* npos,
                       const int32_t* boff, const int32_t* blocks, int bs, int64_t T, int n_head, int group, int hd,
-                      int64_t ldq, int64_t kv_dim, float scale, cudaStream_t st);
+                      int64_t ldq, int64_t ldo, int64_t kv_dim, float scale, int splits, float* partial,
+                      cudaStream_t st);
+
+/// How many slices attention should cut the positions into for T tokens so
+/// that about two blocks per multiprocessor run: 1 when T * n_head already
+/// gives that, else up to 16. Depends only on T (and the model), so CUDA
+/// graphs of a step stay valid.
+int attention_splits(int64_t T, int n_head, int sm_count);
 
 /// out[r] = the token sampled from logits[r] with desc[r], exactly as
 /// sampling.cpp does on the CPU (greedy: first index of the maximum;
@@ -76,6 +89,11 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
 /// Scratch: `keys` pow2 and `probs` n_vocab values per row.
 cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys, uint64_t* probs,
                    int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st);
+
+/// Forces the plain kernels (no fast paths), for comparisons; also set by the
+/// environment variable BRIGADE_CUDA_GENERIC.
+void set_generic_kernels(bool on);
+bool generic_kernels();
 
 /// The power of two at or above n (the sort length for a vocabulary).
 int32_t pow2_at_least(int32_t n);
