@@ -215,21 +215,26 @@ void check_rmsnorm(int64_t T, int64_t d, bool with_delta, bool gather) {
   report(err < 1e-5 && residual_ok, what, fmt(err) + (residual_ok ? "" : ", residual sum differs"), err);
 }
 
-void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 plain, 1 accumulate, 2 swiglu*/) {
+void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 plain, 1 accumulate, 2 swiglu*/,
+                  int64_t ldx_pad = 0, int64_t ldy_pad = 0) {
   const auto w = random_weights(type, N, K), w2 = random_weights(type, N, K);
   const size_t row_bytes = w.size() / N;
-  const auto x = randn(static_cast<size_t>(T * K));
-  const auto y0 = randn(static_cast<size_t>(T * N));
+  const int64_t ldx = K + ldx_pad, ldy = N + ldy_pad;  // rows of x and y further apart, as in the fused QKV buffer
+  const auto x = randn(static_cast<size_t>(T * ldx));
+  const auto y0 = randn(static_cast<size_t>(T * ldy));
   dvec<unsigned char> dw(w), dw2(w2);
-  dvec<float> dx(x), dy(static_cast<size_t>(T * N));
+  dvec<float> dx(x), dy(static_cast<size_t>(T * ldy));
   if (mode == 1) dy.put(y0);
   else dy.poison();
   const bool fast = !cuda::k::generic_kernels() && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0;
-  const std::string what = std::string(fast ? "matmul (16-byte) " : "matmul ") + tname(type) + " K=" +
+  const bool tensor = fast && type == ggml_type::f16 && T >= 16 && K % 32 == 0;
+  const std::string what = std::string(tensor ? "matmul (tensor cores) " : fast ? "matmul (16-byte) " : "matmul ") +
+                           tname(type) + " K=" +
                            std::to_string(K) + " N=" +
                            std::to_string(N) + " T=" + std::to_string(T) +
-                           (mode == 1 ? " accumulate" : mode == 2 ? " swiglu" : "");
-  if (!cuda_ok(cuda::k::matmul(type, dw.p, mode == 2 ? dw2.p : nullptr, row_bytes, K, N, dx.p, K, T, dy.p, N,
+                           (mode == 1 ? " accumulate" : mode == 2 ? " swiglu" : "") +
+                           (ldx_pad || ldy_pad ? " strided" : "");
+  if (!cuda_ok(cuda::k::matmul(type, dw.p, mode == 2 ? dw2.p : nullptr, row_bytes, K, N, dx.p, ldx, T, dy.p, ldy,
                                mode == 1, nullptr),
                what))
     return;
@@ -237,20 +242,27 @@ void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 
   // The CPU backend's matrix kernel on the same bytes.
   const auto& cpu = cpu::best_kernels();
   weight W{w.data(), type, K, N, row_bytes}, W2{w2.data(), type, K, N, row_bytes};
-  std::vector<float> want = mode == 1 ? y0 : std::vector<float>(static_cast<size_t>(T * N));
+  std::vector<float> want = mode == 1 ? y0 : std::vector<float>(static_cast<size_t>(T * ldy));
   if (mode == 2) {
-    std::vector<float> g(static_cast<size_t>(T * N)), u(static_cast<size_t>(T * N));
-    cpu.matmul(W, x.data(), K, T, g.data(), N, 0, N, false);
-    cpu.matmul(W2, x.data(), K, T, u.data(), N, 0, N, false);
+    std::vector<float> g(static_cast<size_t>(T * ldy)), u(static_cast<size_t>(T * ldy));
+    cpu.matmul(W, x.data(), ldx, T, g.data(), ldy, 0, N, false);
+    cpu.matmul(W2, x.data(), ldx, T, u.data(), ldy, 0, N, false);
     for (size_t i = 0; i < want.size(); ++i) want[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
   } else {
-    cpu.matmul(W, x.data(), K, T, want.data(), N, 0, N, mode == 1);
+    cpu.matmul(W, x.data(), ldx, T, want.data(), ldy, 0, N, mode == 1);
   }
-  const double err = rel_err(got, want);
+  // Only the N columns of each row are outputs (the rest stays poisoned or as it was).
+  std::vector<float> got_cols, want_cols;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < N; ++n) {
+      got_cols.push_back(got[static_cast<size_t>(t * ldy + n)]);
+      want_cols.push_back(want[static_cast<size_t>(t * ldy + n)]);
+    }
+  const double err = rel_err(got_cols, want_cols);
   report(err < 1e-5, what, fmt(err) + " vs the CPU backend (" + cpu.name + ")", err);
 }
 
-void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T) {
+void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T, bool fused = false) {
   const int64_t d = static_cast<int64_t>(n_head) * hd, kv_dim = static_cast<int64_t>(n_head_kv) * hd;
   const int64_t n_slots = 64 * 16;
   const float theta_scale = std::pow(10000.0f, -2.0f / static_cast<float>(hd));
@@ -264,17 +276,34 @@ void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T) {
     pos[i] = static_cast<int32_t>(randint(0, 2047));
     slot[i] = all[i];
   }
-  dvec<float> dq(q0), dk(k), dv(v), kc(static_cast<size_t>(n_slots * kv_dim)), vc(static_cast<size_t>(n_slots * kv_dim));
+  // Separate q, k, v buffers, or the engine's fused layout: one row of
+  // d + 2 kv_dim floats per token holding q, k, v side by side.
+  const int64_t ld = d + 2 * kv_dim;
+  std::vector<float> qkv(static_cast<size_t>(T * ld));
+  for (int64_t i = 0; i < T; ++i) {
+    std::copy_n(q0.begin() + i * d, d, qkv.begin() + i * ld);
+    std::copy_n(k.begin() + i * kv_dim, kv_dim, qkv.begin() + i * ld + d);
+    std::copy_n(v.begin() + i * kv_dim, kv_dim, qkv.begin() + i * ld + d + kv_dim);
+  }
+  dvec<float> dq(q0), dk(k), dv(v), dqkv(qkv), kc(static_cast<size_t>(n_slots * kv_dim)),
+      vc(static_cast<size_t>(n_slots * kv_dim));
   dvec<int32_t> dpos(pos), dslot(slot);
   kc.poison();
   vc.poison();
   const std::string what = "rope_kv heads=" + std::to_string(n_head) + "/" + std::to_string(n_head_kv) +
-                           " hd=" + std::to_string(hd) + " T=" + std::to_string(T);
-  if (!cuda_ok(cuda::k::rope_kv(dq.p, dk.p, dv.p, kc.p, vc.p, dpos.p, dslot.p, T, n_head, n_head_kv, hd, d, kv_dim, kv_dim,
-                                theta_scale, nullptr),
-               what))
-    return;
-  const auto q = dq.get(), kcs = kc.get(), vcs = vc.get();
+                           " hd=" + std::to_string(hd) + " T=" + std::to_string(T) + (fused ? " fused-qkv" : "");
+  const cudaError_t e =
+      fused ? cuda::k::rope_kv(dqkv.p, dqkv.p + d, dqkv.p + d + kv_dim, kc.p, vc.p, dpos.p, dslot.p, T, n_head,
+                               n_head_kv, hd, ld, ld, kv_dim, theta_scale, nullptr)
+            : cuda::k::rope_kv(dq.p, dk.p, dv.p, kc.p, vc.p, dpos.p, dslot.p, T, n_head, n_head_kv, hd, d, kv_dim,
+                               kv_dim, theta_scale, nullptr);
+  if (!cuda_ok(e, what)) return;
+  std::vector<float> q = dq.get();
+  if (fused) {
+    const auto all_rows = dqkv.get();
+    for (int64_t i = 0; i < T; ++i) std::copy_n(all_rows.begin() + i * ld, d, q.begin() + i * d);
+  }
+  const auto kcs = kc.get(), vcs = vc.get();
   // Reference: the CPU backend's angles (float, built by repeated
   // multiplication), rotation in double.
   auto rotate = [&](const float* src, int64_t p0, int heads, std::vector<double>& dst) {
@@ -312,12 +341,14 @@ void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T) {
          std::max(eq, ek));
 }
 
-void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_t>& npos_per_token, int splits) {
+void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_t>& npos_per_token, int splits,
+                     bool fused = false) {
   const int bs = 16, n_blocks = 96;
   const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd, d = static_cast<int64_t>(n_head) * hd;
   const int64_t T = static_cast<int64_t>(npos_per_token.size());
   const auto kc = randn(static_cast<size_t>(n_blocks * bs * kv_dim)), vc = randn(static_cast<size_t>(n_blocks * bs * kv_dim));
-  const auto q = randn(static_cast<size_t>(T * d));
+  const int64_t ldq = fused ? d + 2 * kv_dim : d;  // the engine's fused QKV buffer
+  const auto q = randn(static_cast<size_t>(T * ldq));
   // Each token its own random block table (blocks drawn without repetition).
   std::vector<int32_t> ids(n_blocks);
   for (int i = 0; i < n_blocks; ++i) ids[i] = i;
@@ -339,8 +370,9 @@ void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_
   for (size_t i = 0; i < npos_per_token.size() && i < 4; ++i) what += (i ? "," : "") + std::to_string(npos_per_token[i]);
   if (npos_per_token.size() > 4) what += ",...";
   if (splits > 1) what += " splits=" + std::to_string(splits);
+  if (fused) what += " fused-qkv";
   if (!cuda_ok(cuda::k::attention(dq.p, dk.p, dv.p, out.p, dnpos.p, dboff.p, dblocks.p, bs, T, n_head,
-                                  n_head / n_head_kv, hd, d, d, kv_dim, scale, splits, part.p, nullptr),
+                                  n_head / n_head_kv, hd, ldq, d, kv_dim, scale, splits, part.p, nullptr),
                what))
     return;
   const auto got = out.get();
@@ -353,7 +385,7 @@ void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_
     for (int32_t j = 0; j < n; ++j) slots[j] = blocks[boff[i] + j / bs] * bs + j % bs;
     std::vector<float> scores(static_cast<size_t>(group * n));
     for (int kvh = 0; kvh < n_head_kv; ++kvh)
-      cpu.attend(q.data() + i * d + kvh * group * hd, group, hd, kc.data() + kvh * hd, vc.data() + kvh * hd,
+      cpu.attend(q.data() + i * ldq + kvh * group * hd, group, hd, kc.data() + kvh * hd, vc.data() + kvh * hd,
                  slots.data(), n, kv_dim, scale, scores.data(), want.data() + i * d + kvh * group * hd);
   }
   const double err = rel_err(got, want);
@@ -585,11 +617,15 @@ int main(int argc, char** argv) {
   for (bool generic : {false, true}) {  // the fast paths, then the plain kernels
     cuda::k::set_generic_kernels(generic);
     for (ggml_type t : {ggml_type::f32, ggml_type::f16, ggml_type::bf16, ggml_type::q8_0}) {
-      for (auto [K, N, T] :
-           {std::tuple<int64_t, int64_t, int64_t>{96, 77, 1}, {96, 77, 13}, {160, 33, 8}, {2048, 64, 3}, {5632, 9, 2}})
+      for (auto [K, N, T] : {std::tuple<int64_t, int64_t, int64_t>{96, 77, 1}, {96, 77, 13}, {160, 33, 8}, {2048, 64, 3},
+                             {5632, 9, 2}, {2048, 77, 16}, {96, 40, 64}, {160, 33, 77}, {64, 300, 130}})
         check_matmul(t, K, N, T, 0);
       check_matmul(t, 96, 77, 9, 1);
+      check_matmul(t, 96, 77, 33, 1);
       check_matmul(t, 160, 45, 11, 2);
+      check_matmul(t, 160, 45, 20, 2);
+      check_matmul(t, 96, 40, 5, 0, 4, 3);   // strided rows (ldx = K + 4, ldy = N + 3)
+      check_matmul(t, 96, 40, 40, 0, 4, 3);
     }
     check_matmul(ggml_type::f16, 100, 31, 5, 0);  // a row length that is not a multiple of 8: the plain kernel
   }
@@ -602,12 +638,15 @@ int main(int argc, char** argv) {
   check_rope_kv(6, 2, 38, 9);
   check_rope_kv(32, 4, 64, 17);
   check_rope_kv(4, 4, 128, 1);
+  check_rope_kv(32, 4, 64, 17, true);
   for (int splits : {1, 3, 16}) {  // split along the positions (flash-decoding) too; slices may be empty
     check_attention(6, 2, 38, {1, 17, 300, 16, 33}, splits);
     check_attention(32, 4, 64, {5, 1024, 77}, splits);
     check_attention(8, 8, 128, {64, 2, 129}, splits);
     check_attention(4, 1, 256, {200, 1}, splits);
   }
+  check_attention(32, 4, 64, {5, 700, 77}, 1, true);
+  check_attention(32, 4, 64, {5, 700, 77}, 4, true);
   check_sampling(1000, 36);
   check_sampling(32000, 24);
   for (ggml_type t : {ggml_type::f16, ggml_type::f32, ggml_type::bf16, ggml_type::q8_0}) check_engine("tiny", t, 24);

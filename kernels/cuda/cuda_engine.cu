@@ -403,6 +403,7 @@ status cuda_engine::step(const std::vector<step_item>& batch, std::vector<step_r
   status s = step_on_device(batch, out, n_tokens);
   if (!s) {
     cudaStreamSynchronize(stream_);  // nothing of this step may still read the pinned inputs
+    (void)cudaGetLastError();
     out.clear();
     for (const auto& it : batch) kv_.truncate(it.seq, kv_.length(it.seq));  // give back the reserved blocks
     return s;
@@ -414,6 +415,7 @@ status cuda_engine::step(const std::vector<step_item>& batch, std::vector<step_r
 status cuda_engine::step_on_device(const std::vector<step_item>& batch, std::vector<step_result>& out,
                                    int64_t n_tokens) {
   BRIGADE_CUDA_TRY(cudaSetDevice(device_), "cudaSetDevice");
+  (void)cudaGetLastError();  // an error left by an earlier failure must not fail this step's first launch
 
   const int64_t T = n_tokens <= pad_limit ? k::pow2_at_least(static_cast<int32_t>(n_tokens)) : n_tokens;
   auto* tokens = reinterpret_cast<int32_t*>(host_in_ + in_.tokens);

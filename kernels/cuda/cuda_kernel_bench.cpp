@@ -155,12 +155,14 @@ int main(int argc, char** argv) {
       fill_f16(w, w_bytes / 2);
     }
     for (int B : batches) {
+      cudaError_t err = cudaSuccess;  // the first failed launch, kept (the launcher has read the error)
       const double ms = timed([&](int i) {
         unsigned char* w = ws[static_cast<size_t>(i % copies)];
-        cuda::k::matmul(ggml_type::f16, w, p.swiglu ? w + row_bytes * p.N : nullptr, row_bytes, p.K, p.N, x, p.K, B, y, p.N,
-                  false, nullptr);
+        const cudaError_t e = cuda::k::matmul(ggml_type::f16, w, p.swiglu ? w + row_bytes * p.N : nullptr, row_bytes,
+                                              p.K, p.N, x, p.K, B, y, p.N, false, nullptr);
+        if (err == cudaSuccess) err = e;
       });
-      if (!ok(cudaGetLastError(), p.name)) return 1;
+      if (!ok(err, p.name)) return 1;
       char buf[256];
       std::snprintf(buf, sizeof buf,
                     "{\"part\":\"projection\",\"proj\":\"%s\",\"batch\":%d,\"K\":%lld,\"N\":%lld,\"ms\":%.5f,"
@@ -214,11 +216,13 @@ int main(int argc, char** argv) {
     cudaMemcpy(npos, h_npos.data(), 4 * T, cudaMemcpyHostToDevice);
     cudaMemcpy(boff, h_boff.data(), 4 * T, cudaMemcpyHostToDevice);
     cudaMemcpy(blocks, h_blocks.data(), 4 * h_blocks.size(), cudaMemcpyHostToDevice);
+    cudaError_t err = cudaSuccess;
     const double ms = timed([&](int) {
-      cuda::k::attention(q, kc, vc, out, npos, boff, blocks, bs, T, heads, heads / kv_heads, hd, d, d, kv_dim, 0.125f,
-                         splits, part, nullptr);
+      const cudaError_t e = cuda::k::attention(q, kc, vc, out, npos, boff, blocks, bs, T, heads, heads / kv_heads, hd, d,
+                                               d, kv_dim, 0.125f, splits, part, nullptr);
+      if (err == cudaSuccess) err = e;
     }, 30);
-    if (!ok(cudaGetLastError(), "attention")) return 1;
+    if (!ok(err, "attention")) return 1;
     char buf[200];
     std::snprintf(buf, sizeof buf,
                   "{\"part\":\"attention\",\"kind\":\"%s\",\"batch\":%d,\"q\":%d,\"kv\":%d,\"hd\":%d,\"splits\":%d,"

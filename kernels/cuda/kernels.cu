@@ -230,6 +230,108 @@ __global__ void __launch_bounds__(mm_warps * 32)
       }
 }
 
+// Tensor cores for batches of 16 tokens and more, F16 weights: mma.sync
+// m16n8k16 (F16 x F16, FP32 accumulation). Each activation is split into an
+// F16 high part and an F16 low part (x = hi + lo to about 22 bits), and both
+// are multiplied with the weights as stored, so the result keeps close to
+// FP32 accuracy (the check's 1e-5 bound) at twice the tensor work, which a
+// memory-bound step does not feel. A block of 4 warps takes 32 weight rows
+// (8 per warp) and 64 tokens; per 32-wide slice of K it stages the tokens'
+// activations as hi/lo halves in shared memory, and each thread loads 16
+// bytes of its weight row, so every weight is read once per 64 tokens.
+// K is permuted consistently in both operands: thread q of a row group holds
+// the 8 consecutive k of 8q..8q+7 (one 16-byte load); the first k16 step
+// takes the first 4 of them, the second the last 4; a dot product does not
+// depend on the order of its terms. |x| must stay under 65504 (F16 range).
+constexpr int tc_warps = 4;
+constexpr int tc_rows = tc_warps * 8;
+constexpr int tc_tokens = 64;
+constexpr int tc_k = 32;
+constexpr int tc_pad = 8;  // halves of padding per shared row
+
+__device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                          uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t smem_pair(const __half* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+template <bool SWIGLU>
+__global__ void __launch_bounds__(tc_warps * 32)
+    matmul_tc_kernel(const unsigned char* __restrict__ w, const unsigned char* __restrict__ w2, size_t row_bytes,
+                     int64_t K, int64_t N, const float* __restrict__ x, int64_t ldx, int64_t T, float* y,
+                     int64_t ldy, int accumulate) {
+  __shared__ __align__(16) __half xs_hi[tc_tokens][tc_k + tc_pad];
+  __shared__ __align__(16) __half xs_lo[tc_tokens][tc_k + tc_pad];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane >> 2, q = lane & 3;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * tc_rows + warp * 8;
+  const int64_t t_base = static_cast<int64_t>(blockIdx.y) * tc_tokens;
+  const int nt = static_cast<int>(T - t_base < tc_tokens ? T - t_base : tc_tokens);
+  const int64_t row = n0 + g;
+  const bool has_row = row < N;
+  const uint4* wrow = reinterpret_cast<const uint4*>(w + static_cast<size_t>(has_row ? row : 0) * row_bytes);
+  const uint4* wrow2 = SWIGLU ? reinterpret_cast<const uint4*>(w2 + static_cast<size_t>(has_row ? row : 0) * row_bytes)
+                              : nullptr;
+  float acc[4][4], acc2[4][4];
+#pragma unroll
+  for (int m = 0; m < 4; ++m)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) acc[m][c] = acc2[m][c] = 0.0f;
+  for (int64_t k0 = 0; k0 < K; k0 += tc_k) {
+    __syncthreads();  // the previous slice's reads of xs are done
+    for (int idx = threadIdx.x; idx < tc_tokens * tc_k; idx += blockDim.x) {
+      const int tok = idx / tc_k, kk = idx % tc_k;
+      const float v = tok < nt ? x[(t_base + tok) * ldx + k0 + kk] : 0.0f;
+      const __half hi = __float2half_rn(v);
+      xs_hi[tok][kk] = hi;
+      xs_lo[tok][kk] = __float2half_rn(v - __half2float(hi));
+    }
+    __syncthreads();
+    const uint4 zero{0, 0, 0, 0};
+    const uint4 wv = has_row ? __ldg(wrow + (k0 / 8) + q) : zero;
+    uint4 wv2 = zero;
+    if constexpr (SWIGLU) wv2 = has_row ? __ldg(wrow2 + (k0 / 8) + q) : zero;
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      const uint32_t b0 = s == 0 ? wv.x : wv.z, b1 = s == 0 ? wv.y : wv.w;
+      const uint32_t c0 = s == 0 ? wv2.x : wv2.z, c1 = s == 0 ? wv2.y : wv2.w;
+      const int kc = 8 * q + 4 * s;
+#pragma unroll
+      for (int m = 0; m < 4; ++m) {
+        if (m * 16 >= nt) break;  // the same for the whole warp
+        const int r0 = m * 16 + g, r1 = r0 + 8;
+        const uint32_t h0 = smem_pair(&xs_hi[r0][kc]), h1 = smem_pair(&xs_hi[r1][kc]);
+        const uint32_t h2 = smem_pair(&xs_hi[r0][kc + 2]), h3 = smem_pair(&xs_hi[r1][kc + 2]);
+        const uint32_t l0 = smem_pair(&xs_lo[r0][kc]), l1 = smem_pair(&xs_lo[r1][kc]);
+        const uint32_t l2 = smem_pair(&xs_lo[r0][kc + 2]), l3 = smem_pair(&xs_lo[r1][kc + 2]);
+        mma_16816(acc[m], h0, h1, h2, h3, b0, b1);
+        mma_16816(acc[m], l0, l1, l2, l3, b0, b1);
+        if constexpr (SWIGLU) {
+          mma_16816(acc2[m], h0, h1, h2, h3, c0, c1);
+          mma_16816(acc2[m], l0, l1, l2, l3, c0, c1);
+        }
+      }
+    }
+  }
+  // acc[m][0..1]: token m*16 + g, rows n0 + 2q + {0, 1}; acc[m][2..3]: token + 8.
+#pragma unroll
+  for (int m = 0; m < 4; ++m)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int tok = m * 16 + g + (c >= 2 ? 8 : 0);
+      const int64_t n = n0 + 2 * q + (c & 1);
+      if (tok >= nt || n >= N) continue;
+      float v = acc[m][c];
+      if constexpr (SWIGLU) v = v / (1.0f + expf(-v)) * acc2[m][c];
+      float& o = y[(t_base + tok) * ldy + n];
+      o = accumulate ? o + v : v;
+    }
+}
+
 // --- RoPE fused with the KV-cache write -------------------------------------------
 
 // grid (T), block 128. Token i at position pos[i]: rotates its query heads in
@@ -572,6 +674,14 @@ cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* 
     KERNEL<TYPE, true><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);                        \
   else                                                                                                          \
     KERNEL<TYPE, false><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+  if (vec && type == ggml_type::f16 && T >= 16 && K % tc_k == 0) {
+    const dim3 tg(blocks_for(N, tc_rows), blocks_for(T, tc_tokens));
+    if (w2)
+      matmul_tc_kernel<true><<<tg, tc_warps * 32, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+    else
+      matmul_tc_kernel<false><<<tg, tc_warps * 32, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+    return cudaGetLastError();
+  }
   if (vec) {
     if (type == ggml_type::f16) {
       BRIGADE_MM(matmul_vec_kernel, ggml_type::f16)
@@ -602,7 +712,7 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
                       const int32_t* boff, const int32_t* blocks, int bs, int64_t T, int n_head, int group, int hd,
                       int64_t ldq, int64_t ldo, int64_t kv_dim, float scale, int splits, float* partial,
                       cudaStream_t st) {
-  if (hd > att_max_per_lane * 32 || splits < 1 || splits > 65535 || (splits > 1 && !partial))
+  if (hd > att_max_per_lane * 32 || splits < 1 || splits > 64 || (splits > 1 && !partial))
     return cudaErrorInvalidValue;
   const dim3 g(static_cast<unsigned>(T), static_cast<unsigned>(n_head), static_cast<unsigned>(splits));
   attention_kernel<<<g, att_warps * 32, 0, st>>>(q, k_cache, v_cache, out, npos, boff, blocks, bs, group, hd, ldq, ldo,

@@ -50,7 +50,9 @@ cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, 
 /// y[t * ldy + n] (+)= dot(x[t * ldx ...], weight row n) for t < T, n < N;
 /// with `w2` (SwiGLU, same shape): y = silu(dot(x, w row)) * dot(x, w2 row).
 /// F16 and BF16 weights with K a multiple of 8 and 16-byte aligned rows take
-/// the 16-byte-load path, unless generic kernels are forced.
+/// the 16-byte-load path; with F16 weights, 16 tokens or more and K a
+/// multiple of 32, the tensor-core path (activations split into F16 high and
+/// low halves: |x| < 65504); unless generic kernels are forced.
 cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* w2, size_t row_bytes, int64_t K,
                    int64_t N, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, bool accumulate,
                    cudaStream_t st);
@@ -69,7 +71,7 @@ cudaError_t rope_kv(float* q, const float* k, const float* v, float* k_cache, fl
 /// With splits > 1 the positions are cut into that many slices run in
 /// parallel (flash-decoding) and merged; `partial` then holds
 /// T * n_head * splits * (hd + 2) floats. cudaErrorInvalidValue when
-/// hd > 256 or the splits are out of range.
+/// hd > 256 or splits is not in 1..64.
 cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, float* out, const int32_t* npos,
                       const int32_t* boff, const int32_t* blocks, int bs, int64_t T, int n_head, int group, int hd,
                       int64_t ldq, int64_t ldo, int64_t kv_dim, float scale, int splits, float* partial,
@@ -91,7 +93,8 @@ cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc
                    int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st);
 
 /// Forces the plain kernels (no fast paths), for comparisons; also set by the
-/// environment variable BRIGADE_CUDA_GENERIC.
+/// environment variable BRIGADE_CUDA_GENERIC. Set it before creating engines:
+/// a step already captured as a CUDA graph keeps the kernels it had.
 void set_generic_kernels(bool on);
 bool generic_kernels();
 
