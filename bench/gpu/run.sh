@@ -16,7 +16,8 @@
 #
 # Each stage writes its log and JSON under $OUT as it finishes, so a cut-off
 # run still returns what it did; a table comes last.
-#   env: OUT (default ./gpu-out), BRIGADE_GPU_SKIP_SANITIZER=1,
+#   env: OUT (default ./gpu-out), BRIGADE_COMMIT (recorded in machine.txt when
+#        the copy has no .git), BRIGADE_GPU_SKIP_SANITIZER=1,
 #        BRIGADE_GPU_COMPILE_TIMEOUT (default 120 s per batch size)
 set -uo pipefail
 MODE=${1:-check}
@@ -39,6 +40,7 @@ export PATH="/usr/local/cuda/bin:$PATH"
 
 # 0. what the machine is
 {
+  echo "commit ${BRIGADE_COMMIT:-$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)}, mode $MODE"
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv 2>&1
   nvcc --version 2>&1 | tail -2
   cmake --version | head -1
