@@ -216,11 +216,12 @@ void check_rmsnorm(int64_t T, int64_t d, bool with_delta, bool gather) {
 }
 
 void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 plain, 1 accumulate, 2 swiglu*/,
-                  int64_t ldx_pad = 0, int64_t ldy_pad = 0) {
+                  int64_t ldx_pad = 0, int64_t ldy_pad = 0, float x_scale = 1.0f) {
   const auto w = random_weights(type, N, K), w2 = random_weights(type, N, K);
   const size_t row_bytes = w.size() / N;
   const int64_t ldx = K + ldx_pad, ldy = N + ldy_pad;  // rows of x and y further apart, as in the fused QKV buffer
-  const auto x = randn(static_cast<size_t>(T * ldx));
+  auto x = randn(static_cast<size_t>(T * ldx));
+  for (auto& v : x) v *= x_scale;  // beyond F16's range: the tensor-core path must scale, not overflow
   const auto y0 = randn(static_cast<size_t>(T * ldy));
   dvec<unsigned char> dw(w), dw2(w2);
   dvec<float> dx(x), dy(static_cast<size_t>(T * ldy));
@@ -233,7 +234,7 @@ void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 
                            std::to_string(K) + " N=" +
                            std::to_string(N) + " T=" + std::to_string(T) +
                            (mode == 1 ? " accumulate" : mode == 2 ? " swiglu" : "") +
-                           (ldx_pad || ldy_pad ? " strided" : "");
+                           (ldx_pad || ldy_pad ? " strided" : "") + (x_scale != 1.0f ? " |x|~1e6" : "");
   if (!cuda_ok(cuda::k::matmul(type, dw.p, mode == 2 ? dw2.p : nullptr, row_bytes, K, N, dx.p, ldx, T, dy.p, ldy,
                                mode == 1, nullptr),
                what))
@@ -626,6 +627,8 @@ int main(int argc, char** argv) {
       check_matmul(t, 160, 45, 20, 2);
       check_matmul(t, 96, 40, 5, 0, 4, 3);   // strided rows (ldx = K + 4, ldy = N + 3)
       check_matmul(t, 96, 40, 40, 0, 4, 3);
+      check_matmul(t, 96, 40, 20, 0, 0, 0, 1e6f);
+      check_matmul(t, 160, 45, 20, 2, 0, 0, 1e6f);
     }
     check_matmul(ggml_type::f16, 100, 31, 5, 0);  // a row length that is not a multiple of 8: the plain kernel
   }

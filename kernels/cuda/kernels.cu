@@ -238,34 +238,37 @@ __global__ void __launch_bounds__(mm_warps * 32)
 // memory-bound step does not feel. A block of 4 warps takes 32 weight rows
 // (8 per warp) and 64 tokens; per 32-wide slice of K it stages the tokens'
 // activations as hi/lo halves in shared memory, and each thread loads 16
-// bytes of its weight row, so every weight is read once per 64 tokens.
+// bytes of its weight row (the next slice's load is issued before this
+// slice's work), so every weight is read once per 64 tokens.
 // K is permuted consistently in both operands: thread q of a row group holds
-// the 8 consecutive k of 8q..8q+7 (one 16-byte load); the first k16 step
-// takes the first 4 of them, the second the last 4; a dot product does not
-// depend on the order of its terms. |x| must stay under 65504 (F16 range).
+// the 8 consecutive k of 8q..8q+7 (one 16-byte load of weights, one 16-byte
+// shared read of activations per row); the first k16 step takes the first 4
+// of them, the second the last 4; a dot product does not depend on the order
+// of its terms.
+// F16 range: a token's slice whose largest |x| is 2^15 or more is scaled by
+// a power of two 2^-e before the split and its products by 2^e after (each
+// slice is multiplied into a zeroed accumulator and added), so large
+// activations lose nothing but the low bits of the small ones beside them.
 constexpr int tc_warps = 4;
 constexpr int tc_rows = tc_warps * 8;
 constexpr int tc_tokens = 64;
-constexpr int tc_k = 32;
-constexpr int tc_pad = 8;  // halves of padding per shared row
+constexpr int tc_k = 32;  // one warp's lanes stage one token's slice
 
 __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                           uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
-
-__device__ __forceinline__ uint32_t smem_pair(const __half* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
 template <bool SWIGLU>
 __global__ void __launch_bounds__(tc_warps * 32)
     matmul_tc_kernel(const unsigned char* __restrict__ w, const unsigned char* __restrict__ w2, size_t row_bytes,
                      int64_t K, int64_t N, const float* __restrict__ x, int64_t ldx, int64_t T, float* y,
                      int64_t ldy, int accumulate) {
-  __shared__ __align__(16) __half xs_hi[tc_tokens][tc_k + tc_pad];
-  __shared__ __align__(16) __half xs_lo[tc_tokens][tc_k + tc_pad];
+  __shared__ __align__(16) __half xs_hi[tc_tokens][tc_k];  // (token, k of the slice)
+  __shared__ __align__(16) __half xs_lo[tc_tokens][tc_k];
+  __shared__ float xs_scale[tc_tokens];  // 2^e: this slice's products are multiplied by it
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane >> 2, q = lane & 3;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * tc_rows + warp * 8;
@@ -276,46 +279,65 @@ __global__ void __launch_bounds__(tc_warps * 32)
   const uint4* wrow = reinterpret_cast<const uint4*>(w + static_cast<size_t>(has_row ? row : 0) * row_bytes);
   const uint4* wrow2 = SWIGLU ? reinterpret_cast<const uint4*>(w2 + static_cast<size_t>(has_row ? row : 0) * row_bytes)
                               : nullptr;
+  const uint4 zero{0, 0, 0, 0};
+  auto load_w = [&](const uint4* r, int64_t k0) { return has_row && k0 < K ? __ldg(r + k0 / 8 + q) : zero; };
   float acc[4][4], acc2[4][4];
 #pragma unroll
   for (int m = 0; m < 4; ++m)
 #pragma unroll
     for (int c = 0; c < 4; ++c) acc[m][c] = acc2[m][c] = 0.0f;
+  uint4 wv = load_w(wrow, 0), wv2 = SWIGLU ? load_w(wrow2, 0) : zero;
   for (int64_t k0 = 0; k0 < K; k0 += tc_k) {
+    const uint4 wv_next = load_w(wrow, k0 + tc_k);  // in flight while this slice is staged and multiplied
+    const uint4 wv2_next = SWIGLU ? load_w(wrow2, k0 + tc_k) : zero;
     __syncthreads();  // the previous slice's reads of xs are done
-    for (int idx = threadIdx.x; idx < tc_tokens * tc_k; idx += blockDim.x) {
-      const int tok = idx / tc_k, kk = idx % tc_k;
-      const float v = tok < nt ? x[(t_base + tok) * ldx + k0 + kk] : 0.0f;
+    for (int tok = warp; tok < tc_tokens; tok += tc_warps) {  // a warp per token, a lane per k
+      float v = tok < nt ? x[(t_base + tok) * ldx + k0 + lane] : 0.0f;
+      float big = fabsf(v);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) big = fmaxf(big, __shfl_xor_sync(0xffffffffu, big, o));
+      const int e = big >= 32768.0f ? ilogbf(big) - 14 : 0;  // keeps |v| under 2^15
+      v = ldexpf(v, -e);
       const __half hi = __float2half_rn(v);
-      xs_hi[tok][kk] = hi;
-      xs_lo[tok][kk] = __float2half_rn(v - __half2float(hi));
+      xs_hi[tok][lane] = hi;
+      xs_lo[tok][lane] = __float2half_rn(v - __half2float(hi));
+      if (lane == 0) xs_scale[tok] = ldexpf(1.0f, e);
     }
     __syncthreads();
-    const uint4 zero{0, 0, 0, 0};
-    const uint4 wv = has_row ? __ldg(wrow + (k0 / 8) + q) : zero;
-    uint4 wv2 = zero;
-    if constexpr (SWIGLU) wv2 = has_row ? __ldg(wrow2 + (k0 / 8) + q) : zero;
 #pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      const uint32_t b0 = s == 0 ? wv.x : wv.z, b1 = s == 0 ? wv.y : wv.w;
-      const uint32_t c0 = s == 0 ? wv2.x : wv2.z, c1 = s == 0 ? wv2.y : wv2.w;
-      const int kc = 8 * q + 4 * s;
-#pragma unroll
-      for (int m = 0; m < 4; ++m) {
-        if (m * 16 >= nt) break;  // the same for the whole warp
-        const int r0 = m * 16 + g, r1 = r0 + 8;
-        const uint32_t h0 = smem_pair(&xs_hi[r0][kc]), h1 = smem_pair(&xs_hi[r1][kc]);
-        const uint32_t h2 = smem_pair(&xs_hi[r0][kc + 2]), h3 = smem_pair(&xs_hi[r1][kc + 2]);
-        const uint32_t l0 = smem_pair(&xs_lo[r0][kc]), l1 = smem_pair(&xs_lo[r1][kc]);
-        const uint32_t l2 = smem_pair(&xs_lo[r0][kc + 2]), l3 = smem_pair(&xs_lo[r1][kc + 2]);
-        mma_16816(acc[m], h0, h1, h2, h3, b0, b1);
-        mma_16816(acc[m], l0, l1, l2, l3, b0, b1);
-        if constexpr (SWIGLU) {
-          mma_16816(acc2[m], h0, h1, h2, h3, c0, c1);
-          mma_16816(acc2[m], l0, l1, l2, l3, c0, c1);
-        }
+    for (int m = 0; m < 4; ++m) {
+      if (m * 16 >= nt) break;  // the same for the whole block
+      const int r0 = m * 16 + g, r1 = r0 + 8;
+      const uint4 h0 = *reinterpret_cast<const uint4*>(&xs_hi[r0][8 * q]);
+      const uint4 h1 = *reinterpret_cast<const uint4*>(&xs_hi[r1][8 * q]);
+      const uint4 l0 = *reinterpret_cast<const uint4*>(&xs_lo[r0][8 * q]);
+      const uint4 l1 = *reinterpret_cast<const uint4*>(&xs_lo[r1][8 * q]);
+      float part[4] = {0.0f, 0.0f, 0.0f, 0.0f}, part2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      // k16 step 0: halves 0..3 of each 8; step 1: halves 4..7.
+      mma_16816(part, h0.x, h1.x, h0.y, h1.y, wv.x, wv.y);
+      mma_16816(part, l0.x, l1.x, l0.y, l1.y, wv.x, wv.y);
+      mma_16816(part, h0.z, h1.z, h0.w, h1.w, wv.z, wv.w);
+      mma_16816(part, l0.z, l1.z, l0.w, l1.w, wv.z, wv.w);
+      if constexpr (SWIGLU) {
+        mma_16816(part2, h0.x, h1.x, h0.y, h1.y, wv2.x, wv2.y);
+        mma_16816(part2, l0.x, l1.x, l0.y, l1.y, wv2.x, wv2.y);
+        mma_16816(part2, h0.z, h1.z, h0.w, h1.w, wv2.z, wv2.w);
+        mma_16816(part2, l0.z, l1.z, l0.w, l1.w, wv2.z, wv2.w);
+      }
+      const float s0 = xs_scale[r0], s1 = xs_scale[r1];  // part[0..1]: token r0; part[2..3]: token r1
+      acc[m][0] = fmaf(part[0], s0, acc[m][0]);
+      acc[m][1] = fmaf(part[1], s0, acc[m][1]);
+      acc[m][2] = fmaf(part[2], s1, acc[m][2]);
+      acc[m][3] = fmaf(part[3], s1, acc[m][3]);
+      if constexpr (SWIGLU) {
+        acc2[m][0] = fmaf(part2[0], s0, acc2[m][0]);
+        acc2[m][1] = fmaf(part2[1], s0, acc2[m][1]);
+        acc2[m][2] = fmaf(part2[2], s1, acc2[m][2]);
+        acc2[m][3] = fmaf(part2[3], s1, acc2[m][3]);
       }
     }
+    wv = wv_next;
+    if constexpr (SWIGLU) wv2 = wv2_next;
   }
   // acc[m][0..1]: token m*16 + g, rows n0 + 2q + {0, 1}; acc[m][2..3]: token + 8.
 #pragma unroll
