@@ -66,6 +66,9 @@ struct node::impl {
       sys->await_all_actors_done();
     }
     if (ctx) ctx->loop->shutdown(false);
+    // The store sends what is queued (lease releases) and runs its callbacks,
+    // which message actors: while the actor system still exists.
+    if (ctx) ctx->store.reset();
     sys.reset();
     ctx.reset();
   }

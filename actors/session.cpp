@@ -344,6 +344,11 @@ caf::behavior running(self_ptr self) {
                                                                     s.st.message() +
                                                                     "); the turn was not saved, retry later"),
                     false);
+          // This actor no longer knows what the store holds (the write may
+          // have landed with its reply lost; the session may have expired):
+          // it ends, and the next request restores the session from the
+          // store, whose history then answers a re-sent seq.
+          self->quit();
           return;
         }
         st.conv->commit({t.seq, t.user, t.reply, t.prompt_tokens, t.generated, runtime::now_ms()}, t.plan, t.reply_ids);
@@ -496,7 +501,9 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
   // Shutdown: tell a waiting client, do not leave its promise hanging.
   self->set_exit_handler([=](caf::exit_msg& m) {
     fail_turn(self, make_error(brigade_errc::shutting_down, "the node is shutting down; retry on another node"), true);
-    if (!self->state.turn) release_lease(self);
+    // A turn being stored is still written (its append is queued before this
+    // release on the store's one commit connection); a retry replays it.
+    release_lease(self);
     self->quit(m.reason);
   });
   // A crash: CAF does not fail promises the actor held, so fail the turn's
@@ -550,6 +557,7 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
           return;
         }
         if (!r->meta.model.empty() && r->meta.model != st.ctx->model_id) {
+          st.ctx->store->release(st.meta.id, r->meta.epoch, [](status) {});  // another node may serve it
           self->become(dead(self, make_error(brigade_errc::session_failed,
                                              "session " + st.meta.id + " was created with model " + r->meta.model +
                                                  " but this node serves " + st.ctx->model_id)));

@@ -7,7 +7,7 @@
 #include <functional>
 #include <msgpack.hpp>
 #include <mutex>
-#include <set>
+#include <map>
 #include <thread>
 
 namespace brigade::runtime {
@@ -128,8 +128,9 @@ return {n, tonumber(m[4] or '0')})";
 // right, so the first `folded` turns are the ones read unless another
 // compaction ran in between (then this one does nothing).
 const char* const compact_script = R"(
-local s = redis.call('HGET', KEYS[1], 'snap_seq')
-if not s or tonumber(s) ~= tonumber(ARGV[1]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local s = redis.call('HGET', KEYS[1], 'snap_seq') or '0'
+if tonumber(s) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[3], ARGV[4])
 redis.call('LTRIM', KEYS[2], tonumber(ARGV[3]), -1)
 redis.call('HSET', KEYS[1], 'snap_seq', ARGV[2])
@@ -436,9 +437,22 @@ class redis_store final : public session_store {
     std::vector<command> cmds{{"EVAL", acquire_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), owner,
                                std::to_string(lease_ms_), std::to_string(ttl_ms_), std::to_string(schema_version)}};
     for (auto& c : read_commands(id)) cmds.push_back(std::move(c));
-    commits_->submit(std::move(cmds), [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+    commits_->submit(std::move(cmds), [this, done, id, owner](std::vector<redisReply*>& r, const std::string& err) {
       if (status s = status_of(r[0], err, id); !s) return done(s);
-      done(decode(r.back(), err, id));
+      // The script and the read are one round trip but two steps: another
+      // acquire (an old process under the same node name) may fall between.
+      // The script's epoch is ours; a newer one read back means we lost.
+      const uint64_t epoch = r[0]->type == REDIS_REPLY_INTEGER ? static_cast<uint64_t>(r[0]->integer) : 0;
+      result<session_snapshot> snap = decode(r.back(), err, id);
+      if (!snap) {  // unreadable data: give the lease back rather than hold a session nobody can serve
+        release(id, epoch, [](status) {});
+        return done(snap);
+      }
+      if (snap->meta.epoch != epoch)
+        return done(status{errc::conflict, "session " + id + ": taken by another process of node " + owner +
+                                               " while restoring (epoch " + std::to_string(epoch) + " is not the current " +
+                                               std::to_string(snap->meta.epoch) + ")"});
+      done(std::move(snap));
     });
   }
 
@@ -484,25 +498,49 @@ class redis_store final : public session_store {
   void compact(const std::string& id, done_fn done) override {
     {
       std::lock_guard<std::mutex> g(mu_);
-      if (!compacting_.insert(id).second) return done({});  // one at a time per session; that one folds it
+      auto [it, fresh] = compacting_.try_emplace(id);
+      if (!fresh) {  // one run at a time per session; another starts when it ends, for these callers
+        it->second.push_back(std::move(done));
+        return;
+      }
     }
+    compact_now(id, std::move(done));
+  }
+
+  void remove(const std::string& id, done_fn done) override {
+    commits_->submit({{"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")}},
+                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+                       done(status_of(r[0], err, id));
+                     });
+  }
+
+ private:
+  void compact_now(const std::string& id, done_fn done) {
     auto finish = [this, id, done](status s) {
+      std::vector<done_fn> waiting;
       {
         std::lock_guard<std::mutex> g(mu_);
-        compacting_.erase(id);
+        auto it = compacting_.find(id);
+        waiting.swap(it->second);
+        if (waiting.empty()) compacting_.erase(it);
       }
       done(std::move(s));
+      if (!waiting.empty())
+        compact_now(id, [waiting](status s2) {
+          for (const auto& w : waiting) w(s2);
+        });
     };
     background_->submit(read_commands(id), [this, id, finish](std::vector<redisReply*>& r, const std::string& err) {
       const redisReply* tx = r.back();
       if (!tx) return finish({errc::io, background_->where() + ": " + err});
       if (tx->type != REDIS_REPLY_ARRAY || tx->elements != 3) return finish(status_of(tx, err, id));
-      std::string snap_seq;
       const redisReply* meta = tx->element[0];
-      for (size_t i = 0; meta->type == REDIS_REPLY_ARRAY && i + 1 < meta->elements; i += 2)
+      if (meta->type != REDIS_REPLY_ARRAY || meta->elements == 0)
+        return finish({errc::not_found, "session " + id + " is not in the store"});
+      std::string snap_seq = "0";  // sessions written before compaction existed have no field
+      for (size_t i = 0; i + 1 < meta->elements; i += 2)
         if (std::string(meta->element[i]->str, meta->element[i]->len) == "snap_seq")
           snap_seq.assign(meta->element[i + 1]->str, meta->element[i + 1]->len);
-      if (snap_seq.empty()) return finish({errc::not_found, "session " + id + " is not in the store"});
       const size_t folded = tx->element[2]->elements;
       if (folded == 0) return finish({});
       std::vector<stored_turn> turns;
@@ -516,14 +554,6 @@ class redis_store final : public session_store {
     });
   }
 
-  void remove(const std::string& id, done_fn done) override {
-    commits_->submit({{"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")}},
-                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
-                       done(status_of(r[0], err, id));
-                     });
-  }
-
- private:
   /// Meta, snapshot and turn list read together (MULTI/EXEC: a compaction
   /// cannot fall between them). The EXEC reply comes last.
   static std::vector<command> read_commands(const std::string& id) {
@@ -586,7 +616,7 @@ class redis_store final : public session_store {
   int64_t lease_ms_;
   uint32_t compact_min_;
   std::mutex mu_;
-  std::set<std::string> compacting_;
+  std::map<std::string, std::vector<done_fn>> compacting_;  // sessions being compacted -> callers of the next run
   // Two connections: compaction (large reads and writes) never queues in
   // front of a commit on the client side.
   std::unique_ptr<connection> background_;
