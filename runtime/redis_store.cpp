@@ -88,7 +88,7 @@ if tonumber(ARGV[3]) > 0 then
 end
 return epoch + 1)";
 
-// KEYS: meta. ARGV: epoch, lease ms.
+// KEYS: meta, turns, snap. ARGV: epoch, lease ms, ttl ms.
 const char* const renew_script = BRIGADE_LUA_NOW R"(
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'owner')
 if not m[1] then return redis.error_reply('MISSING session is not in the store (expired or deleted)') end
@@ -96,6 +96,9 @@ if tonumber(ARGV[1]) ~= tonumber(m[1]) then
   return redis.error_reply('EPOCH ownership moved to node ' .. (m[2] or '?') .. ' (epoch ' .. ARGV[1] ..
                            ' is not the current ' .. m[1] .. ')') end
 redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
+if tonumber(ARGV[3]) > 0 then  -- a live session does not expire under its owner
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+end
 return 'OK')";
 
 // KEYS: meta. ARGV: epoch.
@@ -457,7 +460,8 @@ class redis_store final : public session_store {
   }
 
   void renew(const std::string& id, uint64_t epoch, done_fn done) override {
-    commits_->submit({{"EVAL", renew_script, "1", key(id, "meta"), std::to_string(epoch), std::to_string(lease_ms_)}},
+    commits_->submit({{"EVAL", renew_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"),
+                       std::to_string(epoch), std::to_string(lease_ms_), std::to_string(ttl_ms_)}},
                      [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
                        done(status_of(r[0], err, id));
                      });

@@ -119,6 +119,15 @@ TEST(RedisStore, CompactionFoldsTurnsIntoTheSnapshotOffTheCommitPath) {
       << bad.error().message();
   EXPECT_TRUE(wait([&](auto d) { s->remove(id, d); }).ok());
   EXPECT_EQ(redis_cli(port, "exists " + snap), "0\n");
+  // A session stored before compaction existed (no snap_seq field) compacts too.
+  const std::string old = random_hex(16);
+  ASSERT_TRUE(wait([&](auto d) { s->create(meta(old), d); }).ok());
+  redis_cli(port, "hdel 'brigade:{" + old + "}:meta' snap_seq");
+  for (uint64_t seq = 1; seq <= 3; ++seq) ASSERT_TRUE(wait([&](auto d) { s->append(old, 1, turn(seq), d); }).ok());
+  redis_cli(port, "hdel 'brigade:{" + old + "}:meta' snap_seq");
+  ASSERT_TRUE(wait([&](auto d) { s->compact(old, d); }).ok());
+  EXPECT_EQ(redis_cli(port, "llen 'brigade:{" + old + "}:turns'"), "0\n");
+  EXPECT_EQ(load(*s, old)->turns.size(), 3u);
 }
 
 TEST(RedisStore, DamagedRecordsFailOnlyThatSessionWithAClearError) {
