@@ -8,9 +8,53 @@ namespace brigade::actors {
 
 using clock_type = std::chrono::steady_clock;
 
-batch_loop::batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::node_metrics* metrics)
-    : engine_(std::move(e)), cfg_(cfg), metrics_(metrics) {
+batch_loop::batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::node_metrics* metrics,
+                       engine_factory restart)
+    : engine_(std::move(e)),
+      restart_(std::move(restart)),
+      vocab_(&engine_->vocab()),
+      n_ctx_(engine_->n_ctx()),
+      backend_name_(engine_->backend_name()),
+      cfg_(cfg),
+      metrics_(metrics) {
   thread_ = std::thread([this] { run(); });
+}
+
+int batch_loop::restarts() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return restarts_;
+}
+
+void batch_loop::restart_engine(const std::string& why) {
+  // The engine's sequences are gone with it: every admitted turn fails
+  // (retryable: its session re-sends and re-prefills on the new engine);
+  // waiting turns stay queued.
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    auto next = std::next(it);
+    if (it->second.admitted) {
+      gen_event e;
+      e.kind = gen_event::failed;
+      e.turn_id = it->first;
+      e.reason = "the engine failed (" + why + ") and is restarting; retry";
+      e.retryable = true;
+      finish(it, e);
+    }
+    it = next;
+  }
+  resident_.clear();
+  engine_.reset();
+  if (!restart_) {
+    broken_ = "the engine failed (" + why + ") and this node cannot restart it";
+    return;
+  }
+  auto fresh = restart_();
+  if (!fresh) {
+    broken_ = "the engine failed (" + why + ") and could not restart (" + fresh.error().message() + ")";
+    return;
+  }
+  engine_ = std::move(*fresh);
+  std::lock_guard<std::mutex> g(mu_);
+  ++restarts_;
 }
 
 batch_loop::~batch_loop() { shutdown(true); }
@@ -108,7 +152,7 @@ void batch_loop::apply(command& c) {
           break;
         }
       if (auto r = resident_.find(c.key); r != resident_.end()) {
-        if (r->second.seq >= 0) engine_->free_sequence(r->second.seq);
+        if (r->second.seq >= 0 && engine_) engine_->free_sequence(r->second.seq);
         resident_.erase(r);
       }
       break;
@@ -226,6 +270,16 @@ void batch_loop::run() {
       }
       apply(c);
     }
+    if (!engine_) {  // no engine any more: every turn fails with the cause, at once
+      while (!jobs_.empty()) {
+        gen_event e;
+        e.kind = gen_event::failed;
+        e.turn_id = jobs_.begin()->first;
+        e.reason = broken_;
+        finish(jobs_.begin(), e);
+      }
+      continue;
+    }
 
     int running = 0;
     bool active = false;
@@ -310,6 +364,10 @@ void batch_loop::run() {
         engine_->free_sequence(r->second.seq);
         resident_.erase(r);
       }
+      continue;
+    }
+    if (st.code() == errc::device) {
+      restart_engine(st.message());
       continue;
     }
     if (!st) {

@@ -15,6 +15,12 @@
 //   resident (common prefix). Under memory pressure the least recently used
 //   idle sessions are evicted; their next turn re-prefills from history.
 //
+// - Engine failure (design.md, "Supervision"): a step that fails with
+//   errc::device (a CUDA error) loses every sequence of that engine. The
+//   running turns fail with a retryable error, the engine is destroyed and a
+//   new one made by `restart` (waiting turns then run on it). If there is no
+//   `restart`, or it fails, every turn fails with the cause from then on.
+//
 // Events (tokens, done, failure) go to the job's `on_event`, called on the
 // loop thread: it must not block (actors post a message). Thread-safe API.
 #pragma once
@@ -65,9 +71,13 @@ struct gen_job {
   std::function<void(const gen_event&)> on_event;
 };
 
+/// Makes a fresh engine (same model and configuration) after a device failure.
+using engine_factory = std::function<result<std::unique_ptr<engine>>()>;
+
 class batch_loop {
  public:
-  batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::node_metrics* metrics);
+  batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::node_metrics* metrics,
+             engine_factory restart = {});
   ~batch_loop();  // stops the thread (as shutdown(true) if still running)
   batch_loop(const batch_loop&) = delete;
   batch_loop& operator=(const batch_loop&) = delete;
@@ -88,8 +98,12 @@ class batch_loop {
   void shutdown(bool notify);
   /// Waiting plus running jobs (for /readyz and metrics).
   int load() const;
-  const engine& model_engine() const { return *engine_; }
-  int n_ctx() const { return engine_->n_ctx(); }
+  /// Fixed at construction (a restarted engine has the same model and context).
+  const tokenizer& vocab() const { return *vocab_; }
+  int n_ctx() const { return n_ctx_; }
+  const std::string& backend_name() const { return backend_name_; }
+  /// Engines made after device failures so far.
+  int restarts() const;
 
  private:
   struct command {
@@ -120,8 +134,15 @@ class batch_loop {
   bool evict_one(const std::string& except);
   void finish(std::map<uint64_t, job_state>::iterator it, const gen_event& e);
   void fail_all(const std::string& why);
+  void restart_engine(const std::string& why);
 
-  std::unique_ptr<engine> engine_;
+  std::unique_ptr<engine> engine_;  // null once it failed and could not be restarted
+  engine_factory restart_;
+  const tokenizer* vocab_;
+  int n_ctx_;
+  std::string backend_name_;
+  std::string broken_;  // why there is no engine (loop thread)
+  int restarts_ = 0;    // guarded by mu_
   batch_config cfg_;
   runtime::node_metrics* metrics_;
   mutable std::mutex mu_;

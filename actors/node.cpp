@@ -180,13 +180,15 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   bc.batch_window = cfg.batch_window;
   bc.step_tokens = std::max(cfg.step_tokens, cfg.max_batch);
   bc.queue_limit = cfg.queue_limit;
-  ctx->loop = std::make_shared<batch_loop>(std::move(*eng), bc, ctx->metrics.get());
+  // After a device failure the loop makes a fresh engine of the same model.
+  engine_factory restart = [device = cfg.device, model = *model, ec]() { return make_engine(device, model, ec); };
+  ctx->loop = std::make_shared<batch_loop>(std::move(*eng), bc, ctx->metrics.get(), std::move(restart));
   bool recognised = false;
   auto tmpl = (*model)->file().get_string("tokenizer.chat_template", "");
   ctx->format = detect_chat_format(tmpl ? *tmpl : "", &recognised);
   ctx->model_id = model_identity(**model);
   ctx->fault_injection = fault_injection;
-  p->model_desc = (*model)->describe() + ", " + ctx->loop->model_engine().backend_name();
+  p->model_desc = (*model)->describe() + ", " + ctx->loop->backend_name();
 
   // The configuration is complete before any actor sees it (actors read it
   // unsynchronised). With --port 0 the bound port is not known yet: the name

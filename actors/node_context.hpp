@@ -25,7 +25,7 @@ struct node_context {
   bool fault_injection = false;  // accept b_fault (tests of supervision)
   std::atomic<uint64_t> next_turn_id{1};
   std::atomic<int> turns_in_flight{0};
-  const tokenizer& vocab() const { return loop->model_engine().vocab(); }
+  const tokenizer& vocab() const { return loop->vocab(); }
 };
 
 }  // namespace brigade::actors

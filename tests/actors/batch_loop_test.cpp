@@ -1,7 +1,8 @@
 // The batch loop on a real CPU engine (tiny model): many concurrent jobs give
 // the same greedy tokens as one job alone, the queue bound refuses at once,
-// cancel/pause/resume, KV reuse across turns, and LRU eviction under memory
-// pressure. Waits on futures, never on sleeps.
+// cancel/pause/resume, KV reuse across turns, LRU eviction under memory
+// pressure, and a restart of the engine after a device failure. Waits on
+// futures, never on sleeps.
 #include "actors/batch_loop.hpp"
 
 #include <gtest/gtest.h>
@@ -99,6 +100,74 @@ TEST(BatchLoop, ConcurrentJobsGiveTheSameTokensAsOneAlone) {
       EXPECT_EQ(c.tokens.size(), 12u);
     }
   }
+}
+
+/// A real CPU engine whose step number `fail_at` fails as a GPU does when its
+/// context is lost (errc::device); every other call goes to the engine.
+class failing_engine final : public engine {
+ public:
+  failing_engine(std::unique_ptr<engine> inner, int fail_at) : inner_(std::move(inner)), fail_at_(fail_at) {}
+  const llama_hparams& hparams() const override { return inner_->hparams(); }
+  const tokenizer& vocab() const override { return inner_->vocab(); }
+  int32_t n_ctx() const override { return inner_->n_ctx(); }
+  std::string backend_name() const override { return "failing " + inner_->backend_name(); }
+  result<seq_id> create_sequence() override { return inner_->create_sequence(); }
+  void free_sequence(seq_id s) override { inner_->free_sequence(s); }
+  int32_t sequence_length(seq_id s) const override { return inner_->sequence_length(s); }
+  status truncate(seq_id s, int32_t n) override { return inner_->truncate(s, n); }
+  kv_usage usage() const override { return inner_->usage(); }
+  status step(const std::vector<step_item>& batch, std::vector<step_result>& out) override {
+    if (++steps_ == fail_at_) return {errc::device, "CUDA step: an illegal memory access was encountered"};
+    return inner_->step(batch, out);
+  }
+
+ private:
+  std::unique_ptr<engine> inner_;
+  int fail_at_, steps_ = 0;
+};
+
+std::unique_ptr<engine> cpu_engine_for_tests() {
+  engine_config ec;
+  ec.n_threads = 2;
+  ec.kv_memory_bytes = 16 << 20;
+  auto e = make_cpu_engine(tiny(), ec);
+  EXPECT_TRUE(e.ok());
+  return std::move(e).value();
+}
+
+TEST(BatchLoop, ADeviceFailureFailsRunningTurnsRetryablyAndRestartsTheEngine) {
+  const auto want = run(*make_loop(), 1, "ref", prompt(7, 9), 10).get().tokens;
+  int made = 0;
+  batch_loop loop(std::make_unique<failing_engine>(cpu_engine_for_tests(), 3), {}, nullptr,
+                  [&made]() -> result<std::unique_ptr<engine>> {
+                    ++made;
+                    return cpu_engine_for_tests();
+                  });
+  const collected failed = run(loop, 2, "a", prompt(7, 9), 10).get();
+  EXPECT_EQ(failed.last.kind, gen_event::failed);
+  EXPECT_TRUE(failed.last.retryable);
+  EXPECT_NE(failed.last.reason.find("illegal memory access"), std::string::npos) << failed.last.reason;
+  EXPECT_NE(failed.last.reason.find("restarting; retry"), std::string::npos) << failed.last.reason;
+  // The retry runs on the new engine, from scratch, and gives the same tokens.
+  const collected again = run(loop, 3, "a", prompt(7, 9), 10).get();
+  EXPECT_EQ(again.last.kind, gen_event::done);
+  EXPECT_EQ(again.tokens, want);
+  EXPECT_EQ(made, 1);
+  EXPECT_EQ(loop.restarts(), 1);
+}
+
+TEST(BatchLoop, AnEngineThatCannotRestartFailsEveryTurnWithTheCause) {
+  batch_loop loop(std::make_unique<failing_engine>(cpu_engine_for_tests(), 1), {}, nullptr,
+                  []() -> result<std::unique_ptr<engine>> {
+                    return status{errc::device, "cuda:0: no usable CUDA device (device lost)"};
+                  });
+  EXPECT_EQ(run(loop, 1, "a", prompt(1, 5), 4).get().last.kind, gen_event::failed);
+  const collected later = run(loop, 2, "b", prompt(2, 5), 4).get();
+  EXPECT_EQ(later.last.kind, gen_event::failed);
+  EXPECT_NE(later.last.reason.find("could not restart (cuda:0: no usable CUDA device (device lost))"),
+            std::string::npos)
+      << later.last.reason;
+  EXPECT_EQ(loop.restarts(), 0);
 }
 
 TEST(BatchLoop, RefusesAtOnceWhenTheQueueIsFull) {
