@@ -76,6 +76,14 @@ class cuda_engine final : public engine {
 
   ~cuda_engine() override {
     cudaSetDevice(device_);
+    if (failed_) {
+      // A step failed on the device: the context may hold a sticky error (an
+      // illegal address), after which no call on it succeeds. Resetting the
+      // device frees everything of this engine (one engine per device) and
+      // lets the next engine start on a clean context.
+      cudaDeviceReset();
+      return;
+    }
     for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
     if (stream_) cudaStreamDestroy(stream_);
     for (void* p : allocations_) cudaFree(p);
@@ -156,6 +164,7 @@ class cuda_engine final : public engine {
   // the buffers never move, so a graph replays any step of its shape.
   // BRIGADE_CUDA_GRAPHS=0 turns them off (for comparisons).
   bool use_graphs_ = true;
+  bool failed_ = false;  // a step failed on the device (see the destructor)
   std::map<std::tuple<int64_t, int64_t, bool>, cudaGraphExec_t> graphs_;
 };
 
@@ -402,6 +411,7 @@ status cuda_engine::step(const std::vector<step_item>& batch, std::vector<step_r
   if (auto s = kv_.reserve(reqs); !s) return s;
   status s = step_on_device(batch, out, n_tokens);
   if (!s) {
+    failed_ = failed_ || s.code() == errc::device;
     cudaStreamSynchronize(stream_);  // nothing of this step may still read the pinned inputs
     (void)cudaGetLastError();
     out.clear();
