@@ -76,8 +76,7 @@ using engine_factory = std::function<result<std::unique_ptr<engine>>()>;
 
 class batch_loop {
  public:
-  batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::node_metrics* metrics,
-             engine_factory restart = {});
+  batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::node_metrics* metrics, engine_factory restart = {});
   ~batch_loop();  // stops the thread (as shutdown(true) if still running)
   batch_loop(const batch_loop&) = delete;
   batch_loop& operator=(const batch_loop&) = delete;

@@ -16,8 +16,8 @@
 #include "kernels/make_engine.hpp"
 #include "kernels/synth.hpp"
 #include "runtime/log.hpp"
-#include "runtime/redis_store.hpp"
 #include "runtime/protocol.hpp"
+#include "runtime/redis_store.hpp"
 
 namespace brigade::actors {
 

@@ -17,8 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <future>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/redis_store.hpp"
@@ -87,7 +87,6 @@ double pct(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
-
 status create_sync(session_store& s, const std::string& id) {
   session_meta m;
   m.id = id;
@@ -141,11 +140,12 @@ int main(int argc, char** argv) {
   };
   const int n = 1000;
   std::string json = "{\"benchmark\":\"store\",\"appends_per_row\":" + std::to_string(n) + ",\"history\":{";
-  std::printf("appends (commit path only; compaction off): %d rounds, each appends one turn to every session in "
-              "turn (interleaved, so machine noise falls on all rows alike)\n",
-              n);
-  std::printf("%10s  %10s  %10s  %14s  %14s  %14s\n", "history", "p50 ms", "p99 ms", "AOF bytes/turn",
-              "compact ms", "compact bytes");
+  std::printf(
+      "appends (commit path only; compaction off): %d rounds, each appends one turn to every session in "
+      "turn (interleaved, so machine noise falls on all rows alike)\n",
+      n);
+  std::printf("%10s  %10s  %10s  %14s  %14s  %14s\n", "history", "p50 ms", "p99 ms", "AOF bytes/turn", "compact ms",
+              "compact bytes");
   const std::vector<int> histories{10, 100, 1000};
   std::vector<std::string> ids;
   std::vector<uint64_t> next;
@@ -188,8 +188,7 @@ int main(int argc, char** argv) {
     const double compact_ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
     const double compact_bytes = static_cast<double>(aof_bytes(port) - before);
     const double p50 = pct(lat[i], 0.5), p99 = pct(lat[i], 0.99);
-    std::printf("%10d  %10.3f  %10.3f  %14.0f  %14.2f  %14.0f\n", history, p50, p99, aof[i], compact_ms,
-                compact_bytes);
+    std::printf("%10d  %10.3f  %10.3f  %14.0f  %14.2f  %14.0f\n", history, p50, p99, aof[i], compact_ms, compact_bytes);
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   "%s\"%d\":{\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"aof_bytes_per_turn\":%.0f,\"compact_ms\":%.3f,"
@@ -202,9 +201,10 @@ int main(int argc, char** argv) {
   // With compaction on (defaults): its cost amortised over the appends.
   auto amort = measure_appends(*store, port, 0, 2 * n);
   if (!amort) return fail(amort.error());
-  std::printf("with compaction on (default): 2000 appends from an empty session: p50 %.3f ms, p99 %.3f ms, "
-              "AOF bytes/turn %.0f (appends plus compactions)\n",
-              amort->p50, amort->p99, amort->bytes);
+  std::printf(
+      "with compaction on (default): 2000 appends from an empty session: p50 %.3f ms, p99 %.3f ms, "
+      "AOF bytes/turn %.0f (appends plus compactions)\n",
+      amort->p50, amort->p99, amort->bytes);
   {
     char buf[192];
     std::snprintf(buf, sizeof buf, "},\"compaction_on\":{\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"aof_bytes_per_turn\":%.0f}",

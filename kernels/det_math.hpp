@@ -30,16 +30,16 @@ inline float det_ldexp(float a, int e) { return std::ldexp(a, e); }
 /// degree 8 (truncation under 1e-9 relative), times 2^n.
 BRIGADE_HD inline float det_expf(float x) {
   if (!(x < 88.5f)) return x != x ? x : INFINITY;  // NaN stays NaN
-  if (x < -104.0f) return 0.0f;                     // under the smallest subnormal
+  if (x < -104.0f) return 0.0f;                    // under the smallest subnormal
   const float n = det_rint(det_mul(x, 1.44269504f));
   float r = det_add(x, det_mul(n, -0.693145751953125f));  // ln2 high part: 12 bits, n * it is exact
-  r = det_add(r, det_mul(n, -1.428606820309417e-06f));     // ln2 low part
-  float p = 2.48015873e-05f;                               // 1/8!
-  p = det_add(det_mul(p, r), 1.98412698e-04f);             // 1/7!
-  p = det_add(det_mul(p, r), 1.38888889e-03f);             // 1/6!
-  p = det_add(det_mul(p, r), 8.33333333e-03f);             // 1/5!
-  p = det_add(det_mul(p, r), 4.16666667e-02f);             // 1/4!
-  p = det_add(det_mul(p, r), 1.66666667e-01f);             // 1/3!
+  r = det_add(r, det_mul(n, -1.428606820309417e-06f));    // ln2 low part
+  float p = 2.48015873e-05f;                              // 1/8!
+  p = det_add(det_mul(p, r), 1.98412698e-04f);            // 1/7!
+  p = det_add(det_mul(p, r), 1.38888889e-03f);            // 1/6!
+  p = det_add(det_mul(p, r), 8.33333333e-03f);            // 1/5!
+  p = det_add(det_mul(p, r), 4.16666667e-02f);            // 1/4!
+  p = det_add(det_mul(p, r), 1.66666667e-01f);            // 1/3!
   p = det_add(det_mul(p, r), 0.5f);
   p = det_add(det_mul(p, r), 1.0f);
   p = det_add(det_mul(p, r), 1.0f);

@@ -50,7 +50,8 @@ result<engine_size> size_engine(const llama_hparams& hp, const engine_config& cf
                                               " MiB holds " + std::to_string(n_blocks * cfg.kv_block_size) +
                                               " tokens, less than one sequence of " + std::to_string(n_ctx) +
                                               "; raise the KV memory or lower the context"};
-  if (n_blocks > INT32_MAX / cfg.kv_block_size - 1) return status{errc::invalid_argument, "engine: KV memory too large"};
+  if (n_blocks > INT32_MAX / cfg.kv_block_size - 1)
+    return status{errc::invalid_argument, "engine: KV memory too large"};
   return engine_size{n_ctx, static_cast<int32_t>(n_blocks)};
 }
 

@@ -65,8 +65,10 @@ class memory_store final : public session_store {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
       auto it = sessions_.find(id);
-      if (it == sessions_.end()) s = missing(id);
-      else if (epoch != it->second.snap.meta.epoch) s = moved(id, epoch, it->second);
+      if (it == sessions_.end())
+        s = missing(id);
+      else if (epoch != it->second.snap.meta.epoch)
+        s = moved(id, epoch, it->second);
       else {
         it->second.touched_ms = now_ms();  // a live session does not expire under its owner
         it->second.lease_until_ms = it->second.touched_ms + lease_ms_;

@@ -5,9 +5,9 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <msgpack.hpp>
 #include <mutex>
-#include <map>
 #include <thread>
 
 namespace brigade::runtime {
@@ -23,7 +23,8 @@ result<redis_url> parse_redis_url(const std::string& url) {
     const std::string cred = rest.substr(0, at);
     rest = rest.substr(at + 1);
     const size_t colon = cred.find(':');
-    if (colon == std::string::npos) u.password = cred;
+    if (colon == std::string::npos)
+      u.password = cred;
     else {
       u.user = cred.substr(0, colon);
       u.password = cred.substr(colon + 1);
@@ -57,8 +58,8 @@ constexpr int schema_version = 1;
 // Every script reads Redis's own clock (TIME), so leases do not depend on the
 // clocks of the nodes. Error replies start with a word the client maps to an
 // errc: MISSING, EXISTS, SEQ, EPOCH, OWNED, SCHEMA.
-#define BRIGADE_LUA_NOW                           \
-  "local t = redis.call('TIME')\n"                \
+#define BRIGADE_LUA_NOW            \
+  "local t = redis.call('TIME')\n" \
   "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 // KEYS: meta. ARGV: schema, owner, model, token hash, created, ttl ms, lease ms.
@@ -215,8 +216,8 @@ status unpack_history(const std::string& id, const redisReply* snap, const redis
       }
       if (o.via.array.ptr[1].as<uint64_t>() != out.size()) throw std::runtime_error("its turn count is wrong");
     } catch (const std::exception& ex) {
-      return {errc::malformed,
-              "session " + id + ": the stored snapshot cannot be read (" + ex.what() + "); the session's data is damaged"};
+      return {errc::malformed, "session " + id + ": the stored snapshot cannot be read (" + ex.what() +
+                                   "); the session's data is damaged"};
     }
   }
   const size_t base = out.size();
@@ -296,9 +297,9 @@ class connection {
         argv.push_back(a.data());
         lens.push_back(a.size());
       }
-      reply_ptr rep(static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(),
-                                                              lens.data())),
-                    freeReplyObject);
+      reply_ptr rep(
+          static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data())),
+          freeReplyObject);
       if (!rep) return ctx_->errstr;
       if (rep->type == REDIS_REPLY_ERROR) return std::string(rep->str, rep->len);
       return "";
@@ -453,25 +454,23 @@ class redis_store final : public session_store {
       }
       if (snap->meta.epoch != epoch)
         return done(status{errc::conflict, "session " + id + ": taken by another process of node " + owner +
-                                               " while restoring (epoch " + std::to_string(epoch) + " is not the current " +
-                                               std::to_string(snap->meta.epoch) + ")"});
+                                               " while restoring (epoch " + std::to_string(epoch) +
+                                               " is not the current " + std::to_string(snap->meta.epoch) + ")"});
       done(std::move(snap));
     });
   }
 
   void renew(const std::string& id, uint64_t epoch, done_fn done) override {
-    commits_->submit({{"EVAL", renew_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"),
-                       std::to_string(epoch), std::to_string(lease_ms_), std::to_string(ttl_ms_)}},
-                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
-                       done(status_of(r[0], err, id));
-                     });
+    commits_->submit(
+        {{"EVAL", renew_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), std::to_string(epoch),
+          std::to_string(lease_ms_), std::to_string(ttl_ms_)}},
+        [this, done, id](std::vector<redisReply*>& r, const std::string& err) { done(status_of(r[0], err, id)); });
   }
 
   void release(const std::string& id, uint64_t epoch, done_fn done) override {
-    commits_->submit({{"EVAL", release_script, "1", key(id, "meta"), std::to_string(epoch)}},
-                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
-                       done(status_of(r[0], err, id));
-                     });
+    commits_->submit(
+        {{"EVAL", release_script, "1", key(id, "meta"), std::to_string(epoch)}},
+        [this, done, id](std::vector<redisReply*>& r, const std::string& err) { done(status_of(r[0], err, id)); });
   }
 
   void append(const std::string& id, uint64_t epoch, const stored_turn& t, done_fn done) override {
@@ -512,10 +511,9 @@ class redis_store final : public session_store {
   }
 
   void remove(const std::string& id, done_fn done) override {
-    commits_->submit({{"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")}},
-                     [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
-                       done(status_of(r[0], err, id));
-                     });
+    commits_->submit(
+        {{"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")}},
+        [this, done, id](std::vector<redisReply*>& r, const std::string& err) { done(status_of(r[0], err, id)); });
   }
 
  private:
@@ -549,12 +547,12 @@ class redis_store final : public session_store {
       if (folded == 0) return finish({});
       std::vector<stored_turn> turns;
       if (status s = unpack_history(id, tx->element[1], tx->element[2], turns); !s) return finish(s);
-      background_->submit({{"EVAL", compact_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), snap_seq,
-                            std::to_string(turns.size()), std::to_string(folded), pack_snapshot(turns),
-                            std::to_string(ttl_ms_)}},
-                          [this, id, finish](std::vector<redisReply*>& r2, const std::string& err2) {
-                            finish(status_of(r2[0], err2, id));
-                          });
+      background_->submit(
+          {{"EVAL", compact_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), snap_seq,
+            std::to_string(turns.size()), std::to_string(folded), pack_snapshot(turns), std::to_string(ttl_ms_)}},
+          [this, id, finish](std::vector<redisReply*>& r2, const std::string& err2) {
+            finish(status_of(r2[0], err2, id));
+          });
     });
   }
 
@@ -601,12 +599,18 @@ class redis_store final : public session_store {
     for (size_t i = 0; i + 1 < meta->elements; i += 2) {
       const std::string f(meta->element[i]->str, meta->element[i]->len);
       const std::string v(meta->element[i + 1]->str, meta->element[i + 1]->len);
-      if (f == "v") version = v;
-      else if (f == "epoch") snap.meta.epoch = std::strtoull(v.c_str(), nullptr, 10);
-      else if (f == "owner") snap.meta.owner = v;
-      else if (f == "model") snap.meta.model = v;
-      else if (f == "token") snap.meta.token_hash = v;
-      else if (f == "created") snap.meta.created_ms = std::strtoll(v.c_str(), nullptr, 10);
+      if (f == "v")
+        version = v;
+      else if (f == "epoch")
+        snap.meta.epoch = std::strtoull(v.c_str(), nullptr, 10);
+      else if (f == "owner")
+        snap.meta.owner = v;
+      else if (f == "model")
+        snap.meta.model = v;
+      else if (f == "token")
+        snap.meta.token_hash = v;
+      else if (f == "created")
+        snap.meta.created_ms = std::strtoll(v.c_str(), nullptr, 10);
     }
     if (version != std::to_string(schema_version))
       return status{errc::malformed, "session " + id + ": stored with schema version '" + version +

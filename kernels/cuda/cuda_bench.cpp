@@ -39,12 +39,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "-m" || a == "--model") model_path = next();
-    else if (a == "--context") context = std::atoi(next().c_str());
-    else if (a == "--steps") steps = std::atoi(next().c_str());
-    else if (a == "--device") device = std::atoi(next().c_str());
-    else if (a == "--json") json_path = next();
-    else if (a == "--synth") synth = next();
+    if (a == "-m" || a == "--model")
+      model_path = next();
+    else if (a == "--context")
+      context = std::atoi(next().c_str());
+    else if (a == "--steps")
+      steps = std::atoi(next().c_str());
+    else if (a == "--device")
+      device = std::atoi(next().c_str());
+    else if (a == "--json")
+      json_path = next();
+    else if (a == "--synth")
+      synth = next();
     else if (a == "--batch") {
       batches.clear();
       const std::string list = next();
@@ -54,8 +60,9 @@ int main(int argc, char** argv) {
         p = c == std::string::npos ? list.size() : c + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: cuda_bench -m MODEL [--synth PRESET] [--batch 1,64] [--context 128] [--steps 64] "
-                           "[--device 0] [--json FILE]\n");
+      std::fprintf(stderr,
+                   "usage: cuda_bench -m MODEL [--synth PRESET] [--batch 1,64] [--context 128] [--steps 64] "
+                   "[--device 0] [--json FILE]\n");
       return 2;
     }
   }
@@ -95,8 +102,8 @@ int main(int argc, char** argv) {
   for (const auto& L : (*model)->layers())
     for (const weight* w : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
       weight_bytes += static_cast<int64_t>(w->row_bytes) * w->n_rows;
-  std::printf("%s on %s; context %d, %d timed steps\n", (*model)->describe().c_str(), e.backend_name().c_str(),
-              context, steps);
+  std::printf("%s on %s; context %d, %d timed steps\n", (*model)->describe().c_str(), e.backend_name().c_str(), context,
+              steps);
   std::printf("%6s  %10s  %12s  %14s  %12s\n", "batch", "ms/step", "tokens/s", "bytes/step MB", "GB/s");
   std::string json = "{\"benchmark\":\"cuda_decode\",\"model\":\"" + (*model)->describe() + "\",\"device\":\"" +
                      e.backend_name() + "\",\"context\":" + std::to_string(context) + ",\"rows\":[";
@@ -135,9 +142,10 @@ int main(int argc, char** argv) {
     const double tps = B / (ms / 1e3);
     std::printf("%6d  %10.3f  %12.0f  %14.1f  %12.1f\n", B, ms, tps, bytes / 1e6, bytes / (ms / 1e3) / 1e9);
     char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "%s{\"batch\":%d,\"ms_per_step\":%.4f,\"tokens_per_s\":%.1f,\"bytes_per_step\":%.0f,\"gb_per_s\":%.2f}",
-                  bi ? "," : "", B, ms, tps, bytes, bytes / (ms / 1e3) / 1e9);
+    std::snprintf(
+        buf, sizeof buf,
+        "%s{\"batch\":%d,\"ms_per_step\":%.4f,\"tokens_per_s\":%.1f,\"bytes_per_step\":%.0f,\"gb_per_s\":%.2f}",
+        bi ? "," : "", B, ms, tps, bytes, bytes / (ms / 1e3) / 1e9);
     json += buf;
     for (seq_id s : seqs) e.free_sequence(s);
   }

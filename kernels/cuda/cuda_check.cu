@@ -150,8 +150,8 @@ void check_dequantize(ggml_type type, int64_t n_rows, int64_t row_len) {
     dequantize_row(type, src.data() + r * (row_len / tr.block_elems) * tr.block_bytes, want.data() + r * row_len,
                    row_len);
   const status s = cuda::dequantize_rows(0, type, src.data(), got.data(), n_rows, row_len);
-  const std::string what = std::string("dequantize ") + tname(type) + " " + std::to_string(n_rows) + "x" +
-                           std::to_string(row_len);
+  const std::string what =
+      std::string("dequantize ") + tname(type) + " " + std::to_string(n_rows) + "x" + std::to_string(row_len);
   if (!s.ok()) return report(false, what, s.message());
   int64_t bad = 0;
   for (int64_t i = 0; i < n; ++i) bad += std::memcmp(&want[i], &got[i], sizeof(float)) != 0;
@@ -225,15 +225,20 @@ void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 
   const auto y0 = randn(static_cast<size_t>(T * ldy));
   dvec<unsigned char> dw(w), dw2(w2);
   dvec<float> dx(x), dy(static_cast<size_t>(T * ldy));
-  if (mode == 1) dy.put(y0);
-  else dy.poison();
+  if (mode == 1)
+    dy.put(y0);
+  else
+    dy.poison();
   const bool fast = !cuda::k::generic_kernels() && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0;
   const bool tensor = fast && type == ggml_type::f16 && T >= 16 && K % 32 == 0;
-  const std::string what = std::string(tensor ? "matmul (tensor cores) " : fast ? "matmul (16-byte) " : "matmul ") +
-                           tname(type) + " K=" +
-                           std::to_string(K) + " N=" +
-                           std::to_string(N) + " T=" + std::to_string(T) +
-                           (mode == 1 ? " accumulate" : mode == 2 ? " swiglu" : "") +
+  const std::string what = std::string(tensor ? "matmul (tensor cores) "
+                                       : fast ? "matmul (16-byte) "
+                                              : "matmul ") +
+                           tname(type) + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
+                           " T=" + std::to_string(T) +
+                           (mode == 1   ? " accumulate"
+                            : mode == 2 ? " swiglu"
+                                        : "") +
                            (ldx_pad || ldy_pad ? " strided" : "") + (x_scale != 1.0f ? " |x|~1e6" : "");
   if (!cuda_ok(cuda::k::matmul(type, dw.p, mode == 2 ? dw2.p : nullptr, row_bytes, K, N, dx.p, ldx, T, dy.p, ldy,
                                mode == 1, nullptr),
@@ -293,11 +298,10 @@ void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T, bool fused = fa
   vc.poison();
   const std::string what = "rope_kv heads=" + std::to_string(n_head) + "/" + std::to_string(n_head_kv) +
                            " hd=" + std::to_string(hd) + " T=" + std::to_string(T) + (fused ? " fused-qkv" : "");
-  const cudaError_t e =
-      fused ? cuda::k::rope_kv(dqkv.p, dqkv.p + d, dqkv.p + d + kv_dim, kc.p, vc.p, dpos.p, dslot.p, T, n_head,
-                               n_head_kv, hd, ld, ld, kv_dim, theta_scale, nullptr)
-            : cuda::k::rope_kv(dq.p, dk.p, dv.p, kc.p, vc.p, dpos.p, dslot.p, T, n_head, n_head_kv, hd, d, kv_dim,
-                               kv_dim, theta_scale, nullptr);
+  const cudaError_t e = fused ? cuda::k::rope_kv(dqkv.p, dqkv.p + d, dqkv.p + d + kv_dim, kc.p, vc.p, dpos.p, dslot.p,
+                                                 T, n_head, n_head_kv, hd, ld, ld, kv_dim, theta_scale, nullptr)
+                              : cuda::k::rope_kv(dq.p, dk.p, dv.p, kc.p, vc.p, dpos.p, dslot.p, T, n_head, n_head_kv,
+                                                 hd, d, kv_dim, kv_dim, theta_scale, nullptr);
   if (!cuda_ok(e, what)) return;
   std::vector<float> q = dq.get();
   if (fused) {
@@ -332,7 +336,8 @@ void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T, bool fused = fa
   }
   for (int64_t s = 0; s < n_slots; ++s)
     if (!written[static_cast<size_t>(s)])
-      for (int64_t e = 0; e < kv_dim; ++e) untouched_bad += !std::isnan(kcs[s * kv_dim + e]) || !std::isnan(vcs[s * kv_dim + e]);
+      for (int64_t e = 0; e < kv_dim; ++e)
+        untouched_bad += !std::isnan(kcs[s * kv_dim + e]) || !std::isnan(vcs[s * kv_dim + e]);
   const double eq = rel_err(q.data(), want_q.data(), want_q.size());
   const double ek = rel_err(got_k.data(), want_k.data(), want_k.size());
   const bool ok = eq < 1e-5 && ek < 1e-5 && v_bad == 0 && untouched_bad == 0;
@@ -347,7 +352,8 @@ void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_
   const int bs = 16, n_blocks = 96;
   const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd, d = static_cast<int64_t>(n_head) * hd;
   const int64_t T = static_cast<int64_t>(npos_per_token.size());
-  const auto kc = randn(static_cast<size_t>(n_blocks * bs * kv_dim)), vc = randn(static_cast<size_t>(n_blocks * bs * kv_dim));
+  const auto kc = randn(static_cast<size_t>(n_blocks * bs * kv_dim)),
+             vc = randn(static_cast<size_t>(n_blocks * bs * kv_dim));
   const int64_t ldq = fused ? d + 2 * kv_dim : d;  // the engine's fused QKV buffer
   const auto q = randn(static_cast<size_t>(T * ldq));
   // Each token its own random block table (blocks drawn without repetition).
@@ -368,7 +374,8 @@ void check_attention(int n_head, int n_head_kv, int hd, const std::vector<int32_
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   std::string what = "attention heads=" + std::to_string(n_head) + "/" + std::to_string(n_head_kv) +
                      " hd=" + std::to_string(hd) + " npos=";
-  for (size_t i = 0; i < npos_per_token.size() && i < 4; ++i) what += (i ? "," : "") + std::to_string(npos_per_token[i]);
+  for (size_t i = 0; i < npos_per_token.size() && i < 4; ++i)
+    what += (i ? "," : "") + std::to_string(npos_per_token[i]);
   if (npos_per_token.size() > 4) what += ",...";
   if (splits > 1) what += " splits=" + std::to_string(splits);
   if (fused) what += " fused-qkv";
@@ -437,12 +444,12 @@ void check_sampling(int32_t n_vocab, int rows) {
   int bad = 0;
   std::string first_bad;
   for (int r = 0; r < rows; ++r) {
-    const int32_t want = sample_token(logits.data() + static_cast<size_t>(r) * n_vocab, n_vocab, params[r],
-                                      desc[r].position, scratch);
+    const int32_t want =
+        sample_token(logits.data() + static_cast<size_t>(r) * n_vocab, n_vocab, params[r], desc[r].position, scratch);
     if (want != got[r]) {
       if (!bad)
-        first_bad = ", first at row " + std::to_string(r) + ": cpu " + std::to_string(want) + " gpu " +
-                    std::to_string(got[r]);
+        first_bad =
+            ", first at row " + std::to_string(r) + ": cpu " + std::to_string(want) + " gpu " + std::to_string(got[r]);
       ++bad;
     }
   }
@@ -454,15 +461,16 @@ void check_sampling(int32_t n_vocab, int rows) {
 /// One sequence of the engine check: its prompt, when it starts, how its
 /// prompt is split, and how it samples.
 struct seq_plan {
-  int prompt = 0;      // tokens
-  int start = 0;       // step at which its first chunk goes in
-  int chunk = 1 << 20; // prompt tokens per step (chunked prefill: earlier chunks neither sample nor return logits)
+  int prompt = 0;       // tokens
+  int start = 0;        // step at which its first chunk goes in
+  int chunk = 1 << 20;  // prompt tokens per step (chunked prefill: earlier chunks neither sample nor return logits)
   sampling_params sampling;
 };
 
 void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
   const std::string dir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
-  const std::string path = dir + "/brigade-check-" + preset + "-" + tname(type) + "-" + std::to_string(::getpid()) + ".gguf";
+  const std::string path =
+      dir + "/brigade-check-" + preset + "-" + tname(type) + "-" + std::to_string(::getpid()) + ".gguf";
   synth_options so;
   so.preset = preset;
   so.seed = 7;
@@ -493,13 +501,13 @@ void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
   sampled.top_p = 0.95f;
   sampled.seed = 20261127;
   const int whole = 1 << 20;
-  const std::vector<seq_plan> plans{{1, 0, whole, {}},   {7, 0, whole, {}},        {33, 0, whole, {}}, {2, 0, whole, {}},
+  const std::vector<seq_plan> plans{{1, 0, whole, {}},   {7, 0, whole, {}},       {33, 0, whole, {}}, {2, 0, whole, {}},
                                     {150, 3, whole, {}}, {20, 1, whole, sampled}, {60, 2, 20, {}}};
   struct live {
     seq_id cs = -1, gs = -1;
     std::vector<token_id> prompt;
-    size_t fed = 0;         // prompt tokens given so far
-    token_id next = -1;     // the token to feed next (after the prompt)
+    size_t fed = 0;      // prompt tokens given so far
+    token_id next = -1;  // the token to feed next (after the prompt)
   };
   std::vector<live> seqs(plans.size());
   for (size_t k = 0; k < plans.size(); ++k) {
@@ -537,8 +545,10 @@ void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
       gb.push_back(it);
       who.push_back(k);
     }
-    if (auto s = c.step(cb, cr); !s) return report(false, what, "cpu step " + std::to_string(step) + ": " + s.message());
-    if (auto s = g.step(gb, gr); !s) return report(false, what, "cuda step " + std::to_string(step) + ": " + s.message());
+    if (auto s = c.step(cb, cr); !s)
+      return report(false, what, "cpu step " + std::to_string(step) + ": " + s.message());
+    if (auto s = g.step(gb, gr); !s)
+      return report(false, what, "cuda step " + std::to_string(step) + ": " + s.message());
     for (size_t j = 0; j < cb.size(); ++j) {
       if (!cb[j].sample) {
         if (!gr[j].logits.empty()) return report(false, what, "logits returned for an item that did not ask");
@@ -582,8 +592,10 @@ int main(int argc, char** argv) {
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--quick") quick = true;
-    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    if (a == "--quick")
+      quick = true;
+    else if (a == "--json" && i + 1 < argc)
+      json_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: cuda_check [--quick] [--json FILE]\n");
       return 2;
@@ -618,14 +630,21 @@ int main(int argc, char** argv) {
   for (bool generic : {false, true}) {  // the fast paths, then the plain kernels
     cuda::k::set_generic_kernels(generic);
     for (ggml_type t : {ggml_type::f32, ggml_type::f16, ggml_type::bf16, ggml_type::q8_0}) {
-      for (auto [K, N, T] : {std::tuple<int64_t, int64_t, int64_t>{96, 77, 1}, {96, 77, 13}, {160, 33, 8}, {2048, 64, 3},
-                             {5632, 9, 2}, {2048, 77, 16}, {96, 40, 64}, {160, 33, 77}, {64, 300, 130}})
+      for (auto [K, N, T] : {std::tuple<int64_t, int64_t, int64_t>{96, 77, 1},
+                             {96, 77, 13},
+                             {160, 33, 8},
+                             {2048, 64, 3},
+                             {5632, 9, 2},
+                             {2048, 77, 16},
+                             {96, 40, 64},
+                             {160, 33, 77},
+                             {64, 300, 130}})
         check_matmul(t, K, N, T, 0);
       check_matmul(t, 96, 77, 9, 1);
       check_matmul(t, 96, 77, 33, 1);
       check_matmul(t, 160, 45, 11, 2);
       check_matmul(t, 160, 45, 20, 2);
-      check_matmul(t, 96, 40, 5, 0, 4, 3);   // strided rows (ldx = K + 4, ldy = N + 3)
+      check_matmul(t, 96, 40, 5, 0, 4, 3);  // strided rows (ldx = K + 4, ldy = N + 3)
       check_matmul(t, 96, 40, 40, 0, 4, 3);
       check_matmul(t, 96, 40, 20, 0, 0, 0, 1e6f);
       check_matmul(t, 160, 45, 20, 2, 0, 0, 1e6f);

@@ -213,8 +213,10 @@ status cuda_engine::init() {
   if (auto s = alloc(cursor, total); !s) return s;
   if (auto s = upload(model_->token_embd(), token_embd_, cursor); !s) return s;
   if (auto s = upload(model_->output_norm(), output_norm_, cursor); !s) return s;
-  if (model_->tied_output()) output_ = token_embd_;
-  else if (auto s = upload(model_->output(), output_, cursor); !s) return s;
+  if (model_->tied_output())
+    output_ = token_embd_;
+  else if (auto s = upload(model_->output(), output_, cursor); !s)
+    return s;
   for (size_t l = 0; l < model_->layers().size(); ++l) {
     const auto& L = model_->layers()[l];
     if (L.w_gate.type != L.w_up.type || L.w_gate.row_bytes != L.w_up.row_bytes)
@@ -273,8 +275,10 @@ status cuda_engine::init() {
   size_t part = 0;
   for (int64_t t = 1; t <= t_cap_; ++t) {
     const int sp = k::attention_splits(t, hp.n_head, sm_count_);
-    if (sp > 1) part = std::max(part, static_cast<size_t>(t * hp.n_head * sp * (hp.head_dim + 2)));
-    else break;  // more tokens never split again
+    if (sp > 1)
+      part = std::max(part, static_cast<size_t>(t * hp.n_head * sp * (hp.head_dim + 2)));
+    else
+      break;  // more tokens never split again
   }
   if (auto s = alloc(part_, part); !s) return s;
   if (auto s = alloc(ff_, T * ff); !s) return s;
@@ -348,9 +352,9 @@ status cuda_engine::enqueue(int64_t T, int64_t n_out, bool any_sample) {
                                   k::attention_splits(T, hp.n_head, sm_count_), part_, st),
                      "attention");
     BRIGADE_CUDA_TRY(mm(L.wo, nullptr, att_, d, T, tmp_, d), "matmul (o)");
-    BRIGADE_CUDA_TRY(k::add_rmsnorm(x_, tmp_, reinterpret_cast<const float*>(L.ffn_norm.data), h_, nullptr, T, d,
-                                    hp.rms_eps, st),
-                     "rmsnorm");
+    BRIGADE_CUDA_TRY(
+        k::add_rmsnorm(x_, tmp_, reinterpret_cast<const float*>(L.ffn_norm.data), h_, nullptr, T, d, hp.rms_eps, st),
+        "rmsnorm");
     BRIGADE_CUDA_TRY(mm(L.w_gate, &L.w_up, h_, d, T, ff_, ff), "matmul (gate, up)");
     BRIGADE_CUDA_TRY(mm(L.w_down, nullptr, ff_, ff, T, tmp_, d), "matmul (down)");
   }

@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    if (a == "--json" && i + 1 < argc)
+      json_path = argv[++i];
     else if (a == "--batch" && i + 1 < argc) {
       batches.clear();
       const std::string list = argv[++i];
@@ -182,8 +183,8 @@ int main(int argc, char** argv) {
     const char* kind;
     int batch, q_len, kv_len;
   };
-  const std::vector<att_case> cases{{"prefill", 1, 512, 512}, {"prefill", 8, 512, 512}, {"decode", 64, 1, 1024},
-                                    {"decode", 1, 1, 2048}};
+  const std::vector<att_case> cases{
+      {"prefill", 1, 512, 512}, {"prefill", 8, 512, 512}, {"decode", 64, 1, 1024}, {"decode", 1, 1, 2048}};
   const int heads = 32, kv_heads = 4, hd = 64, bs = 16;
   const int64_t kv_dim = kv_heads * hd, d = heads * hd;
   for (const att_case& c : cases) {
@@ -217,11 +218,13 @@ int main(int argc, char** argv) {
     cudaMemcpy(boff, h_boff.data(), 4 * T, cudaMemcpyHostToDevice);
     cudaMemcpy(blocks, h_blocks.data(), 4 * h_blocks.size(), cudaMemcpyHostToDevice);
     cudaError_t err = cudaSuccess;
-    const double ms = timed([&](int) {
-      const cudaError_t e = cuda::k::attention(q, kc, vc, out, npos, boff, blocks, bs, T, heads, heads / kv_heads, hd, d,
-                                               d, kv_dim, 0.125f, splits, part, nullptr);
-      if (err == cudaSuccess) err = e;
-    }, 30);
+    const double ms = timed(
+        [&](int) {
+          const cudaError_t e = cuda::k::attention(q, kc, vc, out, npos, boff, blocks, bs, T, heads, heads / kv_heads,
+                                                   hd, d, d, kv_dim, 0.125f, splits, part, nullptr);
+          if (err == cudaSuccess) err = e;
+        },
+        30);
     if (!ok(err, "attention")) return 1;
     char buf[200];
     std::snprintf(buf, sizeof buf,
@@ -229,8 +232,9 @@ int main(int argc, char** argv) {
                   "\"ms\":%.5f}",
                   c.kind, c.batch, c.q_len, c.kv_len, hd, splits, ms);
     emit(buf);
-    for (void* p : {static_cast<void*>(part), static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(kc), static_cast<void*>(vc),
-                    static_cast<void*>(npos), static_cast<void*>(boff), static_cast<void*>(blocks)})
+    for (void* p :
+         {static_cast<void*>(part), static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(kc),
+          static_cast<void*>(vc), static_cast<void*>(npos), static_cast<void*>(boff), static_cast<void*>(blocks)})
       cudaFree(p);
   }
   if (!json_path.empty())

@@ -22,9 +22,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/ggml_types.hpp"
 #include "kernels/cuda/kernels.cuh"
 #include "kernels/det_math.hpp"
+#include "kernels/ggml_types.hpp"
 #include "kernels/philox.hpp"
 
 namespace brigade::cuda::k {
@@ -75,8 +75,7 @@ __device__ __forceinline__ double block_sum(double v, double* shared) {
 
 // grid (T), block 256: x[i] = row tokens[i] of the table, as float.
 template <ggml_type W>
-__global__ void embed_kernel(const unsigned char* table, size_t row_bytes, const int32_t* tokens, float* x,
-                             int64_t d) {
+__global__ void embed_kernel(const unsigned char* table, size_t row_bytes, const int32_t* tokens, float* x, int64_t d) {
   const int64_t i = blockIdx.x;
   const unsigned char* row = table + static_cast<size_t>(tokens[i]) * row_bytes;
   for (int64_t e = threadIdx.x; e < d; e += blockDim.x) x[i * d + e] = load_w<W>(row, e);
@@ -109,7 +108,6 @@ __global__ void add_rmsnorm_kernel(float* x, const float* delta, const float* g,
 }
 
 // --- matrix products -------------------------------------------------------------
-
 
 // grid (ceil(N / 8), ceil(T / 8)), block 256. One warp per weight row n and
 // 8 tokens t:  y[t * ldy + n] (+)= dot(x[t * ldx ...], row n)
@@ -264,8 +262,8 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a
 template <bool SWIGLU>
 __global__ void __launch_bounds__(tc_warps * 32)
     matmul_tc_kernel(const unsigned char* __restrict__ w, const unsigned char* __restrict__ w2, size_t row_bytes,
-                     int64_t K, int64_t N, const float* __restrict__ x, int64_t ldx, int64_t T, float* y,
-                     int64_t ldy, int accumulate) {
+                     int64_t K, int64_t N, const float* __restrict__ x, int64_t ldx, int64_t T, float* y, int64_t ldy,
+                     int accumulate) {
   __shared__ __align__(16) __half xs_hi[tc_tokens][tc_k];  // (token, k of the slice)
   __shared__ __align__(16) __half xs_lo[tc_tokens][tc_k];
   __shared__ float xs_scale[tc_tokens];  // 2^e: this slice's products are multiplied by it
@@ -277,8 +275,8 @@ __global__ void __launch_bounds__(tc_warps * 32)
   const int64_t row = n0 + g;
   const bool has_row = row < N;
   const uint4* wrow = reinterpret_cast<const uint4*>(w + static_cast<size_t>(has_row ? row : 0) * row_bytes);
-  const uint4* wrow2 = SWIGLU ? reinterpret_cast<const uint4*>(w2 + static_cast<size_t>(has_row ? row : 0) * row_bytes)
-                              : nullptr;
+  const uint4* wrow2 =
+      SWIGLU ? reinterpret_cast<const uint4*>(w2 + static_cast<size_t>(has_row ? row : 0) * row_bytes) : nullptr;
   const uint4 zero{0, 0, 0, 0};
   auto load_w = [&](const uint4* r, int64_t k0) { return has_row && k0 < K ? __ldg(r + k0 / 8 + q) : zero; };
   float acc[4][4], acc2[4][4];
@@ -290,7 +288,7 @@ __global__ void __launch_bounds__(tc_warps * 32)
   for (int64_t k0 = 0; k0 < K; k0 += tc_k) {
     const uint4 wv_next = load_w(wrow, k0 + tc_k);  // in flight while this slice is staged and multiplied
     const uint4 wv2_next = SWIGLU ? load_w(wrow2, k0 + tc_k) : zero;
-    __syncthreads();  // the previous slice's reads of xs are done
+    __syncthreads();                                          // the previous slice's reads of xs are done
     for (int tok = warp; tok < tc_tokens; tok += tc_warps) {  // a warp per token, a lane per k
       float v = tok < nt ? x[(t_base + tok) * ldx + k0 + lane] : 0.0f;
       float big = fabsf(v);
@@ -363,8 +361,8 @@ __global__ void __launch_bounds__(tc_warps * 32)
 // float multiplication. q, k and v rows are ldq, ldkv and ldkv floats apart
 // (one fused QKV buffer: ldq = ldkv = d + 2 kv_dim).
 __global__ void rope_kv_kernel(float* q, const float* k, const float* v, float* k_cache, float* v_cache,
-                               const int32_t* pos, const int32_t* slot, int n_head, int n_head_kv, int hd,
-                               int64_t ldq, int64_t ldkv, int64_t kv_dim, float theta_scale) {
+                               const int32_t* pos, const int32_t* slot, int n_head, int n_head_kv, int hd, int64_t ldq,
+                               int64_t ldkv, int64_t kv_dim, float theta_scale) {
   const int64_t i = blockIdx.x;
   const int half = hd / 2;
   const int64_t s = slot[i];
@@ -510,9 +508,8 @@ __global__ void attention_combine_kernel(const float* part, float* out, int spli
 
 // --- sampling -------------------------------------------------------------------------
 
-
 __device__ __forceinline__ uint32_t order_bits(float v) {  // ascending float order as unsigned order
-  if (v == 0.0f) v = 0.0f;                                  // -0 and +0 compare equal, as on the CPU
+  if (v == 0.0f) v = 0.0f;                                 // -0 and +0 compare equal, as on the CPU
   const uint32_t b = __float_as_uint(v);
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
@@ -591,8 +588,9 @@ __global__ void __launch_bounds__(sample_threads)
   uint64_t* key = keys + r * static_cast<int64_t>(pow2);
   uint64_t* w = probs + r * static_cast<int64_t>(n_vocab);
   for (int32_t i = t; i < pow2; i += blockDim.x)
-    key[i] = i < n_vocab ? (static_cast<uint64_t>(~order_bits(__fmul_rn(lg[i], inv_t))) << 32) | static_cast<uint32_t>(i)
-                         : ~uint64_t{0};
+    key[i] = i < n_vocab
+                 ? (static_cast<uint64_t>(~order_bits(__fmul_rn(lg[i], inv_t))) << 32) | static_cast<uint32_t>(i)
+                 : ~uint64_t{0};
   __syncthreads();
   // Bitonic sort, ascending: highest scaled logit first, then lowest id.
   for (int32_t kk = 2; kk <= pow2; kk <<= 1)
@@ -657,8 +655,8 @@ __global__ void __launch_bounds__(sample_threads)
 
 static unsigned blocks_for(int64_t n, int64_t per) { return static_cast<unsigned>((n + per - 1) / per); }
 
-cudaError_t embed(ggml_type type, const unsigned char* table, size_t row_bytes, const int32_t* tokens,
-                         float* x, int64_t T, int64_t d, cudaStream_t st) {
+cudaError_t embed(ggml_type type, const unsigned char* table, size_t row_bytes, const int32_t* tokens, float* x,
+                  int64_t T, int64_t d, cudaStream_t st) {
   const dim3 g(static_cast<unsigned>(T)), b(256);
   switch (type) {
     case ggml_type::f32: embed_kernel<ggml_type::f32><<<g, b, 0, st>>>(table, row_bytes, tokens, x, d); break;
@@ -669,8 +667,8 @@ cudaError_t embed(ggml_type type, const unsigned char* table, size_t row_bytes, 
   return cudaGetLastError();
 }
 
-cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, const int32_t* rows,
-                               int64_t n_rows, int64_t d, float eps, cudaStream_t st) {
+cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, const int32_t* rows, int64_t n_rows,
+                        int64_t d, float eps, cudaStream_t st) {
   add_rmsnorm_kernel<<<static_cast<unsigned>(n_rows), 256, 0, st>>>(x, delta, g, y, rows, d, eps);
   return cudaGetLastError();
 }
@@ -689,12 +687,12 @@ cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* 
                    cudaStream_t st) {
   const dim3 g(blocks_for(N, mm_warps), blocks_for(T, mm_tokens)), b(mm_warps * 32);
   const int acc = accumulate ? 1 : 0;
-  const bool vec = !generic_only && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0 &&
-                   ldx % 4 == 0 && row_bytes % 16 == 0 && aligned16(w) && (!w2 || aligned16(w2)) && aligned16(x);
-#define BRIGADE_MM(KERNEL, TYPE)                                                                                \
-  if (w2)                                                                                                       \
-    KERNEL<TYPE, true><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);                        \
-  else                                                                                                          \
+  const bool vec = !generic_only && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0 && ldx % 4 == 0 &&
+                   row_bytes % 16 == 0 && aligned16(w) && (!w2 || aligned16(w2)) && aligned16(x);
+#define BRIGADE_MM(KERNEL, TYPE)                                                         \
+  if (w2)                                                                                \
+    KERNEL<TYPE, true><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc); \
+  else                                                                                   \
     KERNEL<TYPE, false><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
   if (vec && type == ggml_type::f16 && T >= 16 && K % tc_k == 0) {
     const dim3 tg(blocks_for(N, tc_rows), blocks_for(T, tc_tokens));
@@ -725,8 +723,8 @@ cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* 
 cudaError_t rope_kv(float* q, const float* kk, const float* v, float* k_cache, float* v_cache, const int32_t* pos,
                     const int32_t* slot, int64_t T, int n_head, int n_head_kv, int hd, int64_t ldq, int64_t ldkv,
                     int64_t kv_dim, float theta_scale, cudaStream_t st) {
-  rope_kv_kernel<<<static_cast<unsigned>(T), 128, 0, st>>>(q, kk, v, k_cache, v_cache, pos, slot, n_head, n_head_kv,
-                                                           hd, ldq, ldkv, kv_dim, theta_scale);
+  rope_kv_kernel<<<static_cast<unsigned>(T), 128, 0, st>>>(q, kk, v, k_cache, v_cache, pos, slot, n_head, n_head_kv, hd,
+                                                           ldq, ldkv, kv_dim, theta_scale);
   return cudaGetLastError();
 }
 
@@ -734,8 +732,7 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
                       const int32_t* boff, const int32_t* blocks, int bs, int64_t T, int n_head, int group, int hd,
                       int64_t ldq, int64_t ldo, int64_t kv_dim, float scale, int splits, float* partial,
                       cudaStream_t st) {
-  if (hd > att_max_per_lane * 32 || splits < 1 || splits > 64 || (splits > 1 && !partial))
-    return cudaErrorInvalidValue;
+  if (hd > att_max_per_lane * 32 || splits < 1 || splits > 64 || (splits > 1 && !partial)) return cudaErrorInvalidValue;
   const dim3 g(static_cast<unsigned>(T), static_cast<unsigned>(n_head), static_cast<unsigned>(splits));
   attention_kernel<<<g, att_warps * 32, 0, st>>>(q, k_cache, v_cache, out, npos, boff, blocks, bs, group, hd, ldq, ldo,
                                                  kv_dim, scale, partial);
@@ -753,10 +750,9 @@ int attention_splits(int64_t T, int n_head, int sm_count) {
   return static_cast<int>(std::min<int64_t>(16, (2 * sm_count + blocks - 1) / blocks));
 }
 
-cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys,
-                          uint64_t* probs, int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st) {
-  sample_kernel<<<static_cast<unsigned>(rows), sample_threads, 0, st>>>(logits, n_vocab, desc, keys, probs, pow2,
-                                                                        out);
+cudaError_t sample(const float* logits, int32_t n_vocab, const sample_desc* desc, uint64_t* keys, uint64_t* probs,
+                   int32_t pow2, int32_t* out, int64_t rows, cudaStream_t st) {
+  sample_kernel<<<static_cast<unsigned>(rows), sample_threads, 0, st>>>(logits, n_vocab, desc, keys, probs, pow2, out);
   return cudaGetLastError();
 }
 

@@ -35,7 +35,7 @@ TEST(DetMath, ExpIsWithinTwoUlpOfTheTrueValue) {
 TEST(DetMath, FixedPointHelpersAreExact) {
   std::mt19937_64 rng(11);
   for (int i = 0; i < 100000; ++i) {
-    const uint64_t total = rng() >> (1 + rng() % 40);  // below 2^63
+    const uint64_t total = rng() >> (1 + rng() % 40);          // below 2^63
     const uint32_t bits = static_cast<uint32_t>(rng() >> 40);  // 24 bits
     const unsigned __int128 p = static_cast<unsigned __int128>(bits) * total;
     EXPECT_EQ(draw_point(bits, total), static_cast<uint64_t>(p >> 24));

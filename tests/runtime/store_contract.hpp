@@ -134,7 +134,7 @@ inline void leases_expire_unless_renewed(const factory& make) {
 
 }  // namespace brigade::runtime::contract
 
-#define BRIGADE_STORE_CONTRACT_TESTS(Suite, make)                                                          \
-  TEST(Suite, TurnsAndChecks) { ::brigade::runtime::contract::turns_and_checks(make); }                     \
-  TEST(Suite, LeasesFenceStaleOwners) { ::brigade::runtime::contract::leases_fence_stale_owners(make); }     \
+#define BRIGADE_STORE_CONTRACT_TESTS(Suite, make)                                                        \
+  TEST(Suite, TurnsAndChecks) { ::brigade::runtime::contract::turns_and_checks(make); }                  \
+  TEST(Suite, LeasesFenceStaleOwners) { ::brigade::runtime::contract::leases_fence_stale_owners(make); } \
   TEST(Suite, LeasesExpireUnlessRenewed) { ::brigade::runtime::contract::leases_expire_unless_renewed(make); }
