@@ -136,5 +136,21 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, _ = run(["model", "info", odd])
     check(rc == 0 and b"unusable" in out and b"not supported" in out, "info shows an unsupported tokenizer")
 
+# --device: cpu works, a bad name is bad input, and CUDA without a GPU (or
+# without CUDA in the build) is refused with a sentence that says so
+with tempfile.TemporaryDirectory() as tmp:
+    tiny = os.path.join(tmp, "tiny.gguf")
+    rc, _, err = run(["model", "synth", "--preset", "tiny", "--seed", "1", "-o", tiny])
+    check(rc == 0, f"synth tiny: {err}")
+    rc, out, err = run(["generate", "-m", tiny, "-p", "hi", "-n", "3", "--temp", "0", "--device", "cpu"])
+    check(rc == 0 and out, f"generate --device cpu: exit {rc} {err}")
+    expect_error(["generate", "-m", tiny, "-p", "hi", "-n", "3", "--device", "gpu"], 2,
+                 "device 'gpu' is not cpu or cuda:N")
+    if not os.path.exists("/dev/nvidia0"):
+        rc, out, err = run(["generate", "-m", tiny, "-p", "hi", "-n", "3", "--device", "cuda:0"])
+        check(rc != 0 and err.startswith("brigade: ") and
+              ("no usable CUDA device" in err or "no CUDA backend" in err) and out == b"",
+              f"generate --device cuda:0 without a GPU: exit {rc}, {err.strip()!r}")
+
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
