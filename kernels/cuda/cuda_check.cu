@@ -216,7 +216,7 @@ void check_rmsnorm(int64_t T, int64_t d, bool with_delta, bool gather) {
 }
 
 void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 plain, 1 accumulate, 2 swiglu*/,
-                  int64_t ldx_pad = 0, int64_t ldy_pad = 0, float x_scale = 1.0f) {
+                  int64_t ldx_pad = 0, int64_t ldy_pad = 0, float x_scale = 1.0f, int sm_count = 0) {
   const auto w = random_weights(type, N, K), w2 = random_weights(type, N, K);
   const size_t row_bytes = w.size() / N;
   const int64_t ldx = K + ldx_pad, ldy = N + ldy_pad;  // rows of x and y further apart, as in the fused QKV buffer
@@ -240,9 +240,14 @@ void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 
                             : mode == 2 ? " swiglu"
                                         : "") +
                            (ldx_pad || ldy_pad ? " strided" : "") + (x_scale != 1.0f ? " |x|~1e6" : "");
+  // With a multiprocessor count, the tensor-core path may split K (scratch given).
+  const int splits = cuda::k::matmul_splits(type, K, N, T, sm_count);
+  dvec<float> scratch(static_cast<size_t>(splits) * T * N * 2);
+  scratch.poison();
+  const std::string label = what + (splits > 1 ? " split-K " + std::to_string(splits) : "");
   if (!cuda_ok(cuda::k::matmul(type, dw.p, mode == 2 ? dw2.p : nullptr, row_bytes, K, N, dx.p, ldx, T, dy.p, ldy,
-                               mode == 1, nullptr),
-               what))
+                               mode == 1, nullptr, sm_count ? scratch.p : nullptr, scratch.n, sm_count),
+               label))
     return;
   const auto got = dy.get();
   // The CPU backend's matrix kernel on the same bytes.
@@ -265,7 +270,7 @@ void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 
       want_cols.push_back(want[static_cast<size_t>(t * ldy + n)]);
     }
   const double err = rel_err(got_cols, want_cols);
-  report(err < 1e-5, what, fmt(err) + " vs the CPU backend (" + cpu.name + ")", err);
+  report(err < 1e-5, label, fmt(err) + " vs the CPU backend (" + cpu.name + ")", err);
 }
 
 void check_rope_kv(int n_head, int n_head_kv, int hd, int64_t T, bool fused = false) {
@@ -648,6 +653,11 @@ int main(int argc, char** argv) {
       check_matmul(t, 96, 40, 40, 0, 4, 3);
       check_matmul(t, 96, 40, 20, 0, 0, 0, 1e6f);
       check_matmul(t, 160, 45, 20, 2, 0, 0, 1e6f);
+      // Split-K (as on a 132-multiprocessor H100): plain, accumulate, SwiGLU, strided, two token tiles.
+      check_matmul(t, 2048, 77, 16, 0, 0, 0, 1.0f, 132);
+      check_matmul(t, 2048, 77, 33, 1, 0, 0, 1.0f, 132);
+      check_matmul(t, 1024, 45, 20, 2, 0, 0, 1.0f, 132);
+      check_matmul(t, 2048, 40, 70, 0, 4, 3, 1.0f, 132);
     }
     check_matmul(ggml_type::f16, 100, 31, 5, 0);  // a row length that is not a multiple of 8: the plain kernel
   }

@@ -151,6 +151,8 @@ class cuda_engine final : public engine {
   float *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *part_ = nullptr;
   float *tmp_ = nullptr, *ff_ = nullptr, *hout_ = nullptr, *logits_ = nullptr;
   uint64_t *keys_ = nullptr, *probs_ = nullptr;
+  float* mm_scratch_ = nullptr;  // split-K parts of the tensor-core matmul
+  size_t mm_scratch_floats_ = 0;
   int32_t* out_tokens_ = nullptr;
 
   // Step inputs.
@@ -281,6 +283,25 @@ status cuda_engine::init() {
       break;  // more tokens never split again
   }
   if (auto s = alloc(part_, part); !s) return s;
+  // Split-K parts: the most any projection of any step size needs.
+  {
+    const dlayer& L0 = layers_.front();
+    const int64_t D = hp.n_embd, F = hp.n_ff;
+    struct shape {
+      ggml_type type;
+      int64_t K, N, factor, max_t;
+    };
+    const shape shapes[] = {{L0.wq.type, D, ldqkv_, 1, t_cap_},         {L0.wq.type, D, D, 1, t_cap_},
+                            {L0.wk.type, D, kv_dim_, 1, t_cap_},        {L0.wo.type, D, D, 1, t_cap_},
+                            {L0.w_gate.type, D, F, 2, t_cap_},          {L0.w_down.type, F, D, 1, t_cap_},
+                            {output_.type, D, hp.n_vocab, 1, rows_cap_}};
+    for (const shape& sh : shapes)
+      for (int64_t t = 16; t <= sh.max_t; ++t)
+        mm_scratch_floats_ =
+            std::max(mm_scratch_floats_,
+                     static_cast<size_t>(k::matmul_splits(sh.type, sh.K, sh.N, t, sm_count_)) * t * sh.N * sh.factor);
+  }
+  if (auto s = alloc(mm_scratch_, mm_scratch_floats_); !s) return s;
   if (auto s = alloc(ff_, T * ff); !s) return s;
   if (auto s = alloc(hout_, R * d); !s) return s;
   if (auto s = alloc(logits_, R * static_cast<size_t>(hp.n_vocab)); !s) return s;
@@ -326,7 +347,7 @@ status cuda_engine::enqueue(int64_t T, int64_t n_out, bool any_sample) {
   auto mm = [&](const dweight& w, const dweight* w2, const float* x, int64_t ldx, int64_t n_tok, float* y,
                 int64_t ldy) {
     return k::matmul(w.type, w.data, w2 ? w2->data : nullptr, w.row_bytes, w.n_cols, w.n_rows, x, ldx, n_tok, y, ldy,
-                     false, st);
+                     false, st, mm_scratch_, mm_scratch_floats_, sm_count_);
   };
   BRIGADE_CUDA_TRY(k::embed(token_embd_.type, token_embd_.data, token_embd_.row_bytes, tokens, x_, T, d, st), "embed");
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));

@@ -141,9 +141,11 @@ int main(int argc, char** argv) {
                                 {"down", 5632, 2048, false},
                                 {"logits", 2048, 32000, false}};
   const int max_b = *std::max_element(batches.begin(), batches.end());
-  float *x = nullptr, *y = nullptr;
+  float *x = nullptr, *y = nullptr, *scratch = nullptr;
+  const size_t scratch_floats = size_t{8} * max_b * 32000 * 2;  // split-K parts, as the engine provides them
   if (!ok(cudaMalloc(&x, sizeof(float) * max_b * 5632), "cudaMalloc") ||
-      !ok(cudaMalloc(&y, sizeof(float) * max_b * 32000), "cudaMalloc"))
+      !ok(cudaMalloc(&y, sizeof(float) * max_b * 32000), "cudaMalloc") ||
+      !ok(cudaMalloc(&scratch, sizeof(float) * scratch_floats), "cudaMalloc"))
     return 1;
   fill_f32(x, static_cast<size_t>(max_b) * 5632);
   for (const proj& p : projs) {
@@ -159,8 +161,9 @@ int main(int argc, char** argv) {
       cudaError_t err = cudaSuccess;  // the first failed launch, kept (the launcher has read the error)
       const double ms = timed([&](int i) {
         unsigned char* w = ws[static_cast<size_t>(i % copies)];
-        const cudaError_t e = cuda::k::matmul(ggml_type::f16, w, p.swiglu ? w + row_bytes * p.N : nullptr, row_bytes,
-                                              p.K, p.N, x, p.K, B, y, p.N, false, nullptr);
+        const cudaError_t e =
+            cuda::k::matmul(ggml_type::f16, w, p.swiglu ? w + row_bytes * p.N : nullptr, row_bytes, p.K, p.N, x, p.K, B,
+                            y, p.N, false, nullptr, scratch, scratch_floats, prop.multiProcessorCount);
         if (err == cudaSuccess) err = e;
       });
       if (!ok(err, p.name)) return 1;
@@ -176,6 +179,7 @@ int main(int argc, char** argv) {
   }
   cudaFree(x);
   cudaFree(y);
+  cudaFree(scratch);
 
   // Attention on torch_peer.py's shapes: 32 query heads, 4 KV heads, hd 64,
   // contiguous block tables (block size 16).

@@ -259,11 +259,16 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// With gridDim.z = S > 1 (split-K, when N / 32 blocks would leave
+// multiprocessors idle), block z takes the z-th of S equal runs of 32-wide
+// slices and writes its raw sums to part[z][t][n] (SwiGLU: the up sums after
+// all S * T * N of those); matmul_reduce_kernel adds the S parts in order,
+// so results do not change from run to run (no float atomics).
 template <bool SWIGLU>
 __global__ void __launch_bounds__(tc_warps * 32)
     matmul_tc_kernel(const unsigned char* __restrict__ w, const unsigned char* __restrict__ w2, size_t row_bytes,
                      int64_t K, int64_t N, const float* __restrict__ x, int64_t ldx, int64_t T, float* y, int64_t ldy,
-                     int accumulate) {
+                     int accumulate, float* part) {
   __shared__ __align__(16) __half xs_hi[tc_tokens][tc_k];  // (token, k of the slice)
   __shared__ __align__(16) __half xs_lo[tc_tokens][tc_k];
   __shared__ float xs_scale[tc_tokens];  // 2^e: this slice's products are multiplied by it
@@ -284,8 +289,10 @@ __global__ void __launch_bounds__(tc_warps * 32)
   for (int m = 0; m < 4; ++m)
 #pragma unroll
     for (int c = 0; c < 4; ++c) acc[m][c] = acc2[m][c] = 0.0f;
-  uint4 wv = load_w(wrow, 0), wv2 = SWIGLU ? load_w(wrow2, 0) : zero;
-  for (int64_t k0 = 0; k0 < K; k0 += tc_k) {
+  const int64_t slices = K / tc_k, splits = gridDim.z;
+  const int64_t k_begin = blockIdx.z * slices / splits * tc_k, k_end = (blockIdx.z + 1) * slices / splits * tc_k;
+  uint4 wv = load_w(wrow, k_begin), wv2 = SWIGLU ? load_w(wrow2, k_begin) : zero;
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += tc_k) {
     const uint4 wv_next = load_w(wrow, k0 + tc_k);  // in flight while this slice is staged and multiplied
     const uint4 wv2_next = SWIGLU ? load_w(wrow2, k0 + tc_k) : zero;
     __syncthreads();                                          // the previous slice's reads of xs are done
@@ -345,11 +352,34 @@ __global__ void __launch_bounds__(tc_warps * 32)
       const int tok = m * 16 + g + (c >= 2 ? 8 : 0);
       const int64_t n = n0 + 2 * q + (c & 1);
       if (tok >= nt || n >= N) continue;
+      if (splits > 1) {
+        float* pp = part + (static_cast<int64_t>(blockIdx.z) * T + t_base + tok) * N + n;
+        pp[0] = acc[m][c];
+        if constexpr (SWIGLU) pp[splits * T * N] = acc2[m][c];
+        continue;
+      }
       float v = acc[m][c];
       if constexpr (SWIGLU) v = v / (1.0f + expf(-v)) * acc2[m][c];
       float& o = y[(t_base + tok) * ldy + n];
       o = accumulate ? o + v : v;
     }
+}
+
+// grid (ceil(T * N / 256)), block 256: the split-K sums of matmul_tc_kernel,
+// added in split order, then the same epilogue (SwiGLU, accumulate).
+__global__ void matmul_reduce_kernel(const float* part, int splits, int64_t T, int64_t N, float* y, int64_t ldy,
+                                     int accumulate, int swiglu) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= T * N) return;
+  const int64_t t = i / N, n = i % N;
+  float v = 0.0f, u = 0.0f;
+  for (int z = 0; z < splits; ++z) {
+    v += part[z * T * N + i];
+    if (swiglu) u += part[(splits + z) * T * N + i];
+  }
+  if (swiglu) v = v / (1.0f + expf(-v)) * u;
+  float& o = y[t * ldy + n];
+  o = accumulate ? o + v : v;
 }
 
 // --- RoPE fused with the KV-cache write -------------------------------------------
@@ -682,9 +712,20 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 void set_generic_kernels(bool on) { generic_only = on; }
 bool generic_kernels() { return generic_only; }
 
+bool tensor_core_path(ggml_type type, int64_t K, int64_t T) {
+  return !generic_only && type == ggml_type::f16 && T >= 16 && K % tc_k == 0;
+}
+
+int matmul_splits(ggml_type type, int64_t K, int64_t N, int64_t T, int sm_count) {
+  if (!tensor_core_path(type, K, T) || sm_count <= 0) return 1;
+  const int64_t blocks = static_cast<int64_t>(blocks_for(N, tc_rows)) * blocks_for(T, tc_tokens);
+  if (blocks >= 2 * sm_count) return 1;
+  return static_cast<int>(std::min<int64_t>({8, (2 * sm_count + blocks - 1) / blocks, K / tc_k}));
+}
+
 cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* w2, size_t row_bytes, int64_t K,
                    int64_t N, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, bool accumulate,
-                   cudaStream_t st) {
+                   cudaStream_t st, float* scratch, size_t scratch_floats, int sm_count) {
   const dim3 g(blocks_for(N, mm_warps), blocks_for(T, mm_tokens)), b(mm_warps * 32);
   const int acc = accumulate ? 1 : 0;
   const bool vec = !generic_only && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0 && ldx % 4 == 0 &&
@@ -694,12 +735,18 @@ cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* 
     KERNEL<TYPE, true><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc); \
   else                                                                                   \
     KERNEL<TYPE, false><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
-  if (vec && type == ggml_type::f16 && T >= 16 && K % tc_k == 0) {
-    const dim3 tg(blocks_for(N, tc_rows), blocks_for(T, tc_tokens));
+  if (vec && tensor_core_path(type, K, T)) {
+    int splits = matmul_splits(type, K, N, T, sm_count);
+    if (!scratch || static_cast<size_t>(splits) * T * N * (w2 ? 2 : 1) > scratch_floats) splits = 1;
+    const dim3 tg(blocks_for(N, tc_rows), blocks_for(T, tc_tokens), static_cast<unsigned>(splits));
     if (w2)
-      matmul_tc_kernel<true><<<tg, tc_warps * 32, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+      matmul_tc_kernel<true><<<tg, tc_warps * 32, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc, scratch);
     else
-      matmul_tc_kernel<false><<<tg, tc_warps * 32, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+      matmul_tc_kernel<false><<<tg, tc_warps * 32, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc, scratch);
+    if (splits > 1) {
+      if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+      matmul_reduce_kernel<<<blocks_for(T * N, 256), 256, 0, st>>>(scratch, splits, T, N, y, ldy, acc, w2 ? 1 : 0);
+    }
     return cudaGetLastError();
   }
   if (vec) {

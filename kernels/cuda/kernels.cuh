@@ -53,9 +53,20 @@ cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, 
 /// the 16-byte-load path; with F16 weights, 16 tokens or more and K a
 /// multiple of 32, the tensor-core path (activations split into F16 high and
 /// low halves: |x| < 65504); unless generic kernels are forced.
+/// With `scratch` (and the device's multiprocessor count), the tensor-core
+/// path splits K across blocks when N / 32 blocks would leave
+/// multiprocessors idle (matmul_splits says how many), if
+/// splits * T * N (x2 with SwiGLU) floats fit in scratch_floats; the parts
+/// are added in a fixed order, so results are the same on every run.
 cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* w2, size_t row_bytes, int64_t K,
                    int64_t N, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, bool accumulate,
-                   cudaStream_t st);
+                   cudaStream_t st, float* scratch = nullptr, size_t scratch_floats = 0, int sm_count = 0);
+
+/// Whether matmul takes the tensor-core path for these shapes, and into how
+/// many K runs it splits (1: none). They depend only on the shapes, so a
+/// step's CUDA graph stays valid.
+bool tensor_core_path(ggml_type type, int64_t K, int64_t T);
+int matmul_splits(ggml_type type, int64_t K, int64_t N, int64_t T, int sm_count);
 
 /// RoPE (llama.cpp's "normal" pairs; angles pos * theta_scale^p built by
 /// repeated float multiplication, as on the CPU) on q in place and on k into
