@@ -215,6 +215,12 @@ void check_rmsnorm(int64_t T, int64_t d, bool with_delta, bool gather) {
   report(err < 1e-5 && residual_ok, what, fmt(err) + (residual_ok ? "" : ", residual sum differs"), err);
 }
 
+std::string fmt_scale(float v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%.0e", static_cast<double>(v));
+  return b;
+}
+
 void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 plain, 1 accumulate, 2 swiglu*/,
                   int64_t ldx_pad = 0, int64_t ldy_pad = 0, float x_scale = 1.0f, int sm_count = 0) {
   const auto w = random_weights(type, N, K), w2 = random_weights(type, N, K);
@@ -231,15 +237,15 @@ void check_matmul(ggml_type type, int64_t K, int64_t N, int64_t T, int mode /*0 
     dy.poison();
   const bool fast = !cuda::k::generic_kernels() && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0;
   const bool tensor = fast && type == ggml_type::f16 && T >= 16 && K % 32 == 0;
-  const std::string what = std::string(tensor ? "matmul (tensor cores) "
-                                       : fast ? "matmul (16-byte) "
-                                              : "matmul ") +
-                           tname(type) + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
-                           " T=" + std::to_string(T) +
-                           (mode == 1   ? " accumulate"
-                            : mode == 2 ? " swiglu"
-                                        : "") +
-                           (ldx_pad || ldy_pad ? " strided" : "") + (x_scale != 1.0f ? " |x|~1e6" : "");
+  const std::string what =
+      std::string(tensor ? "matmul (tensor cores) "
+                  : fast ? "matmul (16-byte) "
+                         : "matmul ") +
+      tname(type) + " K=" + std::to_string(K) + " N=" + std::to_string(N) + " T=" + std::to_string(T) +
+      (mode == 1   ? " accumulate"
+       : mode == 2 ? " swiglu"
+                   : "") +
+      (ldx_pad || ldy_pad ? " strided" : "") + (x_scale != 1.0f ? " |x|~" + fmt_scale(x_scale) : "");
   // With a multiprocessor count, the tensor-core path may split K (scratch given).
   const int splits = cuda::k::matmul_splits(type, K, N, T, sm_count);
   dvec<float> scratch(static_cast<size_t>(splits) * T * N * 2);
@@ -658,6 +664,10 @@ int main(int argc, char** argv) {
       check_matmul(t, 2048, 77, 33, 1, 0, 0, 1.0f, 132);
       check_matmul(t, 1024, 45, 20, 2, 0, 0, 1.0f, 132);
       check_matmul(t, 2048, 40, 70, 0, 4, 3, 1.0f, 132);
+      check_matmul(t, 320, 77, 16, 0, 0, 0, 1.0f, 132);    // 10 slices over 8 splits: uneven
+      check_matmul(t, 96, 40, 20, 0, 0, 0, 1.0f, 132);     // 3 splits: as many as slices
+      check_matmul(t, 2048, 45, 20, 2, 0, 0, 1e6f, 132);   // scaling and split-K together
+      check_matmul(t, 2048, 45, 20, 0, 0, 0, 1e-4f, 132);  // small activations keep their accuracy
     }
     check_matmul(ggml_type::f16, 100, 31, 5, 0);  // a row length that is not a multiple of 8: the plain kernel
   }

@@ -283,23 +283,20 @@ status cuda_engine::init() {
       break;  // more tokens never split again
   }
   if (auto s = alloc(part_, part); !s) return s;
-  // Split-K parts: the most any projection of any step size needs.
+  // Split-K parts: the most any projection of any step size needs. Only F16
+  // weights take the tensor-core path, and the split depends on nothing else
+  // of the type, so every shape is sized as F16 (layers may mix types).
   {
-    const dlayer& L0 = layers_.front();
     const int64_t D = hp.n_embd, F = hp.n_ff;
-    struct shape {
-      ggml_type type;
-      int64_t K, N, factor, max_t;
-    };
-    const shape shapes[] = {{L0.wq.type, D, ldqkv_, 1, t_cap_},         {L0.wq.type, D, D, 1, t_cap_},
-                            {L0.wk.type, D, kv_dim_, 1, t_cap_},        {L0.wo.type, D, D, 1, t_cap_},
-                            {L0.w_gate.type, D, F, 2, t_cap_},          {L0.w_down.type, F, D, 1, t_cap_},
-                            {output_.type, D, hp.n_vocab, 1, rows_cap_}};
-    for (const shape& sh : shapes)
-      for (int64_t t = 16; t <= sh.max_t; ++t)
-        mm_scratch_floats_ =
-            std::max(mm_scratch_floats_,
-                     static_cast<size_t>(k::matmul_splits(sh.type, sh.K, sh.N, t, sm_count_)) * t * sh.N * sh.factor);
+    const int64_t shapes[][4] = {// K, N, factor (2: SwiGLU's two parts), largest T
+                                 {D, ldqkv_, 1, t_cap_}, {D, D, 1, t_cap_}, {D, kv_dim_, 1, t_cap_},
+                                 {D, F, 2, t_cap_},      {F, D, 1, t_cap_}, {D, hp.n_vocab, 1, rows_cap_}};
+    for (const auto& sh : shapes)
+      for (int64_t t = 16; t <= sh[3]; ++t) {
+        const int splits = k::matmul_splits(ggml_type::f16, sh[0], sh[1], t, sm_count_);
+        if (splits > 1)
+          mm_scratch_floats_ = std::max(mm_scratch_floats_, static_cast<size_t>(splits * t * sh[1] * sh[2]));
+      }
   }
   if (auto s = alloc(mm_scratch_, mm_scratch_floats_); !s) return s;
   if (auto s = alloc(ff_, T * ff); !s) return s;

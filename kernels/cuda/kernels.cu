@@ -243,10 +243,10 @@ __global__ void __launch_bounds__(mm_warps * 32)
 // shared read of activations per row); the first k16 step takes the first 4
 // of them, the second the last 4; a dot product does not depend on the order
 // of its terms.
-// F16 range: a token's slice whose largest |x| is 2^15 or more is scaled by
-// a power of two 2^-e before the split and its products by 2^e after (each
-// slice is multiplied into a zeroed accumulator and added), so large
-// activations lose nothing but the low bits of the small ones beside them.
+// F16 range: each token's slice is scaled by a power of two 2^-e so that its
+// largest |x| lies in [2^14, 2^15) before the split, and its products by 2^e
+// after (each slice is multiplied into a zeroed accumulator and added): large
+// activations fit F16 and small ones keep about 22 bits.
 constexpr int tc_warps = 4;
 constexpr int tc_rows = tc_warps * 8;
 constexpr int tc_tokens = 64;
@@ -283,7 +283,9 @@ __global__ void __launch_bounds__(tc_warps * 32)
   const uint4* wrow2 =
       SWIGLU ? reinterpret_cast<const uint4*>(w2 + static_cast<size_t>(has_row ? row : 0) * row_bytes) : nullptr;
   const uint4 zero{0, 0, 0, 0};
-  auto load_w = [&](const uint4* r, int64_t k0) { return has_row && k0 < K ? __ldg(r + k0 / 8 + q) : zero; };
+  // (the range of this block's split, set below, bounds the prefetch)
+  int64_t k_limit = K;
+  auto load_w = [&](const uint4* r, int64_t k0) { return has_row && k0 < k_limit ? __ldg(r + k0 / 8 + q) : zero; };
   float acc[4][4], acc2[4][4];
 #pragma unroll
   for (int m = 0; m < 4; ++m)
@@ -291,6 +293,7 @@ __global__ void __launch_bounds__(tc_warps * 32)
     for (int c = 0; c < 4; ++c) acc[m][c] = acc2[m][c] = 0.0f;
   const int64_t slices = K / tc_k, splits = gridDim.z;
   const int64_t k_begin = blockIdx.z * slices / splits * tc_k, k_end = (blockIdx.z + 1) * slices / splits * tc_k;
+  k_limit = k_end;
   uint4 wv = load_w(wrow, k_begin), wv2 = SWIGLU ? load_w(wrow2, k_begin) : zero;
   for (int64_t k0 = k_begin; k0 < k_end; k0 += tc_k) {
     const uint4 wv_next = load_w(wrow, k0 + tc_k);  // in flight while this slice is staged and multiplied
@@ -301,7 +304,9 @@ __global__ void __launch_bounds__(tc_warps * 32)
       float big = fabsf(v);
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) big = fmaxf(big, __shfl_xor_sync(0xffffffffu, big, o));
-      const int e = big >= 32768.0f ? ilogbf(big) - 14 : 0;  // keeps |v| under 2^15
+      // Every slice is brought to a largest |v| in [2^14, 2^15): large ones
+      // fit F16, small ones keep their low part out of F16's subnormals.
+      const int e = big > 0.0f && big <= 3.0e38f ? max(ilogbf(big) - 14, -100) : 0;
       v = ldexpf(v, -e);
       const __half hi = __float2half_rn(v);
       xs_hi[tok][lane] = hi;
@@ -713,7 +718,7 @@ void set_generic_kernels(bool on) { generic_only = on; }
 bool generic_kernels() { return generic_only; }
 
 bool tensor_core_path(ggml_type type, int64_t K, int64_t T) {
-  return !generic_only && type == ggml_type::f16 && T >= 16 && K % tc_k == 0;
+  return !generic_only && type == ggml_type::f16 && T >= 16 && K > 0 && K % tc_k == 0;
 }
 
 int matmul_splits(ggml_type type, int64_t K, int64_t N, int64_t T, int sm_count) {

@@ -52,7 +52,8 @@ cudaError_t add_rmsnorm(float* x, const float* delta, const float* g, float* y, 
 /// F16 and BF16 weights with K a multiple of 8 and 16-byte aligned rows take
 /// the 16-byte-load path; with F16 weights, 16 tokens or more and K a
 /// multiple of 32, the tensor-core path (activations split into F16 high and
-/// low halves: |x| < 65504); unless generic kernels are forced.
+/// low halves, each token's 32-wide slice scaled by a power of two so any
+/// magnitude fits); unless generic kernels are forced.
 /// With `scratch` (and the device's multiprocessor count), the tensor-core
 /// path splits K across blocks when N / 32 blocks would leave
 /// multiprocessors idle (matmul_splits says how many), if
