@@ -15,10 +15,14 @@
 #   run.sh all     both (for a local run without the device tool's limit)
 #
 # Each stage writes its log and JSON under $OUT as it finishes, so a cut-off
-# run still returns what it did; a table comes last.
+# run still returns what it did; a table comes last. Every stage has a time
+# limit, and the limits of each part add up to 8 minutes: check = build 150 s
+# (configure 30 + build 120) + memcheck 120 + check 120 + bench 90;
+# bench = build 150 (usually much less; nothing when the build is there) +
+# decode 100 + kernels 60 + PyTorch 260 (compile 90 s per batch size).
 #   env: OUT (default ./gpu-out), BRIGADE_COMMIT (recorded in machine.txt when
 #        the copy has no .git), BRIGADE_GPU_SKIP_SANITIZER=1,
-#        BRIGADE_GPU_COMPILE_TIMEOUT (default 120 s per batch size)
+#        BRIGADE_GPU_COMPILE_TIMEOUT (default 90 s per batch size)
 set -uo pipefail
 MODE=${1:-check}
 case $MODE in check|bench|all) ;; *) echo "usage: bench/gpu/run.sh [check|bench|all]" >&2; exit 2 ;; esac
@@ -50,9 +54,9 @@ cat "$OUT/machine.txt"
 
 # 1. build (ninja does nothing when the build is up to date)
 t=$(date +%s)
-if cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBRIGADE_ENGINE_ONLY=ON -DBRIGADE_CUDA=ON \
+if timeout 30 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBRIGADE_ENGINE_ONLY=ON -DBRIGADE_CUDA=ON \
      -DCMAKE_CUDA_ARCHITECTURES=90 -DBRIGADE_CUDA_PTXAS_VERBOSE=ON >"$OUT/configure.log" 2>&1 &&
-   cmake --build "$BUILD" --target cuda_check cuda_bench cuda_kernel_bench -j "$(nproc)" >"$OUT/build.log" 2>&1; then
+   timeout 120 cmake --build "$BUILD" --target cuda_check cuda_bench cuda_kernel_bench -j "$(nproc)" >"$OUT/build.log" 2>&1; then
   stage build ok "$(elapsed $t)"
 else
   stage build FAILED "$(elapsed $t)" "see build.log"
@@ -72,12 +76,12 @@ if [ "$MODE" != bench ]; then
 # 2. compute-sanitizer on the quick check (kernels + tiny)
 if [ "${BRIGADE_GPU_SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
   t=$(date +%s)
-  timeout 200 compute-sanitizer --tool memcheck --error-exitcode 3 "$CHECK" --quick \
+  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$CHECK" --quick \
     --json "$OUT/check_sanitizer.json" >"$OUT/check_sanitizer.log" 2>&1
   rc=$?
   case $rc in
     0) stage "memcheck (quick)" ok "$(elapsed $t)" ;;
-    124) stage "memcheck (quick)" TIMEOUT "$(elapsed $t)" "cut at 200 s" ;;
+    124) stage "memcheck (quick)" TIMEOUT "$(elapsed $t)" "cut at 120 s" ;;
     *) stage "memcheck (quick)" FAILED "$(elapsed $t)" "exit $rc, see check_sanitizer.log" ;;
   esac
   tail -5 "$OUT/check_sanitizer.log"
@@ -87,14 +91,14 @@ fi
 
 # 3. the whole check
 t=$(date +%s)
-timeout 240 "$CHECK" --json "$OUT/check.json" >"$OUT/check.log" 2>&1
+timeout 120 "$CHECK" --json "$OUT/check.json" >"$OUT/check.log" 2>&1
 rc=$?
 if [ $rc = 0 ]; then stage check ok "$(elapsed $t)"; else stage check FAILED "$(elapsed $t)" "exit $rc"; fi
 grep -E "^(FAIL|ok  ) engine|FAIL|PASSED|FAILED" "$OUT/check.log" | tail -20
 
 # 4. decode-step benchmark on tinyllama-1b
 t=$(date +%s)
-timeout 180 "$BENCH" -m "$MODEL" --synth tinyllama-1b \
+timeout 90 "$BENCH" -m "$MODEL" --synth tinyllama-1b \
   --batch 1,64 --context 128 --steps 64 --json "$OUT/bench.json" >"$OUT/bench.log" 2>&1
 rc=$?
 if [ $rc = 0 ]; then stage "bench tinyllama-1b" ok "$(elapsed $t)"; else stage "bench tinyllama-1b" FAILED "$(elapsed $t)" "exit $rc"; fi
@@ -103,18 +107,18 @@ fi  # check
 if [ "$MODE" != check ]; then
 # 5. the full benchmark: our decode step, kernels, then PyTorch
 t=$(date +%s)
-timeout 150 "$BENCH" -m "$MODEL" --synth tinyllama-1b \
+timeout 100 "$BENCH" -m "$MODEL" --synth tinyllama-1b \
   --batch 1,8,32,64,128 --context 128 --steps 64 --json "$OUT/bench.json" >"$OUT/bench.log" 2>&1
 rc=$?
 if [ $rc = 0 ]; then stage "decode 1..128" ok "$(elapsed $t)"; else stage "decode 1..128" FAILED "$(elapsed $t)" "exit $rc"; fi
 t=$(date +%s)
-timeout 90 "$KBENCH" --json "$OUT/kernels.json" >"$OUT/kernels.log" 2>&1
+timeout 60 "$KBENCH" --json "$OUT/kernels.json" >"$OUT/kernels.log" 2>&1
 rc=$?
 if [ $rc = 0 ]; then stage "kernels" ok "$(elapsed $t)"; else stage "kernels" FAILED "$(elapsed $t)" "exit $rc"; fi
 t=$(date +%s)
 rm -f "$OUT/torch.jsonl"
-timeout 400 python3 "$ROOT/bench/gpu/torch_peer.py" --json "$OUT/torch.jsonl" \
-  --compile-timeout "${BRIGADE_GPU_COMPILE_TIMEOUT:-120}" >"$OUT/torch.log" 2>&1
+timeout 260 python3 "$ROOT/bench/gpu/torch_peer.py" --json "$OUT/torch.jsonl" \
+  --compile-timeout "${BRIGADE_GPU_COMPILE_TIMEOUT:-90}" >"$OUT/torch.log" 2>&1
 rc=$?
 if [ $rc = 0 ]; then stage "pytorch peer" ok "$(elapsed $t)"; else stage "pytorch peer" FAILED "$(elapsed $t)" "exit $rc"; fi
 fi  # bench
