@@ -91,6 +91,7 @@ fi
 
 # 3. the whole check
 t=$(date +%s)
+rm -f "$OUT/check.json" "$OUT/bench.json"
 timeout 120 "$CHECK" --json "$OUT/check.json" >"$OUT/check.log" 2>&1
 rc=$?
 if [ $rc = 0 ]; then stage check ok "$(elapsed $t)"; else stage check FAILED "$(elapsed $t)" "exit $rc"; fi
@@ -107,6 +108,7 @@ fi  # check
 if [ "$MODE" != check ]; then
 # 5. the full benchmark: our decode step, kernels, then PyTorch
 t=$(date +%s)
+rm -f "$OUT/bench.json" "$OUT/kernels.json"  # no stale numbers from an earlier run in the summary
 timeout 100 "$BENCH" -m "$MODEL" --synth tinyllama-1b \
   --batch 1,8,32,64,128 --context 128 --steps 64 --json "$OUT/bench.json" >"$OUT/bench.log" 2>&1
 rc=$?
