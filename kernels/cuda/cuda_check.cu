@@ -478,7 +478,11 @@ struct seq_plan {
   sampling_params sampling;
 };
 
-void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
+/// How the CUDA engine runs in an engine check: as shipped, or with one of
+/// its speed-ups off, so a failure points at the part that causes it.
+enum class variant { shipped, no_graphs, generic_kernels };
+
+void check_engine(const std::string& preset, ggml_type type, int decode_steps, variant how = variant::shipped) {
   const std::string dir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
   const std::string path =
       dir + "/brigade-check-" + preset + "-" + tname(type) + "-" + std::to_string(::getpid()) + ".gguf";
@@ -486,7 +490,10 @@ void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
   so.preset = preset;
   so.seed = 7;
   so.type = type;
-  const std::string what = "engine " + preset + " " + tname(type);
+  const std::string what = "engine " + preset + " " + tname(type) +
+                           (how == variant::no_graphs         ? " (CUDA graphs off)"
+                            : how == variant::generic_kernels ? " (plain kernels)"
+                                                              : "");
   if (auto s = synthesize_model(so, path); !s) return report(false, what, "cannot synthesise: " + s.message());
   auto model = llama_model::load(path);
   std::remove(path.c_str());
@@ -497,7 +504,22 @@ void check_engine(const std::string& preset, ggml_type type, int decode_steps) {
   cfg.max_step_tokens = 512;
   cfg.n_ctx = 1024;
   auto cpu_e = make_cpu_engine(*model, cfg);
+  // The engine reads BRIGADE_CUDA_GRAPHS when made, and captures the kernels
+  // chosen then; both are put back after the check.
+  const char* graphs_env = std::getenv("BRIGADE_CUDA_GRAPHS");
+  const std::string graphs_before = graphs_env ? graphs_env : "";
+  const bool had_graphs_env = graphs_env != nullptr;
+  struct restore_kernels {
+    bool generic = cuda::k::generic_kernels();
+    ~restore_kernels() { cuda::k::set_generic_kernels(generic); }
+  } restore;
+  if (how == variant::no_graphs) setenv("BRIGADE_CUDA_GRAPHS", "0", 1);
+  if (how == variant::generic_kernels) cuda::k::set_generic_kernels(true);
   auto gpu_e = cuda::make_cuda_engine(*model, cfg, 0);
+  if (had_graphs_env)
+    setenv("BRIGADE_CUDA_GRAPHS", graphs_before.c_str(), 1);
+  else
+    unsetenv("BRIGADE_CUDA_GRAPHS");
   if (!cpu_e || !gpu_e) return report(false, what, (!cpu_e ? cpu_e.error() : gpu_e.error()).message());
   engine& c = **cpu_e;
   engine& g = **gpu_e;
@@ -638,7 +660,8 @@ int main(int argc, char** argv) {
     check_embed(t, 96);
     if (t != ggml_type::q8_0) check_embed(t, 100);
   }
-  for (bool generic : {false, true}) {  // the fast paths, then the plain kernels
+  const bool generic_from_env = cuda::k::generic_kernels();  // BRIGADE_CUDA_GENERIC
+  for (bool generic : {false, true}) {                       // the fast paths, then the plain kernels
     cuda::k::set_generic_kernels(generic);
     for (ggml_type t : {ggml_type::f32, ggml_type::f16, ggml_type::bf16, ggml_type::q8_0}) {
       for (auto [K, N, T] : {std::tuple<int64_t, int64_t, int64_t>{96, 77, 1},
@@ -671,7 +694,7 @@ int main(int argc, char** argv) {
     }
     check_matmul(ggml_type::f16, 100, 31, 5, 0);  // a row length that is not a multiple of 8: the plain kernel
   }
-  cuda::k::set_generic_kernels(false);
+  cuda::k::set_generic_kernels(generic_from_env);
   for (auto [T, d] : {std::pair<int64_t, int64_t>{1, 100}, {7, 2048}, {9, 38}}) {
     check_rmsnorm(T, d, false, false);
     check_rmsnorm(T, d, true, false);
@@ -692,7 +715,14 @@ int main(int argc, char** argv) {
   check_sampling(1000, 36);
   check_sampling(32000, 24);
   for (ggml_type t : {ggml_type::f16, ggml_type::f32, ggml_type::bf16, ggml_type::q8_0}) check_engine("tiny", t, 24);
-  if (!quick) check_engine("small", ggml_type::f16, 32);
+  // The same without CUDA graphs, and with the plain kernels: if the shipped
+  // engine fails, these say whether graphs or the fast paths are the cause.
+  check_engine("tiny", ggml_type::f16, 24, variant::no_graphs);
+  check_engine("tiny", ggml_type::f16, 24, variant::generic_kernels);
+  if (!quick) {
+    check_engine("small", ggml_type::f16, 32);
+    check_engine("small", ggml_type::f16, 32, variant::generic_kernels);
+  }
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
   if (!json_path.empty())
     if (FILE* f = std::fopen(json_path.c_str(), "w")) {
