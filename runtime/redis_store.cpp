@@ -487,7 +487,7 @@ class redis_store final : public session_store {
                          const long long listed = r[0]->element[0]->integer;
                          const long long snapped = r[0]->element[1]->integer;
                          if (listed >= static_cast<long long>(compact_min_) && listed >= snapped)
-                           compact(id, [](status) {});
+                           compact_if_idle(id);
                        }
                      });
   }
@@ -517,6 +517,17 @@ class redis_store final : public session_store {
   }
 
  private:
+  /// After an append: starts a compaction unless one is running for this
+  /// session (that one folds the list; queueing another would fold it again
+  /// and make compaction cost more than O(1) per turn).
+  void compact_if_idle(const std::string& id) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!compacting_.try_emplace(id).second) return;
+    }
+    compact_now(id, [](status) {});
+  }
+
   void compact_now(const std::string& id, done_fn done) {
     auto finish = [this, id, done](status s) {
       std::vector<done_fn> waiting;
