@@ -130,6 +130,29 @@ TEST(RedisStore, CompactionFoldsTurnsIntoTheSnapshotOffTheCommitPath) {
   EXPECT_EQ(load(*s, old)->turns.size(), 3u);
 }
 
+TEST(RedisStore, CompactionWorkStaysLogarithmicInTheHistory) {
+  // The list is folded when it is as long as the snapshot: 1024 turns with
+  // compact_min 4 fold at about 4, 8, 16, ..., 1024 turns, 9 times, each
+  // writing the snapshot once (a SET inside the compaction script). Appends
+  // that arrive while a compaction runs must not queue more of them.
+  const int port = fixture_port();
+  store_options o;
+  o.compact_min = 4;
+  auto s = store(port, o);
+  const std::string id = random_hex(16);
+  ASSERT_TRUE(wait([&](auto d) { s->create(meta(id), d); }).ok());
+  redis_cli(port, "config resetstat");
+  for (uint64_t seq = 1; seq <= 1024; ++seq) ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(seq), d); }).ok());
+  ASSERT_TRUE(wait([&](auto d) { s->compact(id, d); }).ok());  // waits for one in flight, then folds the rest
+  const std::string stats = redis_cli(port, "info commandstats");
+  const size_t at = stats.find("cmdstat_set:calls=");
+  ASSERT_NE(at, std::string::npos) << stats;
+  const long sets = std::stol(stats.substr(at + 18));
+  EXPECT_GE(sets, 7) << stats;
+  EXPECT_LE(sets, 12) << "compactions ran " << sets << " times for 1024 turns";
+  EXPECT_EQ(load(*s, id)->turns.size(), 1024u);
+}
+
 TEST(RedisStore, DamagedRecordsFailOnlyThatSessionWithAClearError) {
   const int port = fixture_port();
   auto s = store(port);
