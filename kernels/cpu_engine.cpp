@@ -25,15 +25,11 @@ namespace brigade {
 
 namespace {
 
-class cpu_engine final : public engine {
+class cpu_engine final : public paged_engine {
  public:
-  cpu_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg, int32_t n_ctx, int32_t n_blocks)
-      : model_(std::move(model)),
-        cfg_(cfg),
-        n_ctx_(n_ctx),
-        pool_(cfg.n_threads),
-        kv_(n_blocks, cfg.kv_block_size, cfg.max_sequences),
-        kernels_(cpu::best_kernels()) {
+  cpu_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg, engine_size size)
+      : paged_engine(std::move(model), cfg, size), pool_(cfg.n_threads), kernels_(cpu::best_kernels()) {
+    const int32_t n_blocks = size.n_blocks;
     const auto& hp = model_->hparams();
     kv_dim_ = static_cast<int64_t>(hp.n_head_kv) * hp.head_dim;
     const size_t n_slots = static_cast<size_t>(n_blocks) * static_cast<size_t>(cfg.kv_block_size);
@@ -50,23 +46,9 @@ class cpu_engine final : public engine {
     for (auto& s : scores_) s.resize(static_cast<size_t>(n_ctx_) * static_cast<size_t>(group));
   }
 
-  const llama_hparams& hparams() const override { return model_->hparams(); }
-  const tokenizer& vocab() const override { return model_->vocab(); }
-  int32_t n_ctx() const override { return n_ctx_; }
   std::string backend_name() const override {
     return std::string("cpu (") + kernels_.name + ", " + std::to_string(pool_.size()) + " threads)";
   }
-
-  result<seq_id> create_sequence() override { return kv_.create(); }
-  void free_sequence(seq_id s) override { kv_.release(s); }
-  int32_t sequence_length(seq_id s) const override { return kv_.valid(s) ? kv_.length(s) : 0; }
-  status truncate(seq_id s, int32_t n) override {
-    if (!kv_.valid(s)) return {errc::invalid_argument, "truncate: unknown sequence " + std::to_string(s)};
-    if (n < 0) return {errc::invalid_argument, "truncate: negative length"};
-    kv_.truncate(s, n);
-    return {};
-  }
-  kv_usage usage() const override { return kv_.usage(); }
 
   status step(const std::vector<step_item>& batch, std::vector<step_result>& out) override;
 
@@ -75,11 +57,7 @@ class cpu_engine final : public engine {
   void rope(float* v, int64_t n_rows, int64_t row_stride, int32_t n_heads) const;
   void attention(int32_t layer, int64_t n_tokens);
 
-  std::shared_ptr<const llama_model> model_;
-  engine_config cfg_;
-  int32_t n_ctx_;
   thread_pool pool_;
-  kv_block_pool kv_;
   const cpu::kernel_set& kernels_;
   int64_t kv_dim_ = 0;
   std::vector<std::unique_ptr<float[]>> k_cache_, v_cache_;  // per layer: (slot, n_kv, head_dim)
@@ -161,11 +139,7 @@ status cpu_engine::step(const std::vector<step_item>& batch, std::vector<step_re
   out.clear();
   if (batch.empty()) return {};
   int64_t T = 0;
-  if (auto s = validate_step(batch, kv_, model_->hparams().n_vocab, n_ctx_, cfg_.max_step_tokens, T); !s) return s;
-  std::vector<kv_block_pool::request> reqs;
-  reqs.reserve(batch.size());
-  for (const auto& it : batch) reqs.push_back({it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size())});
-  if (auto s = kv_.reserve(reqs); !s) return s;
+  if (auto s = validate_and_reserve(batch, T); !s) return s;
 
   const auto& hp = model_->hparams();
   const int64_t d = hp.n_embd, ff = hp.n_ff, hd = hp.head_dim;
@@ -309,7 +283,7 @@ result<std::unique_ptr<engine>> make_cpu_engine(std::shared_ptr<const llama_mode
   if (!model) return status{errc::invalid_argument, "make_cpu_engine: no model"};
   auto size = size_engine(model->hparams(), cfg);
   if (!size) return size.error();
-  return std::unique_ptr<engine>(new cpu_engine(std::move(model), cfg, size->n_ctx, size->n_blocks));
+  return std::unique_ptr<engine>(new cpu_engine(std::move(model), cfg, *size));
 }
 
 }  // namespace brigade

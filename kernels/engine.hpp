@@ -80,17 +80,43 @@ class engine {
   virtual status step(const std::vector<step_item>& batch, std::vector<step_result>& out) = 0;
 };
 
-/// Checks a batch against the engine contract (see the errors above) and
-/// counts its tokens. Shared by the backends so they refuse alike.
-status validate_step(const std::vector<step_item>& batch, const kv_block_pool& kv, int32_t n_vocab, int32_t n_ctx,
-                     int32_t max_step_tokens, int64_t& n_tokens);
-
 struct engine_size {
   int32_t n_ctx;     // tokens per sequence
   int32_t n_blocks;  // KV blocks in the pool (F32 K and V for every layer)
 };
 /// The context and KV pool size for `cfg`, or why it cannot work.
 result<engine_size> size_engine(const llama_hparams& hp, const engine_config& cfg);
+
+/// What the backends share (engine_common.cpp): the model, the
+/// configuration, the context and the host-side paged block pool, with the
+/// sequence calls of the contract done on it, and the step validation, so
+/// every backend refuses alike. A backend adds the KV storage and the step.
+class paged_engine : public engine {
+ public:
+  const llama_hparams& hparams() const override { return model_->hparams(); }
+  const tokenizer& vocab() const override { return model_->vocab(); }
+  int32_t n_ctx() const override { return n_ctx_; }
+  result<seq_id> create_sequence() override { return kv_.create(); }
+  void free_sequence(seq_id s) override { kv_.release(s); }
+  int32_t sequence_length(seq_id s) const override { return kv_.valid(s) ? kv_.length(s) : 0; }
+  status truncate(seq_id s, int32_t n) override;
+  kv_usage usage() const override { return kv_.usage(); }
+
+ protected:
+  paged_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg, engine_size size)
+      : model_(std::move(model)),
+        cfg_(cfg),
+        n_ctx_(size.n_ctx),
+        kv_(size.n_blocks, cfg.kv_block_size, cfg.max_sequences) {}
+  /// Checks a batch against the contract (see the errors above) and counts
+  /// its tokens; then reserves KV room for it (errc::resource when full).
+  status validate_and_reserve(const std::vector<step_item>& batch, int64_t& n_tokens);
+
+  std::shared_ptr<const llama_model> model_;
+  engine_config cfg_;
+  int32_t n_ctx_;
+  kv_block_pool kv_;
+};
 
 /// The CPU backend over `model` (see cpu_ops.hpp for the kernels).
 result<std::unique_ptr<engine>> make_cpu_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg);

@@ -6,8 +6,16 @@
 
 namespace brigade {
 
-status validate_step(const std::vector<step_item>& batch, const kv_block_pool& kv, int32_t n_vocab, int32_t n_ctx,
-                     int32_t max_step_tokens, int64_t& n_tokens) {
+status paged_engine::truncate(seq_id s, int32_t n) {
+  if (!kv_.valid(s)) return {errc::invalid_argument, "truncate: unknown sequence " + std::to_string(s)};
+  if (n < 0) return {errc::invalid_argument, "truncate: negative length"};
+  kv_.truncate(s, n);
+  return {};
+}
+
+status paged_engine::validate_and_reserve(const std::vector<step_item>& batch, int64_t& n_tokens) {
+  const kv_block_pool& kv = kv_;
+  const int32_t n_vocab = model_->hparams().n_vocab, n_ctx = n_ctx_, max_step_tokens = cfg_.max_step_tokens;
   n_tokens = 0;
   std::vector<seq_id> seen;
   seen.reserve(batch.size());
@@ -34,7 +42,10 @@ status validate_step(const std::vector<step_item>& batch, const kv_block_pool& k
   if (n_tokens > max_step_tokens)
     return {errc::invalid_argument, "step: " + std::to_string(n_tokens) + " tokens exceed the per-step limit of " +
                                         std::to_string(max_step_tokens)};
-  return {};
+  std::vector<kv_block_pool::request> reqs;
+  reqs.reserve(batch.size());
+  for (const auto& it : batch) reqs.push_back({it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size())});
+  return kv_.reserve(reqs);
 }
 
 result<engine_size> size_engine(const llama_hparams& hp, const engine_config& cfg) {

@@ -64,15 +64,10 @@ struct input_layout {
 
 constexpr int32_t pad_limit = 128;  // steps up to this many tokens are padded to a power of two
 
-class cuda_engine final : public engine {
+class cuda_engine final : public paged_engine {
  public:
   cuda_engine(std::shared_ptr<const llama_model> model, const engine_config& cfg, int device, engine_size size)
-      : model_(std::move(model)),
-        cfg_(cfg),
-        device_(device),
-        n_ctx_(size.n_ctx),
-        n_blocks_(size.n_blocks),
-        kv_(size.n_blocks, cfg.kv_block_size, cfg.max_sequences) {}
+      : paged_engine(std::move(model), cfg, size), device_(device), n_blocks_(size.n_blocks) {}
 
   ~cuda_engine() override {
     cudaSetDevice(device_);
@@ -93,21 +88,7 @@ class cuda_engine final : public engine {
 
   status init();
 
-  const llama_hparams& hparams() const override { return model_->hparams(); }
-  const tokenizer& vocab() const override { return model_->vocab(); }
-  int32_t n_ctx() const override { return n_ctx_; }
   std::string backend_name() const override { return "cuda:" + std::to_string(device_) + " (" + device_name_ + ")"; }
-
-  result<seq_id> create_sequence() override { return kv_.create(); }
-  void free_sequence(seq_id s) override { kv_.release(s); }
-  int32_t sequence_length(seq_id s) const override { return kv_.valid(s) ? kv_.length(s) : 0; }
-  status truncate(seq_id s, int32_t n) override {
-    if (!kv_.valid(s)) return {errc::invalid_argument, "truncate: unknown sequence " + std::to_string(s)};
-    if (n < 0) return {errc::invalid_argument, "truncate: negative length"};
-    kv_.truncate(s, n);
-    return {};
-  }
-  kv_usage usage() const override { return kv_.usage(); }
 
   status step(const std::vector<step_item>& batch, std::vector<step_result>& out) override;
 
@@ -125,13 +106,9 @@ class cuda_engine final : public engine {
   status enqueue(int64_t T, int64_t n_out, bool any_sample);
   status run(int64_t T, int64_t n_out, bool any_sample);
 
-  std::shared_ptr<const llama_model> model_;
-  engine_config cfg_;
   int device_;
   std::string device_name_;
-  int32_t n_ctx_;
   int32_t n_blocks_;
-  kv_block_pool kv_;
   cudaStream_t stream_ = nullptr;
   std::vector<void*> allocations_;
 
@@ -425,12 +402,7 @@ status cuda_engine::step(const std::vector<step_item>& batch, std::vector<step_r
   out.clear();
   if (batch.empty()) return {};
   int64_t n_tokens = 0;
-  if (auto s = validate_step(batch, kv_, model_->hparams().n_vocab, n_ctx_, cfg_.max_step_tokens, n_tokens); !s)
-    return s;
-  std::vector<kv_block_pool::request> reqs;
-  reqs.reserve(batch.size());
-  for (const auto& it : batch) reqs.push_back({it.seq, kv_.length(it.seq) + static_cast<int32_t>(it.tokens.size())});
-  if (auto s = kv_.reserve(reqs); !s) return s;
+  if (auto s = validate_and_reserve(batch, n_tokens); !s) return s;
   status s = step_on_device(batch, out, n_tokens);
   if (!s) {
     failed_ = failed_ || s.code() == errc::device;

@@ -109,6 +109,30 @@ __global__ void add_rmsnorm_kernel(float* x, const float* delta, const float* g,
 
 // --- matrix products -------------------------------------------------------------
 
+/// Writes one output: with SwiGLU y = silu(v) * u, else y = v; added to y
+/// with `accumulate`. The epilogue of every matmul kernel.
+template <bool SWIGLU>
+__device__ __forceinline__ void write_out(float& o, float v, float u, int accumulate) {
+  if constexpr (SWIGLU) v = v / (1.0f + expf(-v)) * u;
+  o = accumulate ? o + v : v;
+}
+
+/// The end of a warp-per-row matmul: sums each token's partial dot products
+/// over the warp, and lane 0 writes y[t * ldy] for the nt tokens.
+template <bool SWIGLU>
+__device__ __forceinline__ void finish_row(float (&acc)[mm_tokens], float (&acc2)[mm_tokens], int lane, int nt,
+                                           float* y, int64_t ldy, int accumulate) {
+#pragma unroll
+  for (int t = 0; t < mm_tokens; ++t) {
+    acc[t] = warp_sum(acc[t]);
+    if constexpr (SWIGLU) acc2[t] = warp_sum(acc2[t]);
+  }
+  if (lane == 0)
+#pragma unroll
+    for (int t = 0; t < mm_tokens; ++t)
+      if (t < nt) write_out<SWIGLU>(y[t * ldy], acc[t], acc2[t], accumulate);
+}
+
 // grid (ceil(N / 8), ceil(T / 8)), block 256. One warp per weight row n and
 // 8 tokens t:  y[t * ldy + n] (+)= dot(x[t * ldx ...], row n)
 // With SWIGLU, `w2` is the up projection and the warp writes
@@ -139,20 +163,7 @@ __global__ void __launch_bounds__(mm_warps * 32)
         if constexpr (SWIGLU) acc2[t] = fmaf(b, xv, acc2[t]);
       }
   }
-#pragma unroll
-  for (int t = 0; t < mm_tokens; ++t) {
-    acc[t] = warp_sum(acc[t]);
-    if constexpr (SWIGLU) acc2[t] = warp_sum(acc2[t]);
-  }
-  if (lane == 0)
-#pragma unroll
-    for (int t = 0; t < mm_tokens; ++t)
-      if (t < nt) {
-        float v = acc[t];
-        if constexpr (SWIGLU) v = v / (1.0f + expf(-v)) * acc2[t];
-        float& o = y[(t0 + t) * ldy + n];
-        o = accumulate ? o + v : v;
-      }
+  finish_row<SWIGLU>(acc, acc2, lane, nt, y + t0 * ldy + n, ldy, accumulate);
 }
 
 // The fast path for F16 and BF16 weights (K a multiple of 8, 16-byte aligned
@@ -212,20 +223,7 @@ __global__ void __launch_bounds__(mm_warps * 32)
         }
       }
   }
-#pragma unroll
-  for (int t = 0; t < mm_tokens; ++t) {
-    acc[t] = warp_sum(acc[t]);
-    if constexpr (SWIGLU) acc2[t] = warp_sum(acc2[t]);
-  }
-  if (lane == 0)
-#pragma unroll
-    for (int t = 0; t < mm_tokens; ++t)
-      if (t < nt) {
-        float v = acc[t];
-        if constexpr (SWIGLU) v = v / (1.0f + expf(-v)) * acc2[t];
-        float& o = y[(t0 + t) * ldy + n];
-        o = accumulate ? o + v : v;
-      }
+  finish_row<SWIGLU>(acc, acc2, lane, nt, y + t0 * ldy + n, ldy, accumulate);
 }
 
 // Tensor cores for batches of 16 tokens and more, F16 weights: mma.sync
@@ -363,10 +361,7 @@ __global__ void __launch_bounds__(tc_warps * 32)
         if constexpr (SWIGLU) pp[splits * T * N] = acc2[m][c];
         continue;
       }
-      float v = acc[m][c];
-      if constexpr (SWIGLU) v = v / (1.0f + expf(-v)) * acc2[m][c];
-      float& o = y[(t_base + tok) * ldy + n];
-      o = accumulate ? o + v : v;
+      write_out<SWIGLU>(y[(t_base + tok) * ldy + n], acc[m][c], acc2[m][c], accumulate);
     }
 }
 
@@ -382,9 +377,10 @@ __global__ void matmul_reduce_kernel(const float* part, int splits, int64_t T, i
     v += part[z * T * N + i];
     if (swiglu) u += part[(splits + z) * T * N + i];
   }
-  if (swiglu) v = v / (1.0f + expf(-v)) * u;
-  float& o = y[t * ldy + n];
-  o = accumulate ? o + v : v;
+  if (swiglu)
+    write_out<true>(y[t * ldy + n], v, u, accumulate);
+  else
+    write_out<false>(y[t * ldy + n], v, u, accumulate);
 }
 
 // --- RoPE fused with the KV-cache write -------------------------------------------
