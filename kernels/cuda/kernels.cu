@@ -137,38 +137,10 @@ __device__ __forceinline__ void finish_row(float (&acc)[mm_tokens], float (&acc2
 // 8 tokens t:  y[t * ldy + n] (+)= dot(x[t * ldx ...], row n)
 // With SWIGLU, `w2` is the up projection and the warp writes
 //   y[t * ldy + n] = silu(dot(x, w row n)) * dot(x, w2 row n).
-template <ggml_type W, bool SWIGLU>
-__global__ void __launch_bounds__(mm_warps * 32)
-    matmul_kernel(const unsigned char* w, const unsigned char* w2, size_t row_bytes, int64_t K, int64_t N,
-                  const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, int accumulate) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * mm_warps + warp;
-  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * mm_tokens;
-  if (n >= N) return;  // the whole warp leaves together
-  const int nt = static_cast<int>(T - t0 < mm_tokens ? T - t0 : mm_tokens);
-  const unsigned char* row = w + static_cast<size_t>(n) * row_bytes;
-  const unsigned char* row2 = SWIGLU ? w2 + static_cast<size_t>(n) * row_bytes : nullptr;
-  float acc[mm_tokens], acc2[mm_tokens];
-#pragma unroll
-  for (int t = 0; t < mm_tokens; ++t) acc[t] = acc2[t] = 0.0f;
-  for (int64_t k = lane; k < K; k += 32) {
-    const float a = load_w<W>(row, k);
-    float b = 0.0f;
-    if constexpr (SWIGLU) b = load_w<W>(row2, k);
-#pragma unroll
-    for (int t = 0; t < mm_tokens; ++t)
-      if (t < nt) {
-        const float xv = x[(t0 + t) * ldx + k];
-        acc[t] = fmaf(a, xv, acc[t]);
-        if constexpr (SWIGLU) acc2[t] = fmaf(b, xv, acc2[t]);
-      }
-  }
-  finish_row<SWIGLU>(acc, acc2, lane, nt, y + t0 * ldy + n, ldy, accumulate);
-}
-
-// The fast path for F16 and BF16 weights (K a multiple of 8, 16-byte aligned
-// rows and activations): each lane loads 8 weights (16 bytes) at a time and
-// the loop is unrolled so several loads are in flight; otherwise as above.
+//
+// VEC, the fast path for F16 and BF16 weights (K a multiple of 8, 16-byte
+// aligned rows and activations): each lane loads 8 weights (16 bytes) at a
+// time and the loop is unrolled so several loads are in flight.
 template <ggml_type W>
 __device__ __forceinline__ void load8(const unsigned char* __restrict__ row, int64_t k0, float (&out)[8]) {
   const uint4 raw = __ldg(reinterpret_cast<const uint4*>(row) + k0 / 8);
@@ -190,11 +162,11 @@ __device__ __forceinline__ void load8(const unsigned char* __restrict__ row, int
   }
 }
 
-template <ggml_type W, bool SWIGLU>
+template <ggml_type W, bool SWIGLU, bool VEC>
 __global__ void __launch_bounds__(mm_warps * 32)
-    matmul_vec_kernel(const unsigned char* __restrict__ w, const unsigned char* __restrict__ w2, size_t row_bytes,
-                      int64_t K, int64_t N, const float* __restrict__ x, int64_t ldx, int64_t T, float* y, int64_t ldy,
-                      int accumulate) {
+    matmul_kernel(const unsigned char* __restrict__ w, const unsigned char* __restrict__ w2, size_t row_bytes,
+                  int64_t K, int64_t N, const float* __restrict__ x, int64_t ldx, int64_t T, float* y, int64_t ldy,
+                  int accumulate) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * mm_warps + warp;
   const int64_t t0 = static_cast<int64_t>(blockIdx.y) * mm_tokens;
@@ -205,23 +177,38 @@ __global__ void __launch_bounds__(mm_warps * 32)
   float acc[mm_tokens], acc2[mm_tokens];
 #pragma unroll
   for (int t = 0; t < mm_tokens; ++t) acc[t] = acc2[t] = 0.0f;
+  if constexpr (VEC) {
 #pragma unroll 4
-  for (int64_t k0 = lane * 8; k0 < K; k0 += 32 * 8) {
-    float a[8], b[8];
-    load8<W>(row, k0, a);
-    if constexpr (SWIGLU) load8<W>(row2, k0, b);
+    for (int64_t k0 = lane * 8; k0 < K; k0 += 32 * 8) {
+      float a[8], b[8];
+      load8<W>(row, k0, a);
+      if constexpr (SWIGLU) load8<W>(row2, k0, b);
 #pragma unroll
-    for (int t = 0; t < mm_tokens; ++t)
-      if (t < nt) {
-        const float4* xp = reinterpret_cast<const float4*>(x + (t0 + t) * ldx + k0);
-        const float4 x0 = xp[0], x1 = xp[1];
-        const float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+      for (int t = 0; t < mm_tokens; ++t)
+        if (t < nt) {
+          const float4* xp = reinterpret_cast<const float4*>(x + (t0 + t) * ldx + k0);
+          const float4 x0 = xp[0], x1 = xp[1];
+          const float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          acc[t] = fmaf(a[e], xv[e], acc[t]);
-          if constexpr (SWIGLU) acc2[t] = fmaf(b[e], xv[e], acc2[t]);
+          for (int e = 0; e < 8; ++e) {
+            acc[t] = fmaf(a[e], xv[e], acc[t]);
+            if constexpr (SWIGLU) acc2[t] = fmaf(b[e], xv[e], acc2[t]);
+          }
         }
-      }
+    }
+  } else {
+    for (int64_t k = lane; k < K; k += 32) {
+      const float a = load_w<W>(row, k);
+      float b = 0.0f;
+      if constexpr (SWIGLU) b = load_w<W>(row2, k);
+#pragma unroll
+      for (int t = 0; t < mm_tokens; ++t)
+        if (t < nt) {
+          const float xv = x[(t0 + t) * ldx + k];
+          acc[t] = fmaf(a, xv, acc[t]);
+          if constexpr (SWIGLU) acc2[t] = fmaf(b, xv, acc2[t]);
+        }
+    }
   }
   finish_row<SWIGLU>(acc, acc2, lane, nt, y + t0 * ldy + n, ldy, accumulate);
 }
@@ -731,11 +718,11 @@ cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* 
   const int acc = accumulate ? 1 : 0;
   const bool vec = !generic_only && (type == ggml_type::f16 || type == ggml_type::bf16) && K % 8 == 0 && ldx % 4 == 0 &&
                    row_bytes % 16 == 0 && aligned16(w) && (!w2 || aligned16(w2)) && aligned16(x);
-#define BRIGADE_MM(KERNEL, TYPE)                                                         \
-  if (w2)                                                                                \
-    KERNEL<TYPE, true><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc); \
-  else                                                                                   \
-    KERNEL<TYPE, false><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
+#define BRIGADE_MM(TYPE, VEC)                                                                        \
+  if (w2)                                                                                            \
+    matmul_kernel<TYPE, true, VEC><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc); \
+  else                                                                                               \
+    matmul_kernel<TYPE, false, VEC><<<g, b, 0, st>>>(w, w2, row_bytes, K, N, x, ldx, T, y, ldy, acc);
   if (vec && tensor_core_path(type, K, T)) {
     int splits = matmul_splits(type, K, N, T, sm_count);
     if (!scratch || static_cast<size_t>(splits) * T * N * (w2 ? 2 : 1) > scratch_floats) splits = 1;
@@ -752,17 +739,17 @@ cudaError_t matmul(ggml_type type, const unsigned char* w, const unsigned char* 
   }
   if (vec) {
     if (type == ggml_type::f16) {
-      BRIGADE_MM(matmul_vec_kernel, ggml_type::f16)
+      BRIGADE_MM(ggml_type::f16, true)
     } else {
-      BRIGADE_MM(matmul_vec_kernel, ggml_type::bf16)
+      BRIGADE_MM(ggml_type::bf16, true)
     }
     return cudaGetLastError();
   }
   switch (type) {
-    case ggml_type::f32: BRIGADE_MM(matmul_kernel, ggml_type::f32) break;
-    case ggml_type::f16: BRIGADE_MM(matmul_kernel, ggml_type::f16) break;
-    case ggml_type::bf16: BRIGADE_MM(matmul_kernel, ggml_type::bf16) break;
-    case ggml_type::q8_0: BRIGADE_MM(matmul_kernel, ggml_type::q8_0) break;
+    case ggml_type::f32: BRIGADE_MM(ggml_type::f32, false) break;
+    case ggml_type::f16: BRIGADE_MM(ggml_type::f16, false) break;
+    case ggml_type::bf16: BRIGADE_MM(ggml_type::bf16, false) break;
+    case ggml_type::q8_0: BRIGADE_MM(ggml_type::q8_0, false) break;
   }
 #undef BRIGADE_MM
   return cudaGetLastError();
