@@ -5,8 +5,6 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include <openssl/evp.h>
-
 #include <cstdlib>
 #include <thread>
 
@@ -112,27 +110,15 @@ namespace {
 /// model; other weights under the same name are not.
 std::string model_identity(const llama_model& m) {
   const gguf::gguf_file& f = m.file();
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, f.bytes(), f.data_offset());
+  std::vector<std::string_view> parts{{reinterpret_cast<const char*>(f.bytes()), f.data_offset()}};
   for (const auto& t : f.tensors()) {
     const size_t n = std::min<uint64_t>(t.n_bytes, 4096);
-    EVP_DigestUpdate(ctx, t.data, n);
-    EVP_DigestUpdate(ctx, t.data + t.n_bytes - n, n);
-  }
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, d, &len);
-  EVP_MD_CTX_free(ctx);
-  static const char* hex = "0123456789abcdef";
-  std::string fp;
-  for (unsigned int i = 0; i < 8; ++i) {
-    fp += hex[d[i] >> 4];
-    fp += hex[d[i] & 15];
+    parts.emplace_back(reinterpret_cast<const char*>(t.data), n);
+    parts.emplace_back(reinterpret_cast<const char*>(t.data + t.n_bytes - n), n);
   }
   auto name = f.get_string("general.name", "");
-  std::string base = name && !name->empty() ? *name : "model";
-  return base + ":" + std::to_string(m.n_params()) + ":" + fp;
+  const std::string base = name && !name->empty() ? *name : "model";
+  return base + ":" + std::to_string(m.n_params()) + ":" + runtime::sha256_hex(parts).substr(0, 16);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
+#include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -182,10 +182,17 @@ std::string to_hex(const unsigned char* p, size_t n) {
 }
 }  // namespace
 
-std::string sha256_hex(const std::string& text) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), d);
-  return to_hex(d, sizeof d);
+std::string sha256_hex(const std::string& text) { return sha256_hex(std::vector<std::string_view>{text}); }
+
+std::string sha256_hex(const std::vector<std::string_view>& parts) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  for (std::string_view p : parts) EVP_DigestUpdate(ctx, p.data(), p.size());
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, d, &len);
+  EVP_MD_CTX_free(ctx);
+  return to_hex(d, len);
 }
 
 std::string random_hex(size_t n) {

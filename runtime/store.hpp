@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/status.hpp"
@@ -106,6 +107,8 @@ std::unique_ptr<session_store> make_memory_store(const store_options& opt);
 
 /// SHA-256 of `text` as lowercase hex.
 std::string sha256_hex(const std::string& text);
+/// SHA-256 of the parts one after another (no copy), as lowercase hex.
+std::string sha256_hex(const std::vector<std::string_view>& parts);
 /// `n` random bytes from the OS, as lowercase hex.
 std::string random_hex(size_t n);
 /// Milliseconds since the epoch.
