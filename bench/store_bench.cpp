@@ -29,22 +29,9 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-int64_t aof_bytes(int port) {
-  const std::string cmd = "redis-cli -p " + std::to_string(port) + " info persistence | grep aof_current_size";
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[128] = {0};
-  if (p && fgets(buf, sizeof buf, p)) {
-    pclose(p);
-    const char* c = std::strchr(buf, ':');
-    return c ? std::atoll(c + 1) : 0;
-  }
-  if (p) pclose(p);
-  return 0;
-}
-
 /// aof_current_size over a plain socket (INFO persistence), cheap enough to
 /// call around single appends.
-int64_t aof_bytes_fast(int port) {
+int64_t aof_bytes(int port) {
   static int fd = -1;
   if (fd < 0) {
     fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -163,9 +150,9 @@ int main(int argc, char** argv) {
     for (size_t k = 0; k < histories.size(); ++k) {
       const size_t i = (k + static_cast<size_t>(round)) % histories.size();  // rotate the order
       if (round < byte_rounds) {
-        const int64_t before = aof_bytes_fast(port);
+        const int64_t before = aof_bytes(port);
         if (status st = append_sync(*plain, ids[i], next[i]++); !st) return fail(st);
-        aof[i] += static_cast<double>(aof_bytes_fast(port) - before) / byte_rounds;
+        aof[i] += static_cast<double>(aof_bytes(port) - before) / byte_rounds;
         continue;
       }
       const auto t0 = clock_type::now();
