@@ -37,7 +37,7 @@
 #include <thread>
 #include <vector>
 
-#include "kernels/engine.hpp"
+#include "kernels/engine/engine.hpp"
 
 namespace brigade::runtime {
 class node_metrics;

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/chat_template.hpp"
-#include "kernels/tokenizer.hpp"
+#include "kernels/model/chat_template.hpp"
+#include "kernels/model/tokenizer.hpp"
 #include "runtime/store.hpp"
 
 namespace brigade::actors {

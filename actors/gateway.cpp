@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "kernels/unicode.hpp"
+#include "kernels/model/unicode.hpp"
 #include "runtime/protocol.hpp"
 
 namespace brigade::actors {

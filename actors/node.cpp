@@ -10,9 +10,9 @@
 
 #include "actors/gateway.hpp"
 #include "actors/supervisor.hpp"
-#include "kernels/gguf.hpp"
-#include "kernels/make_engine.hpp"
-#include "kernels/synth.hpp"
+#include "kernels/model/gguf.hpp"
+#include "kernels/engine/make_engine.hpp"
+#include "kernels/model/synth.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
 #include "runtime/redis_store.hpp"

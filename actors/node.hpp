@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "kernels/status.hpp"
+#include "kernels/base/status.hpp"
 #include "runtime/config.hpp"
 
 namespace brigade::actors {

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "actors/batch_loop.hpp"
-#include "kernels/chat_template.hpp"
+#include "kernels/model/chat_template.hpp"
 #include "runtime/config.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/store.hpp"

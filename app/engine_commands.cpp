@@ -8,9 +8,9 @@
 
 #include "app/commands.hpp"
 #include "app/json.hpp"
-#include "kernels/engine.hpp"
-#include "kernels/make_engine.hpp"
-#include "kernels/synth.hpp"
+#include "kernels/engine/engine.hpp"
+#include "kernels/engine/make_engine.hpp"
+#include "kernels/model/synth.hpp"
 
 namespace brigade::app {
 

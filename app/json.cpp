@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "kernels/unicode.hpp"
+#include "kernels/model/unicode.hpp"
 
 namespace brigade::json {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "app/commands.hpp"
-#include "kernels/unicode.hpp"
+#include "kernels/model/unicode.hpp"
 #ifdef BRIGADE_HAVE_SERVER_DEPS
 #include "app/server_commands.hpp"
 #include "runtime/build_info.hpp"

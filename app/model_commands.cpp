@@ -8,9 +8,9 @@
 
 #include "app/commands.hpp"
 #include "app/json.hpp"
-#include "kernels/chat_template.hpp"
-#include "kernels/gguf.hpp"
-#include "kernels/tokenizer.hpp"
+#include "kernels/model/chat_template.hpp"
+#include "kernels/model/gguf.hpp"
+#include "kernels/model/tokenizer.hpp"
 
 namespace brigade::app {
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/status.hpp"
+#include "kernels/base/status.hpp"
 
 namespace brigade::runtime {
 

@@ -35,7 +35,7 @@
 #include <string_view>
 #include <vector>
 
-#include "kernels/status.hpp"
+#include "kernels/base/status.hpp"
 
 namespace brigade::runtime {
 

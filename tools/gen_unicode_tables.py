@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates kernels/unicode_tables.inc: the code point ranges of the Unicode
+"""Generates kernels/model/unicode_tables.inc: the code point ranges of the Unicode
 general categories L* (letters) and N* (numbers) and the White_Space property,
 which the GPT-2 pre-tokenizer needs.
 
@@ -8,7 +8,7 @@ PropList.txt). The output is committed so that kernels/ builds on machines
 without that package (GPU machines); the CTest `unicode_tables_up_to_date`
 regenerates it and fails when the committed file differs.
 
-usage: gen_unicode_tables.py [UNICODE_DIR] > kernels/unicode_tables.inc
+usage: gen_unicode_tables.py [UNICODE_DIR] > kernels/model/unicode_tables.inc
 """
 import re
 import sys

@@ -65,9 +65,9 @@ else
   exit 1
 fi
 grep -E "registers|spill" "$OUT/build.log" >"$OUT/ptxas.txt" || true
-CHECK="$BUILD/kernels/cuda/cuda_check"
-BENCH="$BUILD/kernels/cuda/cuda_bench"
-KBENCH="$BUILD/kernels/cuda/cuda_kernel_bench"
+CHECK="$BUILD/tests/gpu/cuda_check"
+BENCH="$BUILD/bench/gpu/cuda_bench"
+KBENCH="$BUILD/bench/gpu/cuda_kernel_bench"
 MODEL="$MODELS/tinyllama-1b-f16.gguf"
 export BRIGADE_REQUIRE_GPU=1
 

@@ -30,7 +30,7 @@
 
 #include "kernels/cuda/device.hpp"
 #include "kernels/cuda/kernels.cuh"
-#include "kernels/engine.hpp"
+#include "kernels/engine/engine.hpp"
 
 namespace brigade::cuda {
 

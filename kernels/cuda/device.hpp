@@ -11,9 +11,9 @@
 
 #include <memory>
 
-#include "kernels/engine.hpp"
-#include "kernels/ggml_types.hpp"
-#include "kernels/status.hpp"
+#include "kernels/engine/engine.hpp"
+#include "kernels/model/ggml_types.hpp"
+#include "kernels/base/status.hpp"
 
 namespace brigade::cuda {
 

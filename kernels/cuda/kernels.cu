@@ -23,9 +23,9 @@
 #include <cstring>
 
 #include "kernels/cuda/kernels.cuh"
-#include "kernels/det_math.hpp"
-#include "kernels/ggml_types.hpp"
-#include "kernels/philox.hpp"
+#include "kernels/base/det_math.hpp"
+#include "kernels/model/ggml_types.hpp"
+#include "kernels/base/philox.hpp"
 
 namespace brigade::cuda::k {
 

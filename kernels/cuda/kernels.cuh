@@ -18,7 +18,7 @@
 
 #include <cstdint>
 
-#include "kernels/ggml_types.hpp"
+#include "kernels/model/ggml_types.hpp"
 
 namespace brigade::cuda::k {
 

@@ -1,0 +1,132 @@
+// Tokenizer built from a GGUF file's `tokenizer.ggml.*` metadata.
+//
+// Two vocabulary types, reproducing llama.cpp's tokenization exactly:
+//   llama  SentencePiece-style BPE: score-ordered merges over UTF-8
+//          characters, "▁" for spaces, a leading space, byte fallback
+//          (<0xXX> tokens) for characters not in the vocabulary.
+//   gpt2   byte-level BPE: the GPT-2 pre-tokenizer (tokenizer.ggml.pre
+//          "gpt-2"), then rank-ordered merges from tokenizer.ggml.merges.
+// Other `tokenizer.ggml.model` or `tokenizer.ggml.pre` values are refused with
+// errc::unsupported rather than tokenized wrongly.
+//
+// A tokenizer copies what it needs out of the GGUF file; it is immutable after
+// construction and safe to share between threads. Decoding is per token
+// (`piece`) or streamed (`stream_decoder`), which holds back bytes of a UTF-8
+// character split across tokens until it is complete.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/base/status.hpp"
+
+namespace brigade {
+
+namespace gguf {
+class gguf_file;
+}
+
+using token_id = int32_t;
+
+enum class vocab_type { llama, gpt2 };
+const char* to_string(vocab_type t);
+
+/// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
+enum class token_kind : int32_t {
+  undefined = 0,
+  normal = 1,
+  unknown = 2,
+  control = 3,
+  user_defined = 4,
+  unused = 5,
+  byte = 6,
+};
+
+class tokenizer {
+ public:
+  /// Reads the vocabulary from `file`. Errors: not_found (no tokenizer
+  /// metadata), malformed (inconsistent arrays, ids out of range),
+  /// unsupported (other tokenizer models or pre-tokenizers).
+  static result<tokenizer> from_gguf(const gguf::gguf_file& file);
+
+  /// Encodes `text`. With `add_bos`, the BOS token comes first. With
+  /// `parse_special`, the text of control tokens (e.g. "<|im_start|>") becomes
+  /// those tokens; without it such text is tokenized as plain text (as
+  /// `brigade model tokenize` and llama.cpp's reference files do).
+  /// User-defined tokens are always matched as whole tokens, as in llama.cpp.
+  std::vector<token_id> encode(std::string_view text, bool add_bos, bool parse_special) const;
+
+  /// The bytes token `id` stands for. Control tokens give their text only
+  /// with `render_special`; an id out of range gives "".
+  std::string piece(token_id id, bool render_special = false) const;
+
+  /// Concatenated pieces; invalid UTF-8 is passed through unchanged.
+  std::string decode(const std::vector<token_id>& ids, bool render_special = false) const;
+
+  vocab_type type() const { return type_; }
+  const std::string& pre() const { return pre_; }
+  int32_t n_vocab() const { return static_cast<int32_t>(text_.size()); }
+  token_id bos() const { return bos_; }
+  token_id eos() const { return eos_; }
+  token_id unk() const { return unk_; }
+  /// tokenizer.ggml.add_bos_token (default: true for llama, false for gpt2).
+  bool add_bos() const { return add_bos_; }
+  bool add_space_prefix() const { return add_space_prefix_; }
+  token_kind kind(token_id id) const { return kind_[static_cast<size_t>(id)]; }
+  const std::string& text(token_id id) const { return text_[static_cast<size_t>(id)]; }
+  /// The id of a token's exact text, or -1.
+  token_id find(std::string_view text) const;
+  /// True for tokens that end generation (EOS, EOT-like control tokens).
+  bool is_end_of_generation(token_id id) const;
+
+ private:
+  tokenizer() = default;
+  void encode_llama(const std::string& text, std::vector<token_id>& out) const;
+  void encode_gpt2(std::string_view text, std::vector<token_id>& out) const;
+  token_id byte_token(unsigned char b) const;
+
+  struct string_hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  vocab_type type_ = vocab_type::llama;
+  std::string pre_;
+  std::vector<std::string> text_;
+  std::vector<float> score_;
+  std::vector<token_kind> kind_;
+  std::unordered_map<std::string, token_id, string_hash, std::equal_to<>> index_;
+  std::unordered_map<std::string, int32_t, string_hash, std::equal_to<>> merge_rank_;  // "left right"
+  std::vector<token_id> special_;  // tokens matched as whole words, longest text first
+  std::vector<token_id> eog_;
+  token_id byte_tokens_[256];
+  token_id bos_ = -1, eos_ = -1, unk_ = -1;
+  bool add_bos_ = false;
+  bool add_space_prefix_ = true;
+};
+
+/// Turns a stream of token ids into valid UTF-8 text chunks: bytes of a
+/// character split across tokens are held until the character is complete;
+/// invalid bytes become U+FFFD. One per stream; not thread-safe.
+class stream_decoder {
+ public:
+  explicit stream_decoder(const tokenizer& tok, bool render_special = false)
+      : tok_(&tok), render_special_(render_special) {}
+  /// The text that became complete with token `id` (possibly empty).
+  std::string push(token_id id);
+  /// Pushes raw bytes (for tests and callers that already have pieces).
+  std::string push_bytes(std::string_view bytes);
+  /// Whatever is held back at the end of the stream (U+FFFD per incomplete
+  /// character).
+  std::string finish();
+
+ private:
+  const tokenizer* tok_;
+  bool render_special_;
+  std::string pending_;
+};
+
+}  // namespace brigade
