@@ -23,7 +23,7 @@ std::string conversation::render_text(size_t first_turn, const std::string& user
   return render_chat(format_, msgs, true, bos, eos);
 }
 
-void conversation::commit(runtime::stored_turn t, const prompt_plan& prompt, const std::vector<token_id>& reply_ids) {
+void conversation::commit(turn_record t, const prompt_plan& prompt, const std::vector<token_id>& reply_ids) {
   const std::string reply = t.assistant;
   turns_.push_back(std::move(t));
   cached_tokens_.clear();

@@ -34,12 +34,12 @@ class conversation {
 
   conversation(const tokenizer& tok, chat_format format, int32_t n_ctx, bool drop_oldest);
 
-  void restore(std::vector<runtime::stored_turn> turns) { turns_ = std::move(turns); }
-  const std::vector<runtime::stored_turn>& turns() const { return turns_; }
+  void restore(std::vector<turn_record> turns) { turns_ = std::move(turns); }
+  const std::vector<turn_record>& turns() const { return turns_; }
   uint64_t last_seq() const { return turns_.empty() ? 0 : turns_.back().seq; }
   seq_action classify(uint64_t seq) const;
   /// The committed turn with this seq (classify gave replay).
-  const runtime::stored_turn& turn(uint64_t seq) const { return turns_[static_cast<size_t>(seq - 1)]; }
+  const turn_record& turn(uint64_t seq) const { return turns_[static_cast<size_t>(seq - 1)]; }
 
   struct prompt_plan {
     std::vector<token_id> tokens;
@@ -50,11 +50,11 @@ class conversation {
   /// Tokens for the next turn with `user` as the new message, leaving room
   /// for `max_new` generated tokens; errc::resource when it cannot fit.
   result<prompt_plan> prompt(const std::string& user, int32_t max_new) const;
-  void commit(runtime::stored_turn t) { turns_.push_back(std::move(t)); }
+  void commit(turn_record t) { turns_.push_back(std::move(t)); }
   /// Commits a turn this process generated, remembering its exact tokens:
   /// the next prompt then extends them (what the engine's cache holds)
   /// instead of re-tokenizing the reply, which rarely gives the same ids.
-  void commit(runtime::stored_turn t, const prompt_plan& prompt, const std::vector<token_id>& reply_ids);
+  void commit(turn_record t, const prompt_plan& prompt, const std::vector<token_id>& reply_ids);
 
  private:
   std::string render_text(size_t first_turn, const std::string& user) const;
@@ -62,7 +62,7 @@ class conversation {
   chat_format format_;
   int32_t n_ctx_;
   bool drop_oldest_;
-  std::vector<runtime::stored_turn> turns_;
+  std::vector<turn_record> turns_;
   // Exact tokens of the last prompt plus its reply, and the text they cover;
   // empty when unknown (after a restore, or when a stop string cut the reply).
   std::vector<token_id> cached_tokens_;

@@ -39,16 +39,7 @@ caf::error validate(const gateway_state& st, const chat_request& r) {
     return bad("the message has " + std::to_string(r.text.size()) + " bytes, more than the limit of " +
                std::to_string(st.ctx->cfg.max_message_bytes) + "; shorten it");
   if (!unicode::valid_utf8(r.text)) return bad("the message is not valid UTF-8; send UTF-8 text");
-  const auto& s = r.sampling;
-  if (!std::isfinite(s.temperature) || s.temperature < 0 || s.temperature > 100)
-    return bad("temperature must be between 0 (greedy) and 100");
-  if (s.top_k < 0) return bad("top-k must be 0 (no limit) or more");
-  if (!(s.top_p > 0 && s.top_p <= 1)) return bad("top-p must be in (0, 1]");
-  if (s.max_tokens < 0) return bad("max-tokens must be 0 (server default) or more");
-  if (s.stop.size() > 8) return bad("at most 8 stop strings");
-  for (const auto& x : s.stop)
-    if (x.empty() || x.size() > 64 || !unicode::valid_utf8(x))
-      return bad("stop strings must be 1 to 64 bytes of UTF-8");
+  if (auto s = validate(r.sampling); !s) return bad(s.message());
   if (!r.reply_to) return bad("the request has no reply_to actor for the token stream");
   return {};
 }

@@ -44,8 +44,8 @@ result<runtime::node_config> node_config_from(const server_cli& a) {
 
 int fail_client(const net::client_error& e) { return fail(net::exit_code(e), e.message); }
 
-sampling_spec sampling_from(const chat_cli& a) {
-  sampling_spec s;
+sampling_params sampling_from(const chat_cli& a) {
+  sampling_params s;
   s.temperature = a.temp;
   s.top_k = a.top_k;
   s.top_p = a.top_p;
@@ -238,7 +238,10 @@ void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>
                                   "How long for the risotto?",    "Fire two steaks, medium rare.",
                                   "Can you plate the dessert?",   "Thanks, chef!"};
   for (int t = 0; (turns <= 0 || t < turns) && !stop.load(); ++t) {
-    sampling_spec s;
+    sampling_params s;  // the chat command's defaults
+    s.temperature = 0.8f;
+    s.top_k = 40;
+    s.top_p = 0.95f;
     s.max_tokens = max_tokens;
     s.seed = static_cast<uint64_t>(user * 1000 + t);
     s.seed_set = true;

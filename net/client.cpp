@@ -243,7 +243,7 @@ caf::behavior turn_actor(caf::event_based_actor* self, caf::actor gateway, chat_
 }  // namespace
 
 bool client::chat(const std::string& id, const std::string& token, uint64_t seq, const std::string& text,
-                  const sampling_spec& sampling, const std::function<void(uint32_t, const std::string&)>& on_text,
+                  const sampling_params& sampling, const std::function<void(uint32_t, const std::string&)>& on_text,
                   turn_result& out, client_error& err, int* refused) {
   return p_->with_retries(
       [&](client_error& e) {

@@ -48,7 +48,7 @@ class client {
   /// retry restarts the stream at index 0. `refused` counts `overloaded`
   /// replies seen before success.
   bool chat(const std::string& id, const std::string& token, uint64_t seq, const std::string& text,
-            const sampling_spec& sampling, const std::function<void(uint32_t, const std::string&)>& on_text,
+            const sampling_params& sampling, const std::function<void(uint32_t, const std::string&)>& on_text,
             turn_result& out, client_error& err, int* refused = nullptr);
   bool history(const std::string& id, const std::string& token, std::vector<turn_record>& out, client_error& err);
   bool close(const std::string& id, const std::string& token, client_error& err);

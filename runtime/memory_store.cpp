@@ -88,7 +88,7 @@ class memory_store final : public session_store {
     done({});
   }
 
-  void append(const std::string& id, uint64_t epoch, const stored_turn& t, done_fn done) override {
+  void append(const std::string& id, uint64_t epoch, const turn_record& t, done_fn done) override {
     status s;
     {
       std::lock_guard<std::mutex> g(mu_);

@@ -23,6 +23,18 @@ const char* to_string(brigade_errc c) {
   return "unknown";
 }
 
+caf::error unknown_session_error() {
+  return make_error(brigade_errc::unauthorized, "unknown session or wrong token; open a new session");
+}
+
+caf::error shutting_down_error() {
+  return make_error(brigade_errc::shutting_down, "the node is shutting down; retry on another node");
+}
+
+caf::error session_moved_error(const std::string& why) {
+  return make_error(brigade_errc::session_moved, why + "; retry shortly (the client does)");
+}
+
 uint8_t brigade_code(const caf::error& e) { return e.category() == caf::atom("brigade") ? e.code() : 0; }
 
 std::string error_sentence(caf::actor_system& sys, const caf::error& e) {
@@ -32,7 +44,7 @@ std::string error_sentence(caf::actor_system& sys, const caf::error& e) {
 }
 
 void register_types(caf::actor_system_config& cfg) {
-  cfg.add_message_type<sampling_spec>("brigade::sampling_spec");
+  cfg.add_message_type<sampling_params>("brigade::sampling_spec");
   cfg.add_message_type<chat_request>("brigade::chat_request");
   cfg.add_message_type<token_chunk>("brigade::token_chunk");
   cfg.add_message_type<turn_stats>("brigade::turn_stats");

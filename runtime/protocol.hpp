@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/engine/sampling.hpp"
+#include "runtime/turn_record.hpp"
+
 namespace brigade {
 
 /// Bumped on any incompatible change of the types below.
@@ -67,24 +70,23 @@ inline caf::error make_error(brigade_errc x, std::string sentence = {}) {
   return {static_cast<uint8_t>(x), caf::atom("brigade"), caf::make_message(std::move(sentence))};
 }
 
+// Errors said in more than one place, each made by one function.
+/// unauthorized: the session does not exist or the token is wrong (never which).
+caf::error unknown_session_error();
+/// shutting_down: the node is draining.
+caf::error shutting_down_error();
+/// session_moved: another node holds the lease (`why` says which, for how long).
+caf::error session_moved_error(const std::string& why);
+
 /// The code of a brigade error, or 0 for other errors.
 uint8_t brigade_code(const caf::error& e);
 /// The sentence of an error (brigade's context, or CAF's rendering).
 std::string error_sentence(caf::actor_system& sys, const caf::error& e);
 
-/// Per-turn sampling, as the client sends it (0 / empty mean server defaults).
-struct sampling_spec {
-  float temperature = 0.8f;
-  int32_t top_k = 40;
-  float top_p = 0.95f;
-  uint64_t seed = 0;
-  bool seed_set = false;
-  int32_t max_tokens = 0;  // 0: the server's cap
-  std::vector<std::string> stop;
-};
-
+/// Per-turn sampling (kernels/engine/sampling.hpp) on the wire: registered
+/// as "brigade::sampling_spec", fields in this order.
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, sampling_spec& x) {
+typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
   return f(caf::meta::type_name("sampling_spec"), x.temperature, x.top_k, x.top_p, x.seed, x.seed_set, x.max_tokens,
            x.stop);
 }
@@ -94,7 +96,7 @@ struct chat_request {
   std::string token;
   uint64_t seq = 0;
   std::string text;
-  sampling_spec sampling;
+  sampling_params sampling;
   caf::actor reply_to;  // receives token_chunk messages; grants credit back
 };
 
@@ -144,16 +146,7 @@ typename Inspector::result_type inspect(Inspector& f, turn_result& x) {
   return f(caf::meta::type_name("turn_result"), x.session_id, x.seq, x.reply, x.stats);
 }
 
-/// A committed turn, as stored and as `history` returns it.
-struct turn_record {
-  uint64_t seq = 0;
-  std::string user;
-  std::string assistant;
-  uint32_t prompt_tokens = 0;
-  uint32_t generated_tokens = 0;
-  int64_t committed_at_ms = 0;
-};
-
+/// A committed turn (runtime/turn_record.hpp), as stored and as `history` returns it.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, turn_record& x) {
   return f(caf::meta::type_name("turn_record"), x.seq, x.user, x.assistant, x.prompt_tokens, x.generated_tokens,

@@ -154,7 +154,7 @@ struct request {
 
 // --- records ---------------------------------------------------------------
 
-void pack_turn(msgpack::packer<msgpack::sbuffer>& pk, const stored_turn& t) {
+void pack_turn(msgpack::packer<msgpack::sbuffer>& pk, const turn_record& t) {
   pk.pack_array(7);
   pk.pack(schema_version);
   pk.pack(t.seq);
@@ -166,10 +166,10 @@ void pack_turn(msgpack::packer<msgpack::sbuffer>& pk, const stored_turn& t) {
 }
 
 /// Throws on anything but a version-1 turn record (msgpack-c throws too).
-stored_turn unpack_turn(const msgpack::object& o) {
+turn_record unpack_turn(const msgpack::object& o) {
   if (o.type != msgpack::type::ARRAY || o.via.array.size != 7 || o.via.array.ptr[0].as<int>() != schema_version)
     throw std::runtime_error("not a version-" + std::to_string(schema_version) + " turn record");
-  stored_turn t;
+  turn_record t;
   t.seq = o.via.array.ptr[1].as<uint64_t>();
   t.user = o.via.array.ptr[2].as<std::string>();
   t.assistant = o.via.array.ptr[3].as<std::string>();
@@ -180,7 +180,7 @@ stored_turn unpack_turn(const msgpack::object& o) {
 }
 
 /// Snapshot: [schema, last seq, [turn record...]].
-std::string pack_snapshot(const std::vector<stored_turn>& turns) {
+std::string pack_snapshot(const std::vector<turn_record>& turns) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
   pk.pack_array(3);
@@ -194,8 +194,8 @@ std::string pack_snapshot(const std::vector<stored_turn>& turns) {
 /// Appends the turns of the snapshot and then of the list to `out`, checking
 /// that seqs run 1, 2, 3...; an error names what is damaged.
 status unpack_history(const std::string& id, const redisReply* snap, const redisReply* list,
-                      std::vector<stored_turn>& out) {
-  auto expect_next = [&](const stored_turn& t, const std::string& where) -> status {
+                      std::vector<turn_record>& out) {
+  auto expect_next = [&](const turn_record& t, const std::string& where) -> status {
     if (t.seq != out.size() + 1)
       return {errc::malformed, "session " + id + ": " + where + " has seq " + std::to_string(t.seq) + ", expected " +
                                    std::to_string(out.size() + 1)};
@@ -210,7 +210,7 @@ status unpack_history(const std::string& id, const redisReply* snap, const redis
         throw std::runtime_error("not a version-" + std::to_string(schema_version) + " snapshot");
       const auto& turns = o.via.array.ptr[2].via.array;
       for (uint32_t i = 0; i < turns.size; ++i) {
-        stored_turn t = unpack_turn(turns.ptr[i]);
+        turn_record t = unpack_turn(turns.ptr[i]);
         if (status s = expect_next(t, "snapshot turn " + std::to_string(i + 1)); !s) return s;
         out.push_back(std::move(t));
       }
@@ -223,7 +223,7 @@ status unpack_history(const std::string& id, const redisReply* snap, const redis
   const size_t base = out.size();
   for (size_t i = 0; list && i < list->elements; ++i) {
     const redisReply* e = list->element[i];
-    stored_turn t;
+    turn_record t;
     try {  // msgpack-c throws on malformed input: convert here, nothing escapes
       msgpack::object_handle h = msgpack::unpack(e->str, e->len);
       t = unpack_turn(h.get());
@@ -473,7 +473,7 @@ class redis_store final : public session_store {
         [this, done, id](std::vector<redisReply*>& r, const std::string& err) { done(status_of(r[0], err, id)); });
   }
 
-  void append(const std::string& id, uint64_t epoch, const stored_turn& t, done_fn done) override {
+  void append(const std::string& id, uint64_t epoch, const turn_record& t, done_fn done) override {
     msgpack::sbuffer buf;
     msgpack::packer<msgpack::sbuffer> pk(buf);
     pack_turn(pk, t);
@@ -486,8 +486,7 @@ class redis_store final : public session_store {
                        if (s && compact_min_ > 0 && r[0]->type == REDIS_REPLY_ARRAY && r[0]->elements == 2) {
                          const long long listed = r[0]->element[0]->integer;
                          const long long snapped = r[0]->element[1]->integer;
-                         if (listed >= static_cast<long long>(compact_min_) && listed >= snapped)
-                           compact_if_idle(id);
+                         if (listed >= static_cast<long long>(compact_min_) && listed >= snapped) compact_if_idle(id);
                        }
                      });
   }
@@ -556,7 +555,7 @@ class redis_store final : public session_store {
           snap_seq.assign(meta->element[i + 1]->str, meta->element[i + 1]->len);
       const size_t folded = tx->element[2]->elements;
       if (folded == 0) return finish({});
-      std::vector<stored_turn> turns;
+      std::vector<turn_record> turns;
       if (status s = unpack_history(id, tx->element[1], tx->element[2], turns); !s) return finish(s);
       background_->submit(
           {{"EVAL", compact_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), snap_seq,

@@ -36,17 +36,9 @@
 #include <vector>
 
 #include "kernels/base/status.hpp"
+#include "runtime/turn_record.hpp"
 
 namespace brigade::runtime {
-
-struct stored_turn {
-  uint64_t seq = 0;
-  std::string user;
-  std::string assistant;
-  uint32_t prompt_tokens = 0;
-  uint32_t generated_tokens = 0;
-  int64_t committed_at_ms = 0;
-};
 
 struct session_meta {
   std::string id;
@@ -68,7 +60,7 @@ struct store_options {
 
 struct session_snapshot {
   session_meta meta;
-  std::vector<stored_turn> turns;  // in seq order, seq 1..n
+  std::vector<turn_record> turns;  // in seq order, seq 1..n
 };
 
 class session_store {
@@ -89,7 +81,7 @@ class session_store {
   virtual void release(const std::string& id, uint64_t epoch, done_fn done) = 0;
   /// Appends turn `t` (t.seq must equal the stored last seq + 1, `epoch` the
   /// current epoch) and renews the lease.
-  virtual void append(const std::string& id, uint64_t epoch, const stored_turn& t, done_fn done) = 0;
+  virtual void append(const std::string& id, uint64_t epoch, const turn_record& t, done_fn done) = 0;
   /// Reads the session without touching its lease (verification, tools).
   virtual void load(const std::string& id, load_fn done) = 0;
   /// Folds the session's turn list into its snapshot now (Redis; the memory

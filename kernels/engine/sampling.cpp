@@ -1,5 +1,7 @@
 #include "kernels/engine/sampling.hpp"
 
+#include "kernels/model/unicode.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -9,10 +11,15 @@
 namespace brigade {
 
 status validate(const sampling_params& p) {
-  if (!std::isfinite(p.temperature) || p.temperature < 0)
-    return {errc::invalid_argument, "temperature must be a finite number >= 0 (0 is greedy)"};
-  if (p.top_k < 0) return {errc::invalid_argument, "top-k must be >= 0 (0 keeps every token)"};
+  if (!std::isfinite(p.temperature) || p.temperature < 0 || p.temperature > 100)
+    return {errc::invalid_argument, "temperature must be between 0 (greedy) and 100"};
+  if (p.top_k < 0) return {errc::invalid_argument, "top-k must be 0 (no limit) or more"};
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return {errc::invalid_argument, "top-p must be in (0, 1]"};
+  if (p.max_tokens < 0) return {errc::invalid_argument, "max-tokens must be 0 (server default) or more"};
+  if (p.stop.size() > 8) return {errc::invalid_argument, "at most 8 stop strings"};
+  for (const auto& x : p.stop)
+    if (x.empty() || x.size() > 64 || !unicode::valid_utf8(x))
+      return {errc::invalid_argument, "stop strings must be 1 to 64 bytes of UTF-8"};
   return {};
 }
 

@@ -19,15 +19,23 @@
 
 namespace brigade {
 
+/// How one turn samples: what the engine reads (temperature, top_k, top_p,
+/// seed) and what the turn around it uses (seed_set, max_tokens, stop).
+/// Clients send it over the wire as "brigade::sampling_spec" (its CAF
+/// inspect is in runtime/protocol.hpp); the defaults here are greedy.
 struct sampling_params {
-  float temperature = 0.0f;  // <= 0: greedy
-  int32_t top_k = 0;         // 0: no limit
-  float top_p = 1.0f;        // 1: no limit; (0, 1]
-  uint64_t seed = 0;
+  float temperature = 0.0f;       // <= 0: greedy; at most 100
+  int32_t top_k = 0;              // 0: no limit
+  float top_p = 1.0f;             // 1: no limit; (0, 1]
+  uint64_t seed = 0;              // the Philox key of the draws
+  bool seed_set = false;          // false: the node picks the seed (the turn's id)
+  int32_t max_tokens = 0;         // tokens to generate; 0: the server's cap
+  std::vector<std::string> stop;  // the reply ends before the first of these (at most 8, 1-64 bytes of UTF-8)
 };
 
-/// An error sentence when a parameter is out of range (temperature < 0 or not
-/// finite, top_k < 0, top_p outside (0, 1]), else ok.
+/// The one check of sampling parameters (the gateway's for requests, the
+/// engine's for each step): invalid_argument with a sentence naming the
+/// parameter and its range, else ok.
 status validate(const sampling_params& p);
 
 /// Picks a token from `logits` (n_vocab values). `position` is the position

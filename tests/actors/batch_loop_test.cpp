@@ -11,7 +11,7 @@
 #include <future>
 #include <random>
 
-#include "kernels/synth.hpp"
+#include "kernels/model/synth.hpp"
 
 namespace brigade::actors {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/gguf.hpp"
+#include "kernels/model/gguf.hpp"
 
 namespace brigade::actors {
 namespace {
@@ -18,7 +18,7 @@ const tokenizer& vocab() {
   return t;
 }
 
-runtime::stored_turn turn(uint64_t seq, std::string user, std::string assistant) {
+turn_record turn(uint64_t seq, std::string user, std::string assistant) {
   return {seq, std::move(user), std::move(assistant), 0, 0, 0};
 }
 
@@ -48,7 +48,7 @@ TEST(Conversation, PromptIncludesHistoryAndStartsWithBos) {
 }
 
 TEST(Conversation, DropsOldestTurnsOrRefusesWhenTheContextOverflows) {
-  std::vector<runtime::stored_turn> turns;
+  std::vector<turn_record> turns;
   for (uint64_t s = 1; s <= 6; ++s)
     turns.push_back(turn(s, "message number " + std::to_string(s) + " with some words in it",
                          "reply number " + std::to_string(s) + " with more words in it"));

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <caf/all.hpp>
 
-#include "kernels/synth.hpp"
+#include "kernels/model/synth.hpp"
 #include "runtime/protocol.hpp"
 
 namespace brigade::actors {

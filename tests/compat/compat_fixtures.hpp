@@ -17,8 +17,8 @@ inline constexpr int64_t created_ms = 1764600000000;
 
 inline std::string token_of(const std::string& id) { return id + id; }
 
-inline runtime::stored_turn compat_turn(uint64_t seq) {
-  runtime::stored_turn t;
+inline turn_record compat_turn(uint64_t seq) {
+  turn_record t;
   t.seq = seq;
   t.user = "Order " + std::to_string(seq) + ": soup \xc3\xa0 la carte \xf0\x9f\x8d\xb2";
   t.assistant = std::string(seq * 7, 'x') + " \xe2\x80\x94 served";

@@ -31,8 +31,8 @@ namespace {
 
 using bytes = std::vector<char>;
 
-sampling_spec fixture_sampling() {
-  sampling_spec s;
+sampling_params fixture_sampling() {
+  sampling_params s;
   s.temperature = 0.25f;
   s.top_k = 17;
   s.top_p = 0.875f;
@@ -94,8 +94,8 @@ std::vector<fixture> fixtures() {
                  return caf::make_message(std::vector<turn_record>{fixture_record(1), fixture_record(2)});
                }});
   f.push_back({"error", [] {
-                 return caf::make_message(make_error(brigade_errc::session_moved,
-                                                     "owned by node alpha for 1937 ms more; retry shortly"));
+                 return caf::make_message(
+                     make_error(brigade_errc::session_moved, "owned by node alpha for 1937 ms more; retry shortly"));
                }});
   f.push_back({"hello", [] { return caf::make_message(hello_atom::value, protocol_version); }});
   f.push_back({"open", [] { return caf::make_message(open_atom::value); }});
@@ -160,8 +160,8 @@ int check_all(caf::actor_system& sys, const std::string& dir) {
       const bool ok_fresh = fresh == golden;
       if (!ok_round || !ok_fresh || caf::to_string(m) != caf::to_string(f.make())) {
         std::cerr << "FAIL " << f.name << ": " << (ok_round ? "" : "decoded and re-encoded bytes differ; ")
-                  << (ok_fresh ? "" : "this build encodes the fixture differently; ")
-                  << "decoded " << caf::to_string(m) << "\n";
+                  << (ok_fresh ? "" : "this build encodes the fixture differently; ") << "decoded " << caf::to_string(m)
+                  << "\n";
         ++failures;
         continue;
       }

@@ -46,7 +46,7 @@ inline session_meta meta(const std::string& id, const std::string& owner = "node
   return m;
 }
 
-inline stored_turn turn(uint64_t seq) { return {seq, "u" + std::to_string(seq), "a\xC3\xA9", 5, 7, 42}; }
+inline turn_record turn(uint64_t seq) { return {seq, "u" + std::to_string(seq), "a\xC3\xA9", 5, 7, 42}; }
 
 inline void turns_and_checks(const factory& make) {
   auto s = make({});
