@@ -12,7 +12,7 @@ batch_loop::batch_loop(std::unique_ptr<engine> e, batch_config cfg, runtime::nod
                        engine_factory restart)
     : engine_(std::move(e)),
       restart_(std::move(restart)),
-      vocab_(&engine_->vocab()),
+      model_(engine_->model()),
       n_ctx_(engine_->n_ctx()),
       backend_name_(engine_->backend_name()),
       cfg_(cfg),
@@ -32,12 +32,7 @@ void batch_loop::restart_engine(const std::string& why) {
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     auto next = std::next(it);
     if (it->second.admitted) {
-      gen_event e;
-      e.kind = gen_event::failed;
-      e.turn_id = it->first;
-      e.reason = "the engine failed (" + why + ") and is restarting; retry";
-      e.retryable = true;
-      finish(it, e);
+      finish(it, event(gen_event::failed, it->first, "the engine failed (" + why + ") and is restarting; retry", true));
     }
     it = next;
   }
@@ -133,28 +128,16 @@ void batch_loop::apply(command& c) {
       if (auto it = jobs_.find(c.turn_id); it != jobs_.end()) it->second.paused = false;
       break;
     case command::cancel:
-      if (auto it = jobs_.find(c.turn_id); it != jobs_.end()) {
-        gen_event e;
-        e.kind = gen_event::done;
-        e.turn_id = c.turn_id;
-        e.reason = "cancelled";
-        finish(it, e);
-      }
+      if (auto it = jobs_.find(c.turn_id); it != jobs_.end())
+        finish(it, event(gen_event::done, c.turn_id, "cancelled"));
       break;
     case command::release: {
       for (auto it = jobs_.begin(); it != jobs_.end(); ++it)
         if (it->second.job.session_key == c.key) {
-          gen_event e;
-          e.kind = gen_event::done;
-          e.turn_id = it->first;
-          e.reason = "cancelled";
-          finish(it, e);
+          finish(it, event(gen_event::done, it->first, "cancelled"));
           break;
         }
-      if (auto r = resident_.find(c.key); r != resident_.end()) {
-        if (r->second.seq >= 0 && engine_) engine_->free_sequence(r->second.seq);
-        resident_.erase(r);
-      }
+      drop_resident(c.key);
       break;
     }
     case command::stop:
@@ -205,7 +188,7 @@ bool batch_loop::admit(job_state& j) {
   return true;
 }
 
-void batch_loop::finish(std::map<uint64_t, job_state>::iterator it, const gen_event& e) {
+void batch_loop::finish(std::map<uint64_t, job_state>::iterator it, const gen_event& e, int32_t batch_size) {
   job_state& j = it->second;
   if (j.admitted) {
     if (auto r = resident_.find(j.job.session_key); r != resident_.end()) {
@@ -224,215 +207,207 @@ void batch_loop::finish(std::map<uint64_t, job_state>::iterator it, const gen_ev
   }
   gen_event out = e;
   out.prompt_tokens = j.prompt_fed;
+  if (batch_size > 0) out.batch_size = batch_size;
   auto cb = std::move(j.job.on_event);
   jobs_.erase(it);
   if (cb) cb(out);
 }
 
-void batch_loop::fail_all(const std::string& why) {
-  while (!jobs_.empty()) {
-    gen_event e;
-    e.kind = gen_event::failed;
-    e.turn_id = jobs_.begin()->first;
-    e.reason = why;
-    e.retryable = true;
-    finish(jobs_.begin(), e);
+gen_event batch_loop::event(gen_event::kind_t kind, uint64_t turn_id, std::string reason, bool retryable) {
+  gen_event e;
+  e.kind = kind;
+  e.turn_id = turn_id;
+  e.reason = std::move(reason);
+  e.retryable = retryable;
+  return e;
+}
+
+void batch_loop::fail_jobs(const std::string& why, bool retryable) {
+  while (!jobs_.empty()) finish(jobs_.begin(), event(gen_event::failed, jobs_.begin()->first, why, retryable));
+}
+
+void batch_loop::drop_resident(const std::string& key) {
+  if (auto r = resident_.find(key); r != resident_.end()) {
+    if (r->second.seq >= 0 && engine_) engine_->free_sequence(r->second.seq);
+    resident_.erase(r);
+  }
+}
+
+bool batch_loop::take_commands() {
+  std::deque<command> cmds;
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    const bool runnable =
+        std::any_of(jobs_.begin(), jobs_.end(), [](const auto& kv) { return kv.second.admitted && !kv.second.paused; });
+    if (!runnable && waiting_.empty()) cv_.wait(lk, [&] { return !inbox_.empty(); });
+    cmds.swap(inbox_);
+  }
+  for (auto& c : cmds) {
+    if (c.kind == command::stop) {
+      fail_jobs("the node is shutting down; retry on another node", true);
+      return false;
+    }
+    if (c.kind == command::stop_silently) {
+      jobs_.clear();  // drops the callbacks (and the actor handles in them) unrun
+      waiting_.clear();
+      return false;
+    }
+    apply(c);
+  }
+  return true;
+}
+
+bool batch_loop::wait_for_company() {
+  const bool active =
+      std::any_of(jobs_.begin(), jobs_.end(), [](const auto& kv) { return kv.second.admitted && !kv.second.paused; });
+  if (active || waiting_.empty() || static_cast<int>(waiting_.size()) >= cfg_.max_batch) return false;
+  const auto deadline = first_wait_ + cfg_.batch_window;
+  if (clock_type::now() >= deadline) return false;
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait_until(lk, deadline, [&] { return !inbox_.empty(); });
+  return true;
+}
+
+bool batch_loop::admit_waiting() {
+  int running =
+      static_cast<int>(std::count_if(jobs_.begin(), jobs_.end(), [](const auto& kv) { return kv.second.admitted; }));
+  bool blocked = false;
+  while (!waiting_.empty() && running < cfg_.max_batch) {
+    auto it = jobs_.find(waiting_.front());
+    if (it == jobs_.end()) {
+      waiting_.pop_front();
+      continue;
+    }
+    if (!admit(it->second)) {
+      blocked = true;
+      break;
+    }
+    waiting_.pop_front();
+    ++running;
+    std::lock_guard<std::mutex> g(mu_);
+    --waiting_count_;
+    ++running_count_;
+  }
+  if (!waiting_.empty()) first_wait_ = clock_type::now();
+  return !blocked;
+}
+
+void batch_loop::plan_step(step_plan& plan) {
+  plan.batch.clear();
+  plan.ids.clear();
+  int budget = cfg_.step_tokens;
+  for (int pass = 0; pass < 2; ++pass)  // decoding jobs first (one token each), then prefill chunks
+    for (auto& [id, j] : jobs_) {
+      if (!j.admitted || j.paused || j.pending.empty() || budget <= 0) continue;
+      if (static_cast<int>(plan.batch.size()) >= cfg_.max_batch) break;
+      const bool decoding = j.pending.size() == 1;
+      if ((pass == 0) != decoding) continue;
+      const int n = std::min<int>(static_cast<int>(j.pending.size()), budget);
+      step_item it;
+      it.seq = j.seq;
+      it.tokens.assign(j.pending.begin(), j.pending.begin() + n);
+      it.sample = n == static_cast<int>(j.pending.size());
+      it.sampling = j.job.sampling;
+      plan.batch.push_back(std::move(it));
+      plan.ids.push_back(id);
+      budget -= n;
+    }
+}
+
+void batch_loop::idle_wait(bool blocked) {
+  // Nothing can run (every admitted job is paused, or nothing fits): sleep
+  // until a command (resume, cancel, release, submit) arrives; the timeout
+  // retries admission after evictable state changed.
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait_for(lk, std::chrono::milliseconds(blocked ? 50 : 200), [&] { return !inbox_.empty(); });
+}
+
+void batch_loop::on_step_error(const status& st, const step_plan& plan) {
+  if (st.code() == errc::resource) return on_kv_full(plan);
+  if (st.code() == errc::device) return restart_engine(st.message());
+  for (uint64_t id : plan.ids) {  // any other error: this step's jobs fail for good
+    auto it = jobs_.find(id);
+    const std::string key = it->second.job.session_key;
+    finish(it, event(gen_event::failed, id, "engine step failed: " + st.message(), false));
+    drop_resident(key);
+  }
+}
+
+void batch_loop::on_kv_full(const step_plan& plan) {
+  // Evict an idle session and retry the same plan; if there is none, the
+  // newest job yields (its client retries later).
+  if (evict_one("")) return;
+  auto newest = jobs_.find(*std::max_element(plan.ids.begin(), plan.ids.end()));
+  const std::string key = newest->second.job.session_key;
+  finish(newest, event(gen_event::failed, newest->first, "the KV cache is full; retry shortly", true));
+  drop_resident(key);
+}
+
+void batch_loop::apply_results(const step_plan& plan) {
+  const int32_t bs = static_cast<int32_t>(plan.batch.size());
+  const tokenizer& vocab = model_->vocab();
+  for (size_t k = 0; k < plan.batch.size(); ++k) {
+    auto it = jobs_.find(plan.ids[k]);
+    job_state& j = it->second;
+    const auto& fed = plan.batch[k].tokens;
+    auto& cached = resident_[j.job.session_key].tokens;
+    cached.insert(cached.end(), fed.begin(), fed.end());
+    j.pending.erase(j.pending.begin(), j.pending.begin() + static_cast<std::ptrdiff_t>(fed.size()));
+    if (!plan.batch[k].sample) continue;
+    const token_id t = out_[k].token;
+    if (vocab.is_end_of_generation(t) || j.job.max_new == 0) {
+      finish(it, event(gen_event::done, it->first, j.job.max_new == 0 ? "max_tokens" : "eos"), bs);
+      continue;
+    }
+    ++j.generated;
+    gen_event e = event(gen_event::token_event, it->first);
+    e.token = t;
+    e.batch_size = bs;
+    if (j.job.on_event) j.job.on_event(e);
+    if (j.generated >= j.job.max_new)
+      finish(it, event(gen_event::done, it->first, "max_tokens"), bs);
+    else
+      j.pending = {t};
+  }
+}
+
+void batch_loop::publish_metrics(int32_t batch_size) {
+  if (!metrics_) return;
+  metrics_->observe_batch_size(batch_size);
+  metrics_->set_kv_cache_usage(engine_->usage().ratio());
+  metrics_->set_queue_depth(static_cast<double>(waiting_.size()));
+  const double wall = std::chrono::duration<double>(clock_type::now() - busy_window_start_).count();
+  if (wall >= 1.0) {
+    metrics_->set_engine_busy_ratio(busy_seconds_ / wall);
+    busy_seconds_ = 0;
+    busy_window_start_ = clock_type::now();
   }
 }
 
 void batch_loop::run() {
-  std::vector<step_item> batch;
-  std::vector<uint64_t> batch_ids;
-  std::vector<step_result> out;
-  auto window_start = clock_type::now();
-  double busy_seconds = 0;
-  for (;;) {
-    std::deque<command> cmds;
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      auto runnable = [&] {
-        for (const auto& [id, j] : jobs_)
-          if (j.admitted && !j.paused) return true;
-        return false;
-      };
-      if (!runnable() && waiting_.empty()) cv_.wait(lk, [&] { return !inbox_.empty(); });
-      cmds.swap(inbox_);
-    }
-    for (auto& c : cmds) {
-      if (c.kind == command::stop) {
-        fail_all("the node is shutting down; retry on another node");
-        return;
-      }
-      if (c.kind == command::stop_silently) {
-        jobs_.clear();  // drops the callbacks (and the actor handles in them) unrun
-        waiting_.clear();
-        return;
-      }
-      apply(c);
-    }
+  step_plan plan;
+  busy_window_start_ = clock_type::now();
+  while (take_commands()) {
     if (!engine_) {  // no engine any more: every turn fails with the cause, at once
-      while (!jobs_.empty()) {
-        gen_event e;
-        e.kind = gen_event::failed;
-        e.turn_id = jobs_.begin()->first;
-        e.reason = broken_;
-        finish(jobs_.begin(), e);
-      }
+      fail_jobs(broken_, false);
       continue;
     }
-
-    int running = 0;
-    bool active = false;
-    for (const auto& [id, j] : jobs_)
-      if (j.admitted) {
-        ++running;
-        active = active || !j.paused;
-      }
-    // Deadline coalescing: an idle engine waits briefly for company.
-    if (!active && !waiting_.empty() && static_cast<int>(waiting_.size()) < cfg_.max_batch) {
-      const auto deadline = first_wait_ + cfg_.batch_window;
-      if (clock_type::now() < deadline) {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait_until(lk, deadline, [&] { return !inbox_.empty(); });
-        continue;
-      }
-    }
-    bool blocked = false;
-    while (!waiting_.empty() && running < cfg_.max_batch) {
-      auto it = jobs_.find(waiting_.front());
-      if (it == jobs_.end()) {
-        waiting_.pop_front();
-        continue;
-      }
-      if (!admit(it->second)) {
-        blocked = true;
-        break;
-      }
-      waiting_.pop_front();
-      ++running;
-      std::lock_guard<std::mutex> g(mu_);
-      --waiting_count_;
-      ++running_count_;
-    }
-    if (!waiting_.empty()) first_wait_ = clock_type::now();
-
-    // Plan: decoding jobs first (one token each), then prefill chunks.
-    batch.clear();
-    batch_ids.clear();
-    int budget = cfg_.step_tokens;
-    for (int pass = 0; pass < 2; ++pass)
-      for (auto& [id, j] : jobs_) {
-        if (!j.admitted || j.paused || j.pending.empty() || budget <= 0) continue;
-        if (static_cast<int>(batch.size()) >= cfg_.max_batch) break;
-        const bool decoding = j.pending.size() == 1;
-        if ((pass == 0) != decoding) continue;
-        const int n = std::min<int>(static_cast<int>(j.pending.size()), budget);
-        step_item it;
-        it.seq = j.seq;
-        it.tokens.assign(j.pending.begin(), j.pending.begin() + n);
-        it.sample = n == static_cast<int>(j.pending.size());
-        it.sampling = j.job.sampling;
-        batch.push_back(std::move(it));
-        batch_ids.push_back(id);
-        budget -= n;
-      }
-    if (batch.empty()) {
-      // Nothing can run (every admitted job is paused, or nothing fits):
-      // sleep until a command (resume, cancel, release, submit) arrives; the
-      // timeout retries admission after evictable state changed.
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait_for(lk, std::chrono::milliseconds(blocked ? 50 : 200), [&] { return !inbox_.empty(); });
+    if (wait_for_company()) continue;  // deadline coalescing: an idle engine waits briefly
+    const bool blocked = !admit_waiting();
+    plan_step(plan);
+    if (plan.batch.empty()) {
+      idle_wait(blocked);
       continue;
     }
-
     const auto t0 = clock_type::now();
-    const status st = engine_->step(batch, out);
-    busy_seconds += std::chrono::duration<double>(clock_type::now() - t0).count();
-    if (st.code() == errc::resource) {
-      // KV full: evict an idle session and retry the same plan; if there is
-      // none, the newest job yields (its client retries later).
-      if (evict_one("")) continue;
-      auto newest = jobs_.find(*std::max_element(batch_ids.begin(), batch_ids.end()));
-      gen_event e;
-      e.kind = gen_event::failed;
-      e.turn_id = newest->first;
-      e.reason = "the KV cache is full; retry shortly";
-      e.retryable = true;
-      const std::string key = newest->second.job.session_key;
-      finish(newest, e);
-      if (auto r = resident_.find(key); r != resident_.end()) {
-        engine_->free_sequence(r->second.seq);
-        resident_.erase(r);
-      }
-      continue;
-    }
-    if (st.code() == errc::device) {
-      restart_engine(st.message());
-      continue;
-    }
+    const status st = engine_->step(plan.batch, out_);
+    busy_seconds_ += std::chrono::duration<double>(clock_type::now() - t0).count();
     if (!st) {
-      for (uint64_t id : batch_ids) {
-        auto it = jobs_.find(id);
-        const std::string key = it->second.job.session_key;
-        gen_event e;
-        e.kind = gen_event::failed;
-        e.turn_id = id;
-        e.reason = "engine step failed: " + st.message();
-        e.retryable = false;
-        finish(it, e);
-        if (auto r = resident_.find(key); r != resident_.end()) {
-          engine_->free_sequence(r->second.seq);
-          resident_.erase(r);
-        }
-      }
+      on_step_error(st, plan);
       continue;
     }
-    const int32_t bs = static_cast<int32_t>(batch.size());
-    const tokenizer& vocab = engine_->vocab();
-    for (size_t k = 0; k < batch.size(); ++k) {
-      auto it = jobs_.find(batch_ids[k]);
-      job_state& j = it->second;
-      resident& r = resident_[j.job.session_key];
-      r.tokens.insert(r.tokens.end(), batch[k].tokens.begin(), batch[k].tokens.end());
-      j.pending.erase(j.pending.begin(), j.pending.begin() + static_cast<std::ptrdiff_t>(batch[k].tokens.size()));
-      if (!batch[k].sample) continue;
-      const token_id t = out[k].token;
-      gen_event e;
-      e.turn_id = it->first;
-      e.batch_size = bs;
-      if (vocab.is_end_of_generation(t) || j.job.max_new == 0) {
-        e.kind = gen_event::done;
-        e.reason = j.job.max_new == 0 ? "max_tokens" : "eos";
-        finish(it, e);
-        continue;
-      }
-      ++j.generated;
-      e.kind = gen_event::token_event;
-      e.token = t;
-      if (j.job.on_event) j.job.on_event(e);
-      if (j.generated >= j.job.max_new) {
-        gen_event d;
-        d.kind = gen_event::done;
-        d.turn_id = it->first;
-        d.batch_size = bs;
-        d.reason = "max_tokens";
-        finish(it, d);
-      } else {
-        j.pending = {t};
-      }
-    }
-    if (metrics_) {
-      metrics_->observe_batch_size(bs);
-      const kv_usage u = engine_->usage();
-      metrics_->set_kv_cache_usage(u.ratio());
-      metrics_->set_queue_depth(static_cast<double>(waiting_.size()));
-      const double wall = std::chrono::duration<double>(clock_type::now() - window_start).count();
-      if (wall >= 1.0) {
-        metrics_->set_engine_busy_ratio(busy_seconds / wall);
-        busy_seconds = 0;
-        window_start = clock_type::now();
-      }
-    }
+    apply_results(plan);
+    publish_metrics(static_cast<int32_t>(plan.batch.size()));
   }
 }
 

@@ -98,7 +98,7 @@ class batch_loop {
   /// Waiting plus running jobs (for /readyz and metrics).
   int load() const;
   /// Fixed at construction (a restarted engine has the same model and context).
-  const tokenizer& vocab() const { return *vocab_; }
+  const tokenizer& vocab() const { return model_->vocab(); }
   int n_ctx() const { return n_ctx_; }
   const std::string& backend_name() const { return backend_name_; }
   /// Engines made after device failures so far.
@@ -127,17 +127,38 @@ class batch_loop {
     bool busy = false;
   };
 
+  struct step_plan {
+    std::vector<step_item> batch;
+    std::vector<uint64_t> ids;  // the job of each item
+  };
+
+  // The loop thread, one iteration: take_commands, then (with an engine)
+  // wait_for_company or admit_waiting, plan_step, the engine's step, then
+  // apply_results and publish_metrics, or on_step_error.
   void run();
+  bool take_commands();  // waits for work, applies the inbox; false: stop
   void apply(command& c);
+  bool wait_for_company();  // deadline coalescing; true: waited, look again
+  bool admit_waiting();     // false: a job could not get a sequence (KV full)
   bool admit(job_state& j);
-  bool evict_one(const std::string& except);
-  void finish(std::map<uint64_t, job_state>::iterator it, const gen_event& e);
-  void fail_all(const std::string& why);
+  void plan_step(step_plan& plan);
+  void idle_wait(bool blocked);
+  void on_step_error(const status& st, const step_plan& plan);
+  void on_kv_full(const step_plan& plan);
   void restart_engine(const std::string& why);
+  void apply_results(const step_plan& plan);
+  void publish_metrics(int32_t batch_size);
+
+  static gen_event event(gen_event::kind_t kind, uint64_t turn_id, std::string reason = {}, bool retryable = false);
+  /// Ends a job with `e` (prompt_tokens filled in; batch_size if > 0).
+  void finish(std::map<uint64_t, job_state>::iterator it, const gen_event& e, int32_t batch_size = 0);
+  void fail_jobs(const std::string& why, bool retryable);
+  bool evict_one(const std::string& except);
+  void drop_resident(const std::string& key);  // frees a session's sequence
 
   std::unique_ptr<engine> engine_;  // null once it failed and could not be restarted
   engine_factory restart_;
-  const tokenizer* vocab_;
+  std::shared_ptr<const llama_model> model_;  // shared with every engine made (vocab, n_ctx)
   int n_ctx_;
   std::string backend_name_;
   std::string broken_;  // why there is no engine (loop thread)
@@ -155,6 +176,9 @@ class batch_loop {
   std::map<std::string, resident> resident_;
   uint64_t clock_ = 0;
   std::chrono::steady_clock::time_point first_wait_{};
+  std::vector<step_result> out_;
+  double busy_seconds_ = 0;  // engine time in the current metrics window
+  std::chrono::steady_clock::time_point busy_window_start_{};
   std::thread thread_;
 };
 

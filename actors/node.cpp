@@ -10,9 +10,10 @@
 
 #include "actors/gateway.hpp"
 #include "actors/supervisor.hpp"
-#include "kernels/model/gguf.hpp"
 #include "kernels/engine/make_engine.hpp"
+#include "kernels/model/gguf.hpp"
 #include "kernels/model/synth.hpp"
+#include "runtime/hashing.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
 #include "runtime/redis_store.hpp"

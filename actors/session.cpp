@@ -8,6 +8,8 @@
 #include "actors/conversation.hpp"
 #include "actors/messages.hpp"
 #include "actors/turn.hpp"
+#include "runtime/clock.hpp"
+#include "runtime/hashing.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
 

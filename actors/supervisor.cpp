@@ -7,6 +7,8 @@
 
 #include "actors/messages.hpp"
 #include "actors/session.hpp"
+#include "runtime/clock.hpp"
+#include "runtime/hashing.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
 

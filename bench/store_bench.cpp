@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/hashing.hpp"
 #include "runtime/redis_store.hpp"
 
 using namespace brigade;

@@ -1,11 +1,8 @@
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
-#include <cstdio>
-#include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 
+#include "runtime/clock.hpp"
 #include "runtime/store.hpp"
 
 namespace brigade::runtime {
@@ -14,8 +11,8 @@ namespace {
 
 class memory_store final : public session_store {
  public:
-  explicit memory_store(const store_options& opt)
-      : retention_ms_(opt.retention.count() / 1000), lease_ms_(opt.lease.count() / 1000) {}
+  memory_store(const store_options& opt, std::function<int64_t()> now)
+      : clock_ms_(std::move(now)), retention_ms_(opt.retention.count() / 1000), lease_ms_(opt.lease.count() / 1000) {}
 
   void create(const session_meta& meta, done_fn done) override {
     status s;
@@ -28,7 +25,7 @@ class memory_store final : public session_store {
         entry e;
         e.snap.meta = meta;
         e.snap.meta.epoch = 1;
-        e.touched_ms = now_ms();
+        e.touched_ms = clock_ms_();
         e.lease_until_ms = e.touched_ms + lease_ms_;
         sessions_.emplace(meta.id, std::move(e));
       }
@@ -43,7 +40,7 @@ class memory_store final : public session_store {
       expire_locked();
       if (auto it = sessions_.find(id); it != sessions_.end()) {
         entry& e = it->second;
-        const int64_t now = now_ms();
+        const int64_t now = clock_ms_();
         if (!e.snap.meta.owner.empty() && e.snap.meta.owner != owner && e.lease_until_ms > now) {
           r = status{errc::conflict, "session " + id + ": owned by node " + e.snap.meta.owner + " for " +
                                          std::to_string(e.lease_until_ms - now) + " ms more"};
@@ -70,7 +67,7 @@ class memory_store final : public session_store {
       else if (epoch != it->second.snap.meta.epoch)
         s = moved(id, epoch, it->second);
       else {
-        it->second.touched_ms = now_ms();  // a live session does not expire under its owner
+        it->second.touched_ms = clock_ms_();  // a live session does not expire under its owner
         it->second.lease_until_ms = it->second.touched_ms + lease_ms_;
       }
     }
@@ -103,7 +100,7 @@ class memory_store final : public session_store {
                                          std::to_string(it->second.snap.turns.size() + 1)};
       } else {
         it->second.snap.turns.push_back(t);
-        it->second.touched_ms = now_ms();
+        it->second.touched_ms = clock_ms_();
         it->second.lease_until_ms = it->second.touched_ms + lease_ms_;
       }
     }
@@ -153,10 +150,11 @@ class memory_store final : public session_store {
   }
   void expire_locked() {
     if (retention_ms_ <= 0) return;
-    const int64_t cutoff = now_ms() - retention_ms_;
+    const int64_t cutoff = clock_ms_() - retention_ms_;
     for (auto it = sessions_.begin(); it != sessions_.end();)
       it = it->second.touched_ms < cutoff ? sessions_.erase(it) : std::next(it);
   }
+  std::function<int64_t()> clock_ms_;  // wall clock in ms (injected by tests)
   int64_t retention_ms_;
   int64_t lease_ms_;
   std::mutex mu_;
@@ -165,49 +163,8 @@ class memory_store final : public session_store {
 
 }  // namespace
 
-std::unique_ptr<session_store> make_memory_store(const store_options& opt) {
-  return std::make_unique<memory_store>(opt);
-}
-
-namespace {
-std::string to_hex(const unsigned char* p, size_t n) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out += hex[p[i] >> 4];
-    out += hex[p[i] & 15];
-  }
-  return out;
-}
-}  // namespace
-
-std::string sha256_hex(const std::string& text) { return sha256_hex(std::vector<std::string_view>{text}); }
-
-std::string sha256_hex(const std::vector<std::string_view>& parts) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  for (std::string_view p : parts) EVP_DigestUpdate(ctx, p.data(), p.size());
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, d, &len);
-  EVP_MD_CTX_free(ctx);
-  return to_hex(d, len);
-}
-
-std::string random_hex(size_t n) {
-  std::vector<unsigned char> b(n);
-  if (RAND_bytes(b.data(), static_cast<int>(n)) != 1) {
-    std::fprintf(stderr, "brigade: %s:%d: the OS gave no random bytes; refusing to mint guessable session ids\n",
-                 __FILE__, __LINE__);
-    std::abort();
-  }
-  return to_hex(b.data(), n);
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+std::unique_ptr<session_store> make_memory_store(const store_options& opt, std::function<int64_t()> clock_ms) {
+  return std::make_unique<memory_store>(opt, clock_ms ? std::move(clock_ms) : std::function<int64_t()>(now_ms));
 }
 
 }  // namespace brigade::runtime

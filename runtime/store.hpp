@@ -94,16 +94,8 @@ class session_store {
 };
 
 /// The in-process store: for tests and the zero-setup default. Sessions expire
-/// after `retention` without writes (0 keeps forever).
-std::unique_ptr<session_store> make_memory_store(const store_options& opt);
-
-/// SHA-256 of `text` as lowercase hex.
-std::string sha256_hex(const std::string& text);
-/// SHA-256 of the parts one after another (no copy), as lowercase hex.
-std::string sha256_hex(const std::vector<std::string_view>& parts);
-/// `n` random bytes from the OS, as lowercase hex.
-std::string random_hex(size_t n);
-/// Milliseconds since the epoch.
-int64_t now_ms();
+/// after `retention` without writes (0 keeps forever). Its leases and expiry
+/// follow `clock_ms` (milliseconds; default the wall clock, runtime/clock.hpp).
+std::unique_ptr<session_store> make_memory_store(const store_options& opt, std::function<int64_t()> clock_ms = {});
 
 }  // namespace brigade::runtime

@@ -28,10 +28,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/engine/kv_cache.hpp"
-#include "kernels/model/model.hpp"
-#include "kernels/engine/sampling.hpp"
 #include "kernels/base/status.hpp"
+#include "kernels/engine/kv_cache.hpp"
+#include "kernels/engine/sampling.hpp"
+#include "kernels/model/model.hpp"
 
 namespace brigade {
 
@@ -63,6 +63,8 @@ class engine {
 
   virtual const llama_hparams& hparams() const = 0;
   virtual const tokenizer& vocab() const = 0;
+  /// The model the engine runs (shared: it outlives the engine where held).
+  virtual std::shared_ptr<const llama_model> model() const = 0;
   virtual int32_t n_ctx() const = 0;
   virtual std::string backend_name() const = 0;
 
@@ -95,6 +97,7 @@ class paged_engine : public engine {
  public:
   const llama_hparams& hparams() const override { return model_->hparams(); }
   const tokenizer& vocab() const override { return model_->vocab(); }
+  std::shared_ptr<const llama_model> model() const override { return model_; }
   int32_t n_ctx() const override { return n_ctx_; }
   result<seq_id> create_sequence() override { return kv_.create(); }
   void free_sequence(seq_id s) override { kv_.release(s); }

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <string>
 
+#include "runtime/hashing.hpp"
 #include "runtime/redis_store.hpp"
 #include "tests/compat/compat_fixtures.hpp"
 
@@ -99,8 +100,7 @@ int main(int argc, char** argv) {
   }
   const int port = std::stoi(argv[1]);
   const std::string dir = argv[2];
-  if (!store_session(port, compat::compacted_id, 4, 6, 4) || !store_session(port, compat::plain_id, 0, 3, 0))
-    return 1;
+  if (!store_session(port, compat::compacted_id, 4, 6, 4) || !store_session(port, compat::plain_id, 0, 3, 0)) return 1;
   if (!dump(port, compat::compacted_id, dir) || !dump(port, compat::plain_id, dir)) return 1;
   std::cout << "wrote the records of " << compat::compacted_id << " and " << compat::plain_id << " to " << dir << "\n";
   return 0;

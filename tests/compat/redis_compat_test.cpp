@@ -13,6 +13,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "runtime/hashing.hpp"
 #include "runtime/redis_store.hpp"
 #include "tests/compat/compat_fixtures.hpp"
 
@@ -168,8 +169,7 @@ TEST(RedisCompat, WritesTheSameBytesAsTheEarlierBuild) {
   // equal the earlier build's bytes, and the meta hash has the same fields
   // and values (but the lease deadline, which is Redis' clock).
   redis_raw r(fixture_port());
-  for (const auto& id : {compacted_id, plain_id})
-    r.exec({"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")});
+  for (const auto& id : {compacted_id, plain_id}) r.exec({"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")});
   auto st = store();
   for (const auto& [id, n, compact_at] :
        {std::tuple{compacted_id, uint64_t{6}, uint64_t{4}}, std::tuple{plain_id, uint64_t{3}, uint64_t{0}}}) {

@@ -3,6 +3,7 @@
 // key layout and expiry, compaction, garbage and unknown schema versions, an
 // unreachable server, and reconnecting after the server comes back.
 #include "runtime/redis_store.hpp"
+#include "runtime/hashing.hpp"
 #include "tests/runtime/store_contract.hpp"
 
 #include <gtest/gtest.h>

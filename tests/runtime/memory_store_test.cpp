@@ -1,4 +1,8 @@
 // The memory store against the store contract (tests/runtime/store_contract.hpp).
+#include <atomic>
+#include <memory>
+
+#include "runtime/hashing.hpp"
 #include "tests/runtime/store_contract.hpp"
 
 namespace brigade::runtime {
@@ -11,15 +15,16 @@ BRIGADE_STORE_CONTRACT_TESTS(MemoryStore, make_store)
 TEST(MemoryStore, ExpiresSessionsUntouchedForTheRetention) {
   store_options o;
   o.retention = std::chrono::milliseconds(200);
-  auto s = make_memory_store(o);
+  auto clock = std::make_shared<std::atomic<int64_t>>(1'000'000);
+  auto s = make_memory_store(o, [clock] { return clock->load(); });
   const std::string id = random_hex(16);
   ASSERT_TRUE(contract::wait([&](auto d) { s->create(contract::meta(id), d); }).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  *clock += 120;
   ASSERT_TRUE(contract::wait([&](auto d) { s->append(id, 1, contract::turn(1), d); }).ok());  // slides
-  std::this_thread::sleep_for(std::chrono::milliseconds(120));
-  EXPECT_TRUE(contract::load(*s, id).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  EXPECT_EQ(contract::load(*s, id).error().code(), errc::not_found);
+  *clock += 199;
+  EXPECT_TRUE(contract::load(*s, id).ok()) << "199 ms after the last write";
+  *clock += 2;
+  EXPECT_EQ(contract::load(*s, id).error().code(), errc::not_found) << "201 ms after the last write";
 }
 
 }  // namespace

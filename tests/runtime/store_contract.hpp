@@ -12,6 +12,8 @@
 #include <memory>
 #include <thread>
 
+#include "runtime/clock.hpp"
+#include "runtime/hashing.hpp"
 #include "runtime/store.hpp"
 
 namespace brigade::runtime::contract {
