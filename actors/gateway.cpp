@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "actors/messages.hpp"
 #include "kernels/model/unicode.hpp"
 #include "runtime/protocol.hpp"
 
@@ -31,8 +32,7 @@ caf::error bad(const std::string& sentence) { return make_error(brigade_errc::ba
 
 /// The first problem with a chat request, as a sentence, or none.
 caf::error validate(const gateway_state& st, const chat_request& r) {
-  if (!is_hex(r.session_id, 32) || !is_hex(r.token, 64))
-    return make_error(brigade_errc::unauthorized, "unknown session or wrong token; open a new session");
+  if (!is_hex(r.session_id, 32) || !is_hex(r.token, 64)) return unknown_session_error();
   if (r.seq == 0) return bad("seq must be 1 or more (the first turn of a session is seq 1)");
   if (r.text.empty()) return bad("the message is empty; send some text");
   if (static_cast<int64_t>(r.text.size()) > st.ctx->cfg.max_message_bytes)
@@ -45,8 +45,7 @@ caf::error validate(const gateway_state& st, const chat_request& r) {
 }
 
 caf::error check_ids(const std::string& id, const std::string& token) {
-  if (!is_hex(id, 32) || !is_hex(token, 64))
-    return make_error(brigade_errc::unauthorized, "unknown session or wrong token; open a new session");
+  if (!is_hex(id, 32) || !is_hex(token, 64)) return unknown_session_error();
   return {};
 }
 
@@ -62,8 +61,7 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
         return protocol_version;
       },
       [=](open_atom a) -> caf::result<caf::message> {
-        if (self->state.draining)
-          return make_error(brigade_errc::shutting_down, "the node is shutting down; use another node");
+        if (self->state.draining) return shutting_down_error();
         return self->delegate(self->state.supervisor, a);
       },
       [=](chat_atom a, chat_request& req) -> caf::result<caf::message> {
@@ -75,7 +73,7 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
         }
         if (st.draining) {
           st.ctx->metrics->add_rejected("shutting_down");
-          return make_error(brigade_errc::shutting_down, "the node is shutting down; retry on another node");
+          return shutting_down_error();
         }
         return self->delegate(st.supervisor, a, std::move(req));
       },

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 
 #include <memory>
 
@@ -10,6 +11,16 @@
 #include "runtime/store.hpp"
 
 namespace brigade::actors {
+
+// Node-internal atoms (timers and hand-offs between a node's actors; never
+// sent by clients). Wire atoms are in runtime/protocol.hpp.
+using idle_atom = caf::atom_constant<caf::atom("b_idle")>;        // session: idle timer of a generation
+using stall_atom = caf::atom_constant<caf::atom("b_stall")>;      // session: stall timer of a turn
+using drain_atom = caf::atom_constant<caf::atom("b_drain")>;      // gateway, supervisor, sessions: shut down
+using restart_atom = caf::atom_constant<caf::atom("b_restart")>;  // supervisor: restart a crashed session
+using stored_atom = caf::atom_constant<caf::atom("b_stored")>;    // session: the store answered an append
+using loaded_atom = caf::atom_constant<caf::atom("b_loaded")>;    // session: the store answered an acquire
+using renew_atom = caf::atom_constant<caf::atom("b_renew")>;      // session: renew the lease / its answer
 
 struct store_status {
   status st;

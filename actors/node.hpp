@@ -38,8 +38,4 @@ class node {
   std::unique_ptr<impl> p_;
 };
 
-/// The built-in model (the `small` preset, seed 1, F16), synthesised once
-/// into BRIGADE_CACHE_DIR (default ~/.cache/brigade)/models; returns its path.
-result<std::string> builtin_model_path();
-
 }  // namespace brigade::actors

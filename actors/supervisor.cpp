@@ -49,126 +49,124 @@ caf::actor start_session(self_ptr self, const runtime::session_meta& meta, bool 
   return s;
 }
 
+caf::error max_sessions_error(const node_context& ctx) {
+  ctx.metrics->add_rejected("max_sessions");
+  return make_error(brigade_errc::overloaded, "this node holds its maximum of " + std::to_string(ctx.cfg.max_sessions) +
+                                                  " live sessions; retry after about 1s");
+}
+
 /// The live session for `id`, restoring it from the store if needed; an
 /// error for failed sessions and when the node is full.
 caf::expected<caf::actor> find(self_ptr self, const std::string& id) {
   auto& st = self->state;
   if (auto it = st.live.find(id); it != st.live.end()) return it->second;
   if (auto f = st.failed.find(id); f != st.failed.end()) return make_error(brigade_errc::session_failed, f->second);
-  if (static_cast<int>(st.live.size()) >= st.ctx->cfg.max_sessions) {
-    st.ctx->metrics->add_rejected("max_sessions");
-    return make_error(brigade_errc::overloaded, "this node holds its maximum of " +
-                                                    std::to_string(st.ctx->cfg.max_sessions) +
-                                                    " live sessions; retry after about 1s");
-  }
+  if (static_cast<int>(st.live.size()) >= st.ctx->cfg.max_sessions) return max_sessions_error(*st.ctx);
   runtime::session_meta meta;
   meta.id = id;
   return start_session(self, meta, true);
 }
 
+/// A session actor ended: forget it; after a crash, restart it from the
+/// store with exponential backoff, or mark it failed past the restart limit.
+void on_session_down(self_ptr self, const caf::down_msg& d) {
+  auto& st = self->state;
+  auto it = st.by_addr.find(d.source);
+  if (it == st.by_addr.end()) return;
+  const std::string id = it->second;
+  st.by_addr.erase(it);
+  st.live.erase(id);
+  st.ctx->metrics->set_sessions_active(static_cast<double>(st.live.size()));
+  if (!d.reason || d.reason == caf::exit_reason::normal || d.reason == caf::exit_reason::user_shutdown) return;
+  auto& times = st.crashes[id];
+  const auto now = clock_type::now();
+  times.push_back(now);
+  while (!times.empty() && now - times.front() > st.ctx->cfg.restart_window) times.pop_front();
+  const std::string why = self->system().render(d.reason);
+  if (static_cast<int>(times.size()) > st.ctx->cfg.max_restarts) {
+    st.failed[id] = "session " + id + " crashed " + std::to_string(times.size()) + " times within " +
+                    runtime::format_duration(st.ctx->cfg.restart_window) + " (last: " + why +
+                    ") and was stopped; open a new session";
+    log(log_level::error, id, "restart limit reached; session marked failed");
+    return;
+  }
+  auto delay = st.ctx->cfg.restart_backoff * (int64_t{1} << std::min<size_t>(times.size() - 1, 10));
+  log(log_level::warn, id,
+      "session crashed (" + why + "); restarting from the store in " +
+          runtime::format_duration(std::chrono::duration_cast<runtime::duration>(delay)));
+  st.ctx->metrics->add_session_restart();
+  self->delayed_send(self, delay, restart_atom::value, id);
+}
+
+void restart(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  if (st.live.count(id) || st.failed.count(id)) return;
+  runtime::session_meta meta;
+  meta.id = id;
+  start_session(self, meta, true);
+}
+
+/// A new session: stored first (with this node's lease), then spawned.
+caf::result<caf::message> open(self_ptr self) {
+  auto& st = self->state;
+  if (st.draining) return shutting_down_error();
+  if (static_cast<int>(st.live.size() + st.opening.size()) >= st.ctx->cfg.max_sessions)
+    return max_sessions_error(*st.ctx);
+  pending_open p;
+  p.token = runtime::random_hex(32);
+  p.meta.id = runtime::random_hex(16);
+  p.meta.token_hash = runtime::sha256_hex(p.token);
+  p.meta.model = st.ctx->model_id;
+  p.meta.owner = st.ctx->cfg.node_name;
+  p.meta.created_ms = runtime::now_ms();
+  p.rp = self->make_response_promise();
+  const std::string id = p.meta.id;
+  auto meta = p.meta;
+  st.opening[id] = std::move(p);
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  st.ctx->store->create(meta, [me, id](status s) { caf::anon_send(me, stored_atom::value, id, store_status{s}); });
+  return st.opening[id].rp;
+}
+
+void on_created(self_ptr self, const std::string& id, const status& s) {
+  auto& st = self->state;
+  auto it = st.opening.find(id);
+  if (it == st.opening.end()) return;
+  if (!s.ok()) {
+    it->second.rp.deliver(make_error(brigade_errc::store_unavailable, "cannot create the session: store unavailable (" +
+                                                                          s.message() + "); retry later"));
+  } else {
+    start_session(self, it->second.meta, false);
+    log(log_level::info, id, "opened");
+    it->second.rp.deliver(id, it->second.token);
+  }
+  st.opening.erase(it);
+}
+
+/// Hands a request to the session's actor (restoring it if needed).
+template <class... Ts>
+caf::result<caf::message> to_session(self_ptr self, const std::string& id, Ts&&... xs) {
+  auto s = find(self, id);
+  if (!s) return s.error();
+  return self->delegate(*s, std::forward<Ts>(xs)...);
+}
+
 caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
+  using str = const std::string&;
   self->state.ctx = ctx;
   self->set_exit_handler([=](caf::exit_msg& m) {
     for (auto& [id, s] : self->state.live) self->send_exit(s, caf::exit_reason::user_shutdown);
     self->quit(m.reason);
   });
-  self->set_down_handler([=](caf::down_msg& d) {
-    auto& st = self->state;
-    auto it = st.by_addr.find(d.source);
-    if (it == st.by_addr.end()) return;
-    const std::string id = it->second;
-    st.by_addr.erase(it);
-    st.live.erase(id);
-    st.ctx->metrics->set_sessions_active(static_cast<double>(st.live.size()));
-    if (!d.reason || d.reason == caf::exit_reason::normal || d.reason == caf::exit_reason::user_shutdown) return;
-    // A crash: restart from the store, with backoff, within the intensity limit.
-    auto& times = st.crashes[id];
-    const auto now = clock_type::now();
-    times.push_back(now);
-    while (!times.empty() && now - times.front() > st.ctx->cfg.restart_window) times.pop_front();
-    const std::string why = self->system().render(d.reason);
-    if (static_cast<int>(times.size()) > st.ctx->cfg.max_restarts) {
-      st.failed[id] = "session " + id + " crashed " + std::to_string(times.size()) + " times within " +
-                      runtime::format_duration(st.ctx->cfg.restart_window) + " (last: " + why +
-                      ") and was stopped; open a new session";
-      log(log_level::error, id, "restart limit reached; session marked failed");
-      return;
-    }
-    auto delay = st.ctx->cfg.restart_backoff * (int64_t{1} << std::min<size_t>(times.size() - 1, 10));
-    log(log_level::warn, id,
-        "session crashed (" + why + "); restarting from the store in " +
-            runtime::format_duration(std::chrono::duration_cast<runtime::duration>(delay)));
-    st.ctx->metrics->add_session_restart();
-    self->delayed_send(self, delay, restart_atom::value, id);
-  });
+  self->set_down_handler([=](caf::down_msg& d) { on_session_down(self, d); });
   return {
-      [=](restart_atom, const std::string& id) {
-        auto& st = self->state;
-        if (st.live.count(id) || st.failed.count(id)) return;
-        runtime::session_meta meta;
-        meta.id = id;
-        start_session(self, meta, true);
-      },
-      [=](open_atom) -> caf::result<caf::message> {
-        auto& st = self->state;
-        if (st.draining) return make_error(brigade_errc::shutting_down, "the node is shutting down; use another node");
-        if (static_cast<int>(st.live.size() + st.opening.size()) >= st.ctx->cfg.max_sessions) {
-          st.ctx->metrics->add_rejected("max_sessions");
-          return make_error(brigade_errc::overloaded, "this node holds its maximum of " +
-                                                          std::to_string(st.ctx->cfg.max_sessions) +
-                                                          " live sessions; retry after about 1s");
-        }
-        pending_open p;
-        p.token = runtime::random_hex(32);
-        p.meta.id = runtime::random_hex(16);
-        p.meta.token_hash = runtime::sha256_hex(p.token);
-        p.meta.model = st.ctx->model_id;
-        p.meta.owner = st.ctx->cfg.node_name;
-        p.meta.created_ms = runtime::now_ms();
-        p.rp = self->make_response_promise();
-        const std::string id = p.meta.id;
-        auto meta = p.meta;
-        st.opening[id] = std::move(p);
-        caf::actor me = caf::actor_cast<caf::actor>(self);
-        st.ctx->store->create(meta,
-                              [me, id](status s) { caf::anon_send(me, stored_atom::value, id, store_status{s}); });
-        return st.opening[id].rp;
-      },
-      [=](stored_atom, const std::string& id, store_status& s) {
-        auto& st = self->state;
-        auto it = st.opening.find(id);
-        if (it == st.opening.end()) return;
-        if (!s.st.ok()) {
-          it->second.rp.deliver(
-              make_error(brigade_errc::store_unavailable,
-                         "cannot create the session: store unavailable (" + s.st.message() + "); retry later"));
-        } else {
-          start_session(self, it->second.meta, false);
-          log(log_level::info, id, "opened");
-          it->second.rp.deliver(id, it->second.token);
-        }
-        st.opening.erase(it);
-      },
-      [=](chat_atom a, chat_request& req) -> caf::result<caf::message> {
-        auto s = find(self, req.session_id);
-        if (!s) return s.error();
-        return self->delegate(*s, a, std::move(req));
-      },
-      [=](history_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
-        auto s = find(self, id);
-        if (!s) return s.error();
-        return self->delegate(*s, a, id, token);
-      },
-      [=](close_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
-        auto s = find(self, id);
-        if (!s) return s.error();
-        return self->delegate(*s, a, id, token);
-      },
-      [=](fault_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
-        auto s = find(self, id);
-        if (!s) return s.error();
-        return self->delegate(*s, a, id, token);
-      },
+      [=](restart_atom, str id) { restart(self, id); },
+      [=](open_atom) { return open(self); },
+      [=](stored_atom, str id, store_status& s) { on_created(self, id, s.st); },
+      [=](chat_atom a, chat_request& req) { return to_session(self, req.session_id, a, std::move(req)); },
+      [=](history_atom a, str id, str token) { return to_session(self, id, a, id, token); },
+      [=](close_atom a, str id, str token) { return to_session(self, id, a, id, token); },
+      [=](fault_atom a, str id, str token) { return to_session(self, id, a, id, token); },
       [=](drain_atom) { self->state.draining = true; },
   };
 }

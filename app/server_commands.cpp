@@ -14,6 +14,7 @@
 
 #include "actors/node.hpp"
 #include "app/json.hpp"
+#include "app/load_generator.hpp"
 #include "app/server_commands.hpp"
 #include "net/client.hpp"
 #include "runtime/log.hpp"
@@ -21,8 +22,6 @@
 namespace brigade::app {
 
 namespace {
-
-using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -42,7 +41,24 @@ result<runtime::node_config> node_config_from(const server_cli& a) {
       file, [](const std::string& k) { return std::getenv(k.c_str()); }, a.flags);
 }
 
-int fail_client(const net::client_error& e) { return fail(net::exit_code(e), e.message); }
+/// docs/cli.md exit codes for a client error.
+int exit_code_for(const net::client_error& e) {
+  if (e.transport) return exit_other;
+  switch (e.code) {
+    case brigade_errc::bad_request:
+    case brigade_errc::seq_gap:
+    case brigade_errc::context_full:
+    case brigade_errc::version_mismatch:
+    case brigade_errc::turn_in_progress: return exit_bad_input;
+    case brigade_errc::overloaded:
+    case brigade_errc::session_moved: return exit_overloaded;
+    case brigade_errc::store_unavailable: return exit_store;
+    case brigade_errc::unauthorized: return exit_unauthorized;
+    default: return exit_other;
+  }
+}
+
+int fail_client(const net::client_error& e) { return fail(exit_code_for(e), e.message); }
 
 sampling_params sampling_from(const chat_cli& a) {
   sampling_params s;
@@ -203,128 +219,6 @@ int chat(const chat_cli& a) {
   }
   return exit_ok;
 }
-
-namespace {
-
-struct load_report {
-  std::atomic<int64_t> streamed{0};  // chunks received so far (about one per token)
-  std::mutex mu;
-  std::vector<double> ttft;
-  double batch_sum = 0;
-  int64_t batch_n = 0;
-  int64_t tokens = 0;
-  int64_t prompt_tokens = 0;  // tokens the engine prefilled (after cache reuse)
-  int64_t turns = 0;
-  int64_t errors = 0;
-  int refused = 0;
-  int64_t lost = 0;        // acknowledged but missing from the history (--verify)
-  int64_t duplicated = 0;  // in the history more than once, or with another reply
-  std::string first_error;
-};
-
-/// One simulated user: opens a session and runs turns until `stop` or `turns`.
-void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>& stop, load_report& rep, int user,
-              bool verify = false) {
-  std::vector<std::pair<uint64_t, std::string>> acked;
-  net::client_error err;
-  std::string id, token;
-  if (!c.open(id, token, err)) {
-    std::lock_guard<std::mutex> g(rep.mu);
-    ++rep.errors;
-    if (rep.first_error.empty()) rep.first_error = err.message;
-    return;
-  }
-  static const char* prompts[] = {"What is on the menu tonight?", "Table four wants the soup.",
-                                  "How long for the risotto?",    "Fire two steaks, medium rare.",
-                                  "Can you plate the dessert?",   "Thanks, chef!"};
-  for (int t = 0; (turns <= 0 || t < turns) && !stop.load(); ++t) {
-    sampling_params s;  // the chat command's defaults
-    s.temperature = 0.8f;
-    s.top_k = 40;
-    s.top_p = 0.95f;
-    s.max_tokens = max_tokens;
-    s.seed = static_cast<uint64_t>(user * 1000 + t);
-    s.seed_set = true;
-    auto t0 = clock_type::now();
-    double ttft = -1;
-    turn_result r;
-    int refused = 0;
-    const bool ok = c.chat(
-        id, token, static_cast<uint64_t>(t + 1), prompts[(user + t) % 6], s,
-        [&](uint32_t, const std::string&) {
-          if (ttft < 0) ttft = seconds_since(t0);
-          rep.streamed.fetch_add(1, std::memory_order_relaxed);
-        },
-        r, err, &refused);
-    std::lock_guard<std::mutex> g(rep.mu);
-    rep.refused += refused;
-    if (!ok) {
-      ++rep.errors;
-      if (rep.first_error.empty()) rep.first_error = err.message;
-      return;
-    }
-    ++rep.turns;
-    acked.emplace_back(r.seq, r.reply);
-    rep.tokens += r.stats.generated_tokens;
-    if (!r.stats.replayed) rep.prompt_tokens += r.stats.prompt_tokens;
-    rep.ttft.push_back(ttft >= 0 ? ttft : r.stats.ttft_seconds);
-    if (r.stats.mean_batch_size > 0) {
-      rep.batch_sum += r.stats.mean_batch_size;
-      ++rep.batch_n;
-    }
-  }
-  if (!verify) return;
-  // Every acknowledged turn must be in the history exactly once, in seq order.
-  std::vector<turn_record> hist;
-  if (!c.history(id, token, hist, err)) {
-    std::lock_guard<std::mutex> g(rep.mu);
-    ++rep.errors;
-    if (rep.first_error.empty()) rep.first_error = err.message;
-    return;
-  }
-  int64_t lost = 0, dup = 0;
-  for (size_t i = 0; i < hist.size(); ++i)
-    if (hist[i].seq != i + 1) ++dup;
-  for (const auto& [seq, reply] : acked) {
-    if (seq == 0 || seq > hist.size())
-      ++lost;
-    else if (hist[seq - 1].assistant != reply)
-      ++dup;
-  }
-  std::lock_guard<std::mutex> g(rep.mu);
-  rep.lost += lost;
-  rep.duplicated += dup;
-}
-
-/// Simulated users over one client connection (bench and demo).
-struct load_run {
-  std::unique_ptr<net::client> client;
-  load_report rep;
-  std::atomic<bool> stop{false};
-  clock_type::time_point t0;
-  std::vector<std::thread> users;
-
-  /// Connects and starts `n_users`, each running `turns` turns (0: until stop).
-  bool start(const std::string& host, int port, int n_users, int turns, int max_tokens, bool verify,
-             net::client_error& err) {
-    net::client_options o;
-    o.host = host;
-    o.port = port;
-    client = net::client::connect(o, err);
-    if (!client) return false;
-    t0 = clock_type::now();
-    for (int u = 0; u < n_users; ++u)
-      users.emplace_back(
-          [this, u, turns, max_tokens, verify] { run_user(*client, turns, max_tokens, stop, rep, u, verify); });
-    return true;
-  }
-  void join() {
-    for (auto& t : users) t.join();
-    users.clear();
-  }
-};
-
-}  // namespace
 
 int bench(const bench_server_cli& a) {
   if (a.sessions <= 0 || a.turns <= 0) return fail(exit_bad_input, "--sessions and --turns must be positive");

@@ -34,22 +34,6 @@ bool retryable(const client_error& e) {
 
 }  // namespace
 
-int exit_code(const client_error& e) {
-  if (e.transport) return 1;
-  switch (e.code) {
-    case brigade_errc::bad_request:
-    case brigade_errc::seq_gap:
-    case brigade_errc::context_full:
-    case brigade_errc::version_mismatch:
-    case brigade_errc::turn_in_progress: return 2;
-    case brigade_errc::overloaded:
-    case brigade_errc::session_moved: return 3;
-    case brigade_errc::store_unavailable: return 4;
-    case brigade_errc::unauthorized: return 5;
-    default: return 1;
-  }
-}
-
 struct client::impl {
   client_options opt;
   client_system_config cfg;

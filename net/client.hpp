@@ -19,14 +19,13 @@
 
 namespace brigade::net {
 
+/// Why a call failed: the node's error code and sentence, or a transport
+/// problem (the program maps these to its exit codes, app/commands.hpp).
 struct client_error {
   brigade_errc code = brigade_errc::internal;
   bool transport = false;  // connection or timeout problem, not a reply from the node
   std::string message;
 };
-
-/// shared/cli.md exit codes: 2 bad input, 3 overloaded, 4 store, 5 unauthorized, 1 other.
-int exit_code(const client_error& e);
 
 struct client_options {
   std::string host = "127.0.0.1";

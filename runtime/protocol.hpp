@@ -22,28 +22,16 @@ namespace brigade {
 /// Bumped on any incompatible change of the types below.
 constexpr uint32_t protocol_version = 1;
 
-// Atoms: verbs (at most 10 characters).
-using hello_atom = caf::atom_constant<caf::atom("b_hello")>;
-using open_atom = caf::atom_constant<caf::atom("b_open")>;
-using chat_atom = caf::atom_constant<caf::atom("b_chat")>;
-using history_atom = caf::atom_constant<caf::atom("b_history")>;
-using close_atom = caf::atom_constant<caf::atom("b_close")>;
-using credit_atom = caf::atom_constant<caf::atom("b_credit")>;
-using fault_atom = caf::atom_constant<caf::atom("b_fault")>;
-using idle_atom = caf::atom_constant<caf::atom("b_idle")>;
-using tick_atom_b = caf::atom_constant<caf::atom("b_tick")>;
-using stall_atom = caf::atom_constant<caf::atom("b_stall")>;
-using drain_atom = caf::atom_constant<caf::atom("b_drain")>;
-using status_atom = caf::atom_constant<caf::atom("b_status")>;
-using generate_atom = caf::atom_constant<caf::atom("b_generate")>;
-using pause_atom = caf::atom_constant<caf::atom("b_pause")>;
-using resume_atom = caf::atom_constant<caf::atom("b_resume")>;
-using cancel_atom = caf::atom_constant<caf::atom("b_cancel")>;
-using release_atom = caf::atom_constant<caf::atom("b_release")>;
-using restart_atom = caf::atom_constant<caf::atom("b_restart")>;
-using stored_atom = caf::atom_constant<caf::atom("b_stored")>;
-using loaded_atom = caf::atom_constant<caf::atom("b_loaded")>;
-using renew_atom = caf::atom_constant<caf::atom("b_renew")>;
+// Wire atoms: the verbs clients send to a node's gateway (at most 10
+// characters; their text is their wire identity). Node-internal atoms are
+// in actors/messages.hpp.
+using hello_atom = caf::atom_constant<caf::atom("b_hello")>;      // (hello, u32 version) -> u32 version
+using open_atom = caf::atom_constant<caf::atom("b_open")>;        // (open) -> (session id, token)
+using chat_atom = caf::atom_constant<caf::atom("b_chat")>;        // (chat, chat_request) -> turn_result
+using history_atom = caf::atom_constant<caf::atom("b_history")>;  // (history, id, token) -> [turn_record]
+using close_atom = caf::atom_constant<caf::atom("b_close")>;      // (close, id, token) -> bool
+using credit_atom = caf::atom_constant<caf::atom("b_credit")>;    // (credit, id, seq, u32 n): n more chunks
+using fault_atom = caf::atom_constant<caf::atom("b_fault")>;      // (fault, id, token): crash (fault injection only)
 
 /// brigade's error codes (category "brigade"); each has a one-line meaning.
 enum class brigade_errc : uint8_t {

@@ -1,0 +1,69 @@
+// The load generator of `brigade bench` and `brigade demo`: simulated users,
+// each a thread with its own session over one shared client connection,
+// running turns and, with --verify, checking afterwards that every
+// acknowledged turn is in the session's history exactly once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/client.hpp"
+
+namespace brigade::app {
+
+using clock_type = std::chrono::steady_clock;
+
+struct load_report {
+  std::atomic<int64_t> streamed{0};  // chunks received so far (about one per token)
+  std::mutex mu;
+  std::vector<double> ttft;
+  double batch_sum = 0;
+  int64_t batch_n = 0;
+  int64_t tokens = 0;
+  int64_t prompt_tokens = 0;  // tokens the engine prefilled (after cache reuse)
+  int64_t turns = 0;
+  int64_t errors = 0;
+  int refused = 0;
+  int64_t lost = 0;        // acknowledged but missing from the history (--verify)
+  int64_t duplicated = 0;  // in the history more than once, or with another reply
+  std::string first_error;
+};
+
+/// One simulated user: opens a session and runs turns until `stop` or `turns`.
+void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>& stop, load_report& rep, int user,
+              bool verify = false);
+
+/// Simulated users over one client connection (bench and demo).
+struct load_run {
+  std::unique_ptr<net::client> client;
+  load_report rep;
+  std::atomic<bool> stop{false};
+  clock_type::time_point t0;
+  std::vector<std::thread> users;
+
+  /// Connects and starts `n_users`, each running `turns` turns (0: until stop).
+  bool start(const std::string& host, int port, int n_users, int turns, int max_tokens, bool verify,
+             net::client_error& err) {
+    net::client_options o;
+    o.host = host;
+    o.port = port;
+    client = net::client::connect(o, err);
+    if (!client) return false;
+    t0 = clock_type::now();
+    for (int u = 0; u < n_users; ++u)
+      users.emplace_back(
+          [this, u, turns, max_tokens, verify] { run_user(*client, turns, max_tokens, stop, rep, u, verify); });
+    return true;
+  }
+  void join() {
+    for (auto& t : users) t.join();
+    users.clear();
+  }
+};
+
+}  // namespace brigade::app
