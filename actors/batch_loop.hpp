@@ -1,5 +1,5 @@
-// The batching loop behind the batcher actor: one engine, one thread of its
-// own, many concurrent generation jobs (design.md, "Batching").
+// The batching loop: one engine, one thread of its
+// own, many concurrent generation jobs (docs/design.md, "Batching").
 //
 //   job states:  waiting --admit--> prefilling --last chunk--> decoding --eos/max/cancel--> done
 //                                        \_________ paused (reader stalled) _________/
@@ -15,7 +15,7 @@
 //   resident (common prefix). Under memory pressure the least recently used
 //   idle sessions are evicted; their next turn re-prefills from history.
 //
-// - Engine failure (design.md, "Supervision"): a step that fails with
+// - Engine failure (docs/design.md, "Supervision"): a step that fails with
 //   errc::device (a CUDA error) loses every sequence of that engine. The
 //   running turns fail with a retryable error, the engine is destroyed and a
 //   new one made by `restart` (waiting turns then run on it). If there is no

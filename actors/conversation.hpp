@@ -2,7 +2,7 @@
 // committed turns, seq handling, and the prompt for the next turn under the
 // context policy. The session actor owns one; tests drive it directly.
 //
-// Seq rules (design.md, invariant 2): the first turn is seq 1; a seq already
+// Seq rules (docs/design.md, invariant 2): the first turn is seq 1; a seq already
 // committed is replayed from storage (the model does not run again); the
 // next seq runs; anything further is a gap.
 //

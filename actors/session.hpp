@@ -1,4 +1,4 @@
-// The session actor: one conversation (design.md, "One turn").
+// The session actor: one conversation (docs/design.md, "The path of one turn").
 //
 //   restoring --loaded--> idle --chat--> generating --done--> committing --stored--> idle
 //                           \                  \ reader stalled: paused --credit--> generating

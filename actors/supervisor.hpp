@@ -1,4 +1,4 @@
-// The supervisor: owns the node's session actors (design.md, "Supervision").
+// The supervisor: owns the node's session actors (docs/design.md, "Supervision").
 // Finds or spawns the session for each request and delegates to it; spawns
 // restore from the store. A session that crashes is restarted from the store
 // after an exponential backoff (restart-backoff, doubling), unless it crashed

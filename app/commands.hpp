@@ -1,5 +1,5 @@
 // Subcommand entry points of the `brigade` program and its exit codes
-// (shared/cli.md). Each returns the process exit code; errors are printed to
+// (docs/cli.md). Each returns the process exit code; errors are printed to
 // standard error as one sentence naming the cause.
 #pragma once
 

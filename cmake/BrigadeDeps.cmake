@@ -2,7 +2,7 @@
 # Sets BRIGADE_HAVE_SERVER_DEPS, BRIGADE_HAVE_GTEST, BRIGADE_HAVE_CLI11 and the
 # imported targets caf::core, caf::io, caf::openssl, PkgConfig::HIREDIS,
 # msgpackc-cxx, prometheus-cpp::core/pull, CLI11::CLI11, GTest::gtest_main.
-# Notes on each package: ../shared/notes/caf-0.17.md (section 1).
+# CAF 0.17 ships no CMake package or .pc file, hence the imported targets below.
 find_package(Threads REQUIRED)
 
 set(_brigade_missing "")

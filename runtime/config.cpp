@@ -163,7 +163,7 @@ const std::vector<config_key>& config_keys() {
                         &node_config::context, 0, 1 << 20));
     k.push_back(int_key("max-batch", "sequences in one engine step", "", &node_config::max_batch, 1, 1024));
     k.push_back(
-        duration_key("batch-window", "how long an idle batcher waits to fill a batch", &node_config::batch_window));
+        duration_key("batch-window", "how long an idle batch loop waits to fill a batch", &node_config::batch_window));
     k.push_back(int_key("step-tokens", "tokens per engine step (chunked prefill budget)", "tokens",
                         &node_config::step_tokens, 1, 1 << 16));
     k.push_back(int_key("queue-limit", "turns waiting for the engine before new ones are refused", "",

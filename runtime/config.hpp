@@ -1,7 +1,7 @@
 // Node configuration: one struct, every field a key that works on the
 // command line (--batch-window 2ms), as an environment variable
 // (BRIGADE_BATCH_WINDOW=2ms) and in the config file (batch-window = 2ms).
-// Precedence: flag > environment > config file > default (shared/cli.md).
+// Precedence: flag > environment > config file > default (docs/cli.md).
 // config/brigade.conf lists every key with its default and unit; the test
 // ConfigFile.ListsEveryKey keeps the two in step.
 //

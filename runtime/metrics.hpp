@@ -1,10 +1,10 @@
-// Node metrics (Prometheus, names in shared/cli.md) and the HTTP endpoint
+// Node metrics (Prometheus, names in docs/cli.md) and the HTTP endpoint
 // serving them with the health checks: GET /metrics, /healthz (the process
 // is alive), /readyz (it can admit work: 200, else 503 with the reason).
 //
 // All methods are thread-safe (prometheus-cpp metrics are atomic); actors
 // and the engine thread update them directly. Per-device metrics carry a
-// `device` label ("cpu" today).
+// `device` label (the configured device: cpu or cuda:N).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // Deterministic float math shared by host and device code: the same bits on
 // the CPU (g++, ISO mode: no contraction) and on the GPU (explicitly rounded
 // intrinsics, so nvcc cannot fuse a multiply and an add). Sampling uses it so
-// both backends turn the same logits into the same probabilities (design.md,
+// both backends turn the same logits into the same probabilities (docs/design.md,
 // invariant 6); CUDA's expf and glibc's differ in the last bits.
 #pragma once
 

@@ -1,7 +1,7 @@
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
 // 3", SC'11): a counter-based generator. The same (key, counter) gives the
 // same four 32-bit words on any machine, thread or device, which is what
-// makes sampling reproducible across the CPU and CUDA backends (design.md,
+// makes sampling reproducible across the CPU and CUDA backends (docs/design.md,
 // invariant 6) and synthetic weights identical for any thread count.
 // Header-only; BRIGADE_HD marks functions callable from CUDA device code.
 #pragma once

@@ -4,7 +4,7 @@
 // and returns when all are done. Workers spin briefly between regions (a
 // decode step has ~10 regions per layer, microseconds apart), then sleep on
 // an atomic wait. One caller at a time: the engine's step is single-threaded
-// from the outside (the batcher's own thread).
+// from the outside (the batch loop's own thread).
 #pragma once
 
 #include <atomic>

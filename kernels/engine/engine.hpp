@@ -1,6 +1,7 @@
 // The inference engine interface: one batched step over many sequences, a
-// paged KV cache, and sampling. The batcher actor (issue 4) drives it; the
-// CPU backend (cpu_engine.cpp) and the CUDA backend (issue 6) implement it.
+// paged KV cache, and sampling. The batch loop (actors/batch_loop.hpp) drives
+// it; the CPU backend (kernels/cpu/) and the CUDA backend (kernels/cuda/)
+// implement it.
 //
 //   sequence lifecycle:  create_sequence -> step* -> [truncate] -> free_sequence
 //
@@ -12,14 +13,18 @@
 // later step, as llama.cpp's llama_decode does). Logits are returned on
 // request.
 //
-// Errors (status/result, nothing thrown); on any error the engine's state is
-// unchanged:
+// Errors of `step` (status/result, nothing thrown):
 //   invalid_argument  unknown or repeated sequence in a batch, token id out of
 //                     range, empty item, context full (length > n_ctx), too
-//                     many tokens in one step, bad sampling parameters;
+//                     many tokens in one step, bad sampling parameters
+//                     (sampling.hpp's validate); the state is unchanged;
 //   resource          the KV cache has no room (retryable: free or truncate
-//                     sequences, e.g. evict the least recently used, then retry).
-// Threading: one caller at a time (the batcher's own thread); the backend
+//                     sequences, e.g. evict the least recently used, then
+//                     retry); the state is unchanged;
+//   device            a GPU runtime call failed (CUDA backend): the engine's
+//                     sequences are lost and it must be destroyed; the batch
+//                     loop makes a new one (actors/batch_loop.hpp).
+// Threading: one caller at a time (the batch loop's own thread); the backend
 // uses its own worker threads inside a step.
 #pragma once
 

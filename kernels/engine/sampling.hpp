@@ -3,7 +3,7 @@
 // The one random draw per token is sampling_bits(seed, position) from
 // kernels/philox.hpp, and the probabilities are integer weights computed with
 // kernels/det_math.hpp, so the same logits, parameters, seed and position give
-// the same token on any backend, the CUDA one included (design.md, invariant
+// the same token on any backend, the CUDA one included (docs/design.md, invariant
 // 6). Order of filters:
 // temperature scales the logits, top-k keeps the k largest, top-p keeps the
 // smallest prefix (by descending probability) whose mass reaches p; then one
@@ -30,7 +30,7 @@ struct sampling_params {
   uint64_t seed = 0;              // the Philox key of the draws
   bool seed_set = false;          // false: the node picks the seed (the turn's id)
   int32_t max_tokens = 0;         // tokens to generate; 0: the server's cap
-  std::vector<std::string> stop;  // the reply ends before the first of these (at most 8, 1-64 bytes of UTF-8)
+  std::vector<std::string> stop;  // the reply ends before the earliest of these (at most 8, 1-64 bytes of UTF-8)
 };
 
 /// The one check of sampling parameters (the gateway's for requests, the

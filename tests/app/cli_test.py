@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The `brigade` program as a process: the command-line contract of
-shared/cli.md (flag forms, help, version, exit codes, one-sentence errors)
+docs/cli.md (flag forms, help, version, exit codes, one-sentence errors)
 and `model tokenize` / `model info` on the real vocabularies, every reference
-line of ../shared/testdata/vocab reproduced through standard input.
+line of BRIGADE_TESTDATA_DIR/vocab reproduced through standard input.
 
 usage: cli_test.py BRIGADE_BINARY TESTDATA_DIR
 """

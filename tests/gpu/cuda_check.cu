@@ -3,7 +3,7 @@
 // kernel) on fresh random inputs, outputs poisoned with NaN before every run,
 // awkward sizes; then the whole CUDA engine against the CPU engine on the
 // synthetic `tiny` and `small` models: greedy tokens must agree except at a
-// near-tie (design.md, invariant 6: where they differ, the CPU's top-2 logit
+// near-tie (docs/design.md, invariant 6: where they differ, the CPU's top-2 logit
 // gap is under 1e-3 relative).
 //
 // Needs only CUDA and kernels/ (no GoogleTest, none of our Debian packages).

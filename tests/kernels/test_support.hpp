@@ -1,4 +1,4 @@
-// Helpers shared by the kernels/ tests: where ../shared/testdata is, and
+// Helpers shared by the kernels/ tests: where BRIGADE_TESTDATA_DIR is, and
 // exactly-sized heap copies so AddressSanitizer sees any read past the end.
 #pragma once
 
@@ -12,7 +12,7 @@
 
 namespace brigade::test {
 
-/// ../shared/testdata (BRIGADE_TESTDATA_DIR overrides the configured path).
+/// The test data (the environment's BRIGADE_TESTDATA_DIR overrides the configured path).
 inline std::string testdata_dir() {
   if (const char* e = std::getenv("BRIGADE_TESTDATA_DIR")) return e;
   return BRIGADE_TESTDATA_DIR_DEFAULT;

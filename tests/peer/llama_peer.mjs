@@ -1,6 +1,6 @@
 // llama.cpp (through the npm package node-llama-cpp) as a peer for brigade's
 // tokenizer, greedy decoding and single-stream speed. Run by peer_test.py and
-// bench/engine_bench.py; see ../../../shared/notes/peer-llama-cpp.md.
+// bench/engine_bench.py; docs/benchmarks.md says how the peer is built.
 //
 // usage: node llama_peer.mjs MODEL.gguf tokenize        < JSON array of strings
 //        node llama_peer.mjs MODEL.gguf greedy N THREADS < JSON {"prompts": ["...", ...]}

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Peer check against llama.cpp (npm package node-llama-cpp, CPU build):
 
-1. Tokenization: every reference string of shared/testdata/vocab tokenized by
+1. Tokenization: every reference string of BRIGADE_TESTDATA_DIR/vocab tokenized by
    `brigade model tokenize` and by llama.cpp must give the same ids, on models
    of every weight type, with our built-in vocabulary and with the real Llama 2
    vocabulary.
 2. Greedy decoding: llama.cpp's greedy continuation (BOS + prompt, F32 KV
    cache) is fed to `brigade generate --force-ids ... --trace`, which records
    brigade's own top-2 logits at every position. Wherever brigade's top token
-   differs from llama.cpp's, it must be a near-tie (design.md): brigade's top-2
-   gap under the tolerance, relative to the top logit: 1e-3 (design.md) for
+   differs from llama.cpp's, it must be a near-tie (docs/design.md): brigade's top-2
+   gap under the tolerance, relative to the top logit: 1e-3 (docs/design.md) for
    F32, F16 and BF16 weights; 3e-2 for Q8_0, because llama.cpp quantises the
    activations to 8 bits before its Q8_0 dot products and brigade does not
    (the largest gap seen at a Q8_0 disagreement was 1.4e-2).

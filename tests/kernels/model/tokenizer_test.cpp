@@ -1,5 +1,5 @@
 // Tokenizers against llama.cpp's own reference tokenizations
-// (../shared/testdata/vocab), decoding, streaming of split UTF-8, special
+// (BRIGADE_TESTDATA_DIR/vocab), decoding, streaming of split UTF-8, special
 // tokens, and the refusal of unsupported tokenizers.
 #include "kernels/model/tokenizer.hpp"
 
@@ -66,7 +66,7 @@ vocab_fixture load_vocab(const std::string& name) {
   auto f = gguf::gguf_file::open(path);
   if (!f.ok()) {
     ADD_FAILURE() << "cannot load " << path << ": " << f.error().message()
-                  << " (set BRIGADE_TESTDATA_DIR to shared/testdata)";
+                  << " (set BRIGADE_TESTDATA_DIR to the test data folder)";
     std::abort();
   }
   auto t = tokenizer::from_gguf(*f);
