@@ -22,16 +22,16 @@ using stored_atom = caf::atom_constant<caf::atom("b_stored")>;    // session: th
 using loaded_atom = caf::atom_constant<caf::atom("b_loaded")>;    // session: the store answered an acquire
 using renew_atom = caf::atom_constant<caf::atom("b_renew")>;      // session: renew the lease / its answer
 
-struct store_status {
-  status st;
+struct store_reply {
+  runtime::store_status st;
 };
 
 struct loaded_snapshot {
-  std::shared_ptr<result<runtime::session_snapshot>> r;
+  std::shared_ptr<runtime::store_result<runtime::session_snapshot>> r;
 };
 
 }  // namespace brigade::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::gen_event)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::store_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::store_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::loaded_snapshot)

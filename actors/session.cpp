@@ -71,24 +71,24 @@ void release_lease(self_ptr self) {
   auto& st = self->state;
   if (!st.owner) return;
   st.owner = false;
-  st.ctx->store->release(st.meta.id, st.meta.epoch, [](status) {});
+  st.ctx->store->release(st.meta.id, st.meta.epoch, [](runtime::store_status) {});
 }
 
 void renew(self_ptr self) {
   auto& st = self->state;
   if (!st.owner) return;
-  st.ctx->store->renew(st.meta.id, st.meta.epoch, [me = me(self)](status s) {
-    caf::anon_send(me, renew_atom::value, store_status{std::move(s)});
+  st.ctx->store->renew(st.meta.id, st.meta.epoch, [me = me(self)](runtime::store_status s) {
+    caf::anon_send(me, renew_atom::value, store_reply{std::move(s)});
   });
 }
 
 void end_turn(self_ptr self);
 void fail_turn(self_ptr self, caf::error err, bool cancel_job);
 
-void on_renewed(self_ptr self, const status& s) {
+void on_renewed(self_ptr self, const runtime::store_status& s) {
   auto& st = self->state;
   if (!st.owner) return;
-  if (s.code() == errc::conflict || s.code() == errc::not_found) {
+  if (s.code() == runtime::store_errc::conflict || s.code() == runtime::store_errc::not_found) {
     // Lost: another node took the session (or it expired). A turn being
     // stored will be refused by the epoch check; others end now.
     log(log_level::warn, st.meta.id, "ownership lost (" + s.message() + "); the session stops here");
@@ -234,9 +234,9 @@ void commit(self_ptr self) {
   const auto t_store = clock_type::now();
   st.ctx->store->append(
       st.meta.id, st.meta.epoch, st.turn->t.record(runtime::now_ms()),
-      [me = me(self), turn_id, metrics, t_store](status s) {
+      [me = me(self), turn_id, metrics, t_store](runtime::store_status s) {
         metrics->observe_store_latency(std::chrono::duration<double>(clock_type::now() - t_store).count());
-        caf::anon_send(me, stored_atom::value, turn_id, store_status{std::move(s)});
+        caf::anon_send(me, stored_atom::value, turn_id, store_reply{std::move(s)});
       });
 }
 
@@ -286,12 +286,12 @@ void acknowledge(self_ptr self) {
   end_turn(self);
 }
 
-void on_stored(self_ptr self, uint64_t turn_id, const status& s) {
+void on_stored(self_ptr self, uint64_t turn_id, const runtime::store_status& s) {
   auto& st = self->state;
   if (!st.turn || st.turn->t.turn_id() != turn_id) return;
   if (s.ok()) return acknowledge(self);
   log(log_level::warn, st.meta.id, "turn " + std::to_string(st.turn->t.seq()) + " not saved: " + s.message());
-  if (s.code() == errc::conflict) {  // another owner took the session: this actor is stale
+  if (s.code() == runtime::store_errc::conflict) {  // another owner took the session: this actor is stale
     st.ctx->metrics->add_rejected("session_moved");
     st.owner = false;
     fail_turn(self, session_moved_error(s.message() + "; the turn was not saved"), false);
@@ -354,12 +354,12 @@ caf::result<bool> close(self_ptr self, const std::string& token) {
     return make_error(brigade_errc::turn_in_progress, "a turn is being stored; close after it is acknowledged");
   if (st.turn) fail_turn(self, make_error(brigade_errc::bad_request, "the session was closed"), true);
   st.closing = self->make_response_promise<bool>();
-  st.ctx->store->remove(st.meta.id,
-                        [me = me(self)](status s) { caf::anon_send(me, close_atom::value, store_status{s}); });
+  st.ctx->store->remove(
+      st.meta.id, [me = me(self)](runtime::store_status s) { caf::anon_send(me, close_atom::value, store_reply{s}); });
   return st.closing;
 }
 
-void on_closed(self_ptr self, const status& s) {
+void on_closed(self_ptr self, const runtime::store_status& s) {
   auto& st = self->state;
   if (s.ok())
     st.closing.deliver(true);
@@ -384,18 +384,18 @@ caf::behavior running(self_ptr self) {
   return {
       [=](chat_atom, chat_request& req) { return start_turn(self, req); },
       [=](gen_event& e) { on_event(self, e); },
-      [=](stored_atom, uint64_t turn_id, store_status& s) { on_stored(self, turn_id, s.st); },
+      [=](stored_atom, uint64_t turn_id, store_reply& s) { on_stored(self, turn_id, s.st); },
       [=](credit_atom, str, uint64_t seq, uint32_t n) { on_credit(self, seq, n); },
       [=](stall_atom, uint64_t turn_id, uint64_t gen) { on_stall(self, turn_id, gen); },
       [=](history_atom, str, str token) { return history(self, token); },
       [=](close_atom, str, str token) { return close(self, token); },
-      [=](close_atom, store_status& s) { on_closed(self, s.st); },
+      [=](close_atom, store_reply& s) { on_closed(self, s.st); },
       [=](drain_atom) {
         release_lease(self);
         self->quit();
       },
       [=](renew_atom) { renew(self); },
-      [=](renew_atom, store_status& s) { on_renewed(self, s.st); },
+      [=](renew_atom, store_reply& s) { on_renewed(self, s.st); },
       [=](fault_atom, str, str token) { return fault(self, token); },
       [=](idle_atom, uint64_t gen) { on_idle(self, gen); },
   };
@@ -416,27 +416,27 @@ caf::behavior dead(self_ptr self, caf::error why) {
 }
 
 /// Why a loaded session cannot run here, or none.
-caf::error restore_error(self_ptr self, const result<runtime::session_snapshot>& r) {
+caf::error restore_error(self_ptr self, const runtime::store_result<runtime::session_snapshot>& r) {
   auto& st = self->state;
-  if (!r.ok() && r.error().code() == errc::conflict) {
+  if (!r.ok() && r.error().code() == runtime::store_errc::conflict) {
     log(log_level::info, st.meta.id, "not restored: " + r.error().message());
     return session_moved_error(r.error().message());
   }
-  if (!r.ok() && r.error().code() == errc::not_found) return unknown_session_error();
+  if (!r.ok() && r.error().code() == runtime::store_errc::not_found) return unknown_session_error();
   if (!r.ok()) {
     log(log_level::warn, st.meta.id, "cannot restore: " + r.error().message());
     return make_error(brigade_errc::store_unavailable,
                       "session " + st.meta.id + ": cannot load it (" + r.error().message() + "); retry later");
   }
   if (!r->meta.model.empty() && r->meta.model != st.ctx->model_id) {
-    st.ctx->store->release(st.meta.id, r->meta.epoch, [](status) {});  // another node may serve it
+    st.ctx->store->release(st.meta.id, r->meta.epoch, [](runtime::store_status) {});  // another node may serve it
     return make_error(brigade_errc::session_failed, "session " + st.meta.id + " was created with model " +
                                                         r->meta.model + " but this node serves " + st.ctx->model_id);
   }
   return {};
 }
 
-void on_loaded(self_ptr self, result<runtime::session_snapshot>& r) {
+void on_loaded(self_ptr self, runtime::store_result<runtime::session_snapshot>& r) {
   auto& st = self->state;
   self->set_default_handler(caf::print_and_drop);
   if (auto err = restore_error(self, r)) return self->become(dead(self, std::move(err)));
@@ -455,10 +455,12 @@ void on_loaded(self_ptr self, result<runtime::session_snapshot>& r) {
 caf::behavior restoring(self_ptr self) {
   self->set_default_handler(caf::skip);
   auto& st = self->state;
-  st.ctx->store->acquire(st.meta.id, st.ctx->cfg.node_name, [me = me(self)](result<runtime::session_snapshot> r) {
-    caf::anon_send(me, loaded_atom::value,
-                   loaded_snapshot{std::make_shared<result<runtime::session_snapshot>>(std::move(r))});
-  });
+  st.ctx->store->acquire(
+      st.meta.id, st.ctx->cfg.node_name, [me = me(self)](runtime::store_result<runtime::session_snapshot> r) {
+        caf::anon_send(
+            me, loaded_atom::value,
+            loaded_snapshot{std::make_shared<runtime::store_result<runtime::session_snapshot>>(std::move(r))});
+      });
   return {[=](loaded_atom, loaded_snapshot& snap) { on_loaded(self, *snap.r); }};
 }
 

@@ -124,11 +124,12 @@ caf::result<caf::message> open(self_ptr self) {
   auto meta = p.meta;
   st.opening[id] = std::move(p);
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  st.ctx->store->create(meta, [me, id](status s) { caf::anon_send(me, stored_atom::value, id, store_status{s}); });
+  st.ctx->store->create(
+      meta, [me, id](runtime::store_status s) { caf::anon_send(me, stored_atom::value, id, store_reply{s}); });
   return st.opening[id].rp;
 }
 
-void on_created(self_ptr self, const std::string& id, const status& s) {
+void on_created(self_ptr self, const std::string& id, const runtime::store_status& s) {
   auto& st = self->state;
   auto it = st.opening.find(id);
   if (it == st.opening.end()) return;
@@ -162,7 +163,7 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
   return {
       [=](restart_atom, str id) { restart(self, id); },
       [=](open_atom) { return open(self); },
-      [=](stored_atom, str id, store_status& s) { on_created(self, id, s.st); },
+      [=](stored_atom, str id, store_reply& s) { on_created(self, id, s.st); },
       [=](chat_atom a, chat_request& req) { return to_session(self, req.session_id, a, std::move(req)); },
       [=](history_atom a, str id, str token) { return to_session(self, id, a, id, token); },
       [=](close_atom a, str id, str token) { return to_session(self, id, a, id, token); },

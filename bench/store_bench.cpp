@@ -63,10 +63,10 @@ int64_t aof_bytes(int port) {
   return at == std::string::npos ? 0 : std::atoll(reply.c_str() + at + 17);
 }
 
-status append_sync(session_store& s, const std::string& id, uint64_t seq) {
-  std::promise<status> pr;
+store_status append_sync(session_store& s, const std::string& id, uint64_t seq) {
+  std::promise<store_status> pr;
   s.append(id, 1, {seq, "What is on the menu tonight, chef?", std::string(200, 'x'), 40, 48, 0},
-           [&](status st) { pr.set_value(st); });
+           [&](store_status st) { pr.set_value(st); });
   return pr.get_future().get();
 }
 
@@ -75,13 +75,13 @@ double pct(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
-status create_sync(session_store& s, const std::string& id) {
+store_status create_sync(session_store& s, const std::string& id) {
   session_meta m;
   m.id = id;
   m.owner = "bench";
   m.token_hash = sha256_hex("t");
-  std::promise<status> p;
-  s.create(m, [&](status st) { p.set_value(st); });
+  std::promise<store_status> p;
+  s.create(m, [&](store_status st) { p.set_value(st); });
   return p.get_future().get();
 }
 
@@ -91,17 +91,17 @@ struct latency_row {
 
 /// `n` sequential appends (each waits for its acknowledgement) after
 /// `history` turns: latency percentiles and AOF bytes per turn.
-result<latency_row> measure_appends(session_store& s, int port, int history, int n) {
+store_result<latency_row> measure_appends(session_store& s, int port, int history, int n) {
   const std::string id = random_hex(16);
-  if (status st = create_sync(s, id); !st) return st;
+  if (store_status st = create_sync(s, id); !st) return st;
   uint64_t seq = 1;
   for (; seq <= static_cast<uint64_t>(history); ++seq)
-    if (status st = append_sync(s, id, seq); !st) return st;
+    if (store_status st = append_sync(s, id, seq); !st) return st;
   std::vector<double> lat;
   const int64_t before = aof_bytes(port);
   for (int i = 0; i < n; ++i, ++seq) {
     const auto t0 = clock_type::now();
-    if (status st = append_sync(s, id, seq); !st) return st;
+    if (store_status st = append_sync(s, id, seq); !st) return st;
     lat.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let a background compaction land in the AOF
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   no_compaction.compact_min = 0;
   auto plain = make_redis_store(url, no_compaction);
   auto store = make_redis_store(url, {});  // the defaults brigade serve uses (compaction from 64 turns)
-  auto fail = [](const status& s) {
+  auto fail = [](const store_status& s) {
     std::fprintf(stderr, "store_bench: %s\n", s.message().c_str());
     return 1;
   };
@@ -139,9 +139,9 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> next;
   for (int h : histories) {
     ids.push_back(random_hex(16));
-    if (status st = create_sync(*plain, ids.back()); !st) return fail(st);
+    if (store_status st = create_sync(*plain, ids.back()); !st) return fail(st);
     for (uint64_t seq = 1; seq <= static_cast<uint64_t>(h); ++seq)
-      if (status st = append_sync(*plain, ids.back(), seq); !st) return fail(st);
+      if (store_status st = append_sync(*plain, ids.back(), seq); !st) return fail(st);
     next.push_back(static_cast<uint64_t>(h) + 1);
   }
   std::vector<std::vector<double>> lat(histories.size());
@@ -152,12 +152,12 @@ int main(int argc, char** argv) {
       const size_t i = (k + static_cast<size_t>(round)) % histories.size();  // rotate the order
       if (round < byte_rounds) {
         const int64_t before = aof_bytes(port);
-        if (status st = append_sync(*plain, ids[i], next[i]++); !st) return fail(st);
+        if (store_status st = append_sync(*plain, ids[i], next[i]++); !st) return fail(st);
         aof[i] += static_cast<double>(aof_bytes(port) - before) / byte_rounds;
         continue;
       }
       const auto t0 = clock_type::now();
-      if (status st = append_sync(*plain, ids[i], next[i]++); !st) return fail(st);
+      if (store_status st = append_sync(*plain, ids[i], next[i]++); !st) return fail(st);
       lat[i].push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
     }
   bool first = true;
@@ -165,14 +165,14 @@ int main(int argc, char** argv) {
     const int history = histories[i];
     // Compaction, measured apart: fold a list of `history` turns into the snapshot.
     const std::string id = random_hex(16);
-    if (status st = create_sync(*plain, id); !st) return fail(st);
+    if (store_status st = create_sync(*plain, id); !st) return fail(st);
     for (uint64_t seq = 1; seq <= static_cast<uint64_t>(history); ++seq)
-      if (status st = append_sync(*plain, id, seq); !st) return fail(st);
+      if (store_status st = append_sync(*plain, id, seq); !st) return fail(st);
     const int64_t before = aof_bytes(port);
     const auto t0 = clock_type::now();
-    std::promise<status> pr;
-    plain->compact(id, [&](status st) { pr.set_value(st); });
-    if (status st = pr.get_future().get(); !st) return fail(st);
+    std::promise<store_status> pr;
+    plain->compact(id, [&](store_status st) { pr.set_value(st); });
+    if (store_status st = pr.get_future().get(); !st) return fail(st);
     const double compact_ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
     const double compact_bytes = static_cast<double>(aof_bytes(port) - before);
     const double p50 = pct(lat[i], 0.5), p99 = pct(lat[i], 0.99);
@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
   ids.clear();
   for (int i = 0; i < sessions; ++i) {
     ids.push_back(random_hex(16));
-    if (status st = create_sync(*store, ids.back()); !st) return fail(st);
+    if (store_status st = create_sync(*store, ids.back()); !st) return fail(st);
   }
   std::atomic<int64_t> commits{0};
   std::atomic<bool> stop{false};

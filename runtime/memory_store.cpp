@@ -15,12 +15,12 @@ class memory_store final : public session_store {
       : clock_ms_(std::move(now)), retention_ms_(opt.retention.count() / 1000), lease_ms_(opt.lease.count() / 1000) {}
 
   void create(const session_meta& meta, done_fn done) override {
-    status s;
+    store_status s;
     {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
       if (sessions_.count(meta.id)) {
-        s = {errc::invalid_argument, "session " + meta.id + " already exists"};
+        s = {store_errc::invalid_argument, "session " + meta.id + " already exists"};
       } else {
         entry e;
         e.snap.meta = meta;
@@ -34,7 +34,7 @@ class memory_store final : public session_store {
   }
 
   void acquire(const std::string& id, const std::string& owner, load_fn done) override {
-    result<session_snapshot> r = missing(id);
+    store_result<session_snapshot> r = missing(id);
     {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
@@ -42,8 +42,8 @@ class memory_store final : public session_store {
         entry& e = it->second;
         const int64_t now = clock_ms_();
         if (!e.snap.meta.owner.empty() && e.snap.meta.owner != owner && e.lease_until_ms > now) {
-          r = status{errc::conflict, "session " + id + ": owned by node " + e.snap.meta.owner + " for " +
-                                         std::to_string(e.lease_until_ms - now) + " ms more"};
+          r = store_status{store_errc::conflict, "session " + id + ": owned by node " + e.snap.meta.owner + " for " +
+                                                     std::to_string(e.lease_until_ms - now) + " ms more"};
         } else {
           ++e.snap.meta.epoch;
           e.snap.meta.owner = owner;
@@ -57,7 +57,7 @@ class memory_store final : public session_store {
   }
 
   void renew(const std::string& id, uint64_t epoch, done_fn done) override {
-    status s;
+    store_status s;
     {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
@@ -86,7 +86,7 @@ class memory_store final : public session_store {
   }
 
   void append(const std::string& id, uint64_t epoch, const turn_record& t, done_fn done) override {
-    status s;
+    store_status s;
     {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
@@ -96,8 +96,9 @@ class memory_store final : public session_store {
       } else if (epoch != it->second.snap.meta.epoch) {
         s = moved(id, epoch, it->second);
       } else if (t.seq != it->second.snap.turns.size() + 1) {
-        s = {errc::invalid_argument, "session " + id + ": seq " + std::to_string(t.seq) + " is not the next seq " +
-                                         std::to_string(it->second.snap.turns.size() + 1)};
+        s = {store_errc::invalid_argument, "session " + id + ": seq " + std::to_string(t.seq) +
+                                               " is not the next seq " +
+                                               std::to_string(it->second.snap.turns.size() + 1)};
       } else {
         it->second.snap.turns.push_back(t);
         it->second.touched_ms = clock_ms_();
@@ -108,7 +109,7 @@ class memory_store final : public session_store {
   }
 
   void load(const std::string& id, load_fn done) override {
-    result<session_snapshot> r = missing(id);
+    store_result<session_snapshot> r = missing(id);
     {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
@@ -121,7 +122,7 @@ class memory_store final : public session_store {
   void compact(const std::string& id, done_fn done) override {
     std::lock_guard<std::mutex> g(mu_);
     const bool found = sessions_.count(id) > 0;
-    done(found ? status{} : missing(id));
+    done(found ? store_status{} : missing(id));
   }
 
   void remove(const std::string& id, done_fn done) override {
@@ -140,13 +141,13 @@ class memory_store final : public session_store {
     int64_t touched_ms = 0;
     int64_t lease_until_ms = 0;
   };
-  static status missing(const std::string& id) {
-    return {errc::not_found, "session " + id + " is not in the store (expired or deleted)"};
+  static store_status missing(const std::string& id) {
+    return {store_errc::not_found, "session " + id + " is not in the store (expired or deleted)"};
   }
-  static status moved(const std::string& id, uint64_t epoch, const entry& e) {
-    return {errc::conflict, "session " + id + ": ownership moved to node " + e.snap.meta.owner + " (epoch " +
-                                std::to_string(epoch) + " is not the current " + std::to_string(e.snap.meta.epoch) +
-                                ")"};
+  static store_status moved(const std::string& id, uint64_t epoch, const entry& e) {
+    return {store_errc::conflict, "session " + id + ": ownership moved to node " + e.snap.meta.owner + " (epoch " +
+                                      std::to_string(epoch) + " is not the current " +
+                                      std::to_string(e.snap.meta.epoch) + ")"};
   }
   void expire_locked() {
     if (retention_ms_ <= 0) return;

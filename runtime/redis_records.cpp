@@ -41,12 +41,12 @@ std::string pack_snapshot(const std::vector<turn_record>& turns) {
   return {buf.data(), buf.size()};
 }
 
-status unpack_history(const std::string& id, const redisReply* snap, const redisReply* list,
-                      std::vector<turn_record>& out) {
-  auto expect_next = [&](const turn_record& t, const std::string& where) -> status {
+store_status unpack_history(const std::string& id, const redisReply* snap, const redisReply* list,
+                            std::vector<turn_record>& out) {
+  auto expect_next = [&](const turn_record& t, const std::string& where) -> store_status {
     if (t.seq != out.size() + 1)
-      return {errc::malformed, "session " + id + ": " + where + " has seq " + std::to_string(t.seq) + ", expected " +
-                                   std::to_string(out.size() + 1)};
+      return {store_errc::malformed, "session " + id + ": " + where + " has seq " + std::to_string(t.seq) +
+                                         ", expected " + std::to_string(out.size() + 1)};
     return {};
   };
   if (snap && snap->type == REDIS_REPLY_STRING) {
@@ -59,13 +59,13 @@ status unpack_history(const std::string& id, const redisReply* snap, const redis
       const auto& turns = o.via.array.ptr[2].via.array;
       for (uint32_t i = 0; i < turns.size; ++i) {
         turn_record t = unpack_turn(turns.ptr[i]);
-        if (status s = expect_next(t, "snapshot turn " + std::to_string(i + 1)); !s) return s;
+        if (store_status s = expect_next(t, "snapshot turn " + std::to_string(i + 1)); !s) return s;
         out.push_back(std::move(t));
       }
       if (o.via.array.ptr[1].as<uint64_t>() != out.size()) throw std::runtime_error("its turn count is wrong");
     } catch (const std::exception& ex) {
-      return {errc::malformed, "session " + id + ": the stored snapshot cannot be read (" + ex.what() +
-                                   "); the session's data is damaged"};
+      return {store_errc::malformed, "session " + id + ": the stored snapshot cannot be read (" + ex.what() +
+                                         "); the session's data is damaged"};
     }
   }
   const size_t base = out.size();
@@ -76,10 +76,10 @@ status unpack_history(const std::string& id, const redisReply* snap, const redis
       msgpack::object_handle h = msgpack::unpack(e->str, e->len);
       t = unpack_turn(h.get());
     } catch (const std::exception& ex) {
-      return {errc::malformed, "session " + id + ": stored turn " + std::to_string(base + i + 1) + " cannot be read (" +
-                                   ex.what() + "); the session's data is damaged"};
+      return {store_errc::malformed, "session " + id + ": stored turn " + std::to_string(base + i + 1) +
+                                         " cannot be read (" + ex.what() + "); the session's data is damaged"};
     }
-    if (status s = expect_next(t, "stored turn " + std::to_string(base + i + 1)); !s) return s;
+    if (store_status s = expect_next(t, "stored turn " + std::to_string(base + i + 1)); !s) return s;
     out.push_back(std::move(t));
   }
   return {};

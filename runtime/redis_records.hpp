@@ -1,7 +1,7 @@
 // The msgpack records of the Redis store: one turn (an array of the schema
 // version and the turn_record's fields in order), and the snapshot (schema
 // version, turn count, the turns). msgpack-c throws on malformed input;
-// unpack_history converts that into errc::malformed, nothing escapes.
+// unpack_history converts that into store_errc::malformed, nothing escapes.
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/base/status.hpp"
+#include "runtime/store.hpp"
 #include "runtime/turn_record.hpp"
 
 namespace brigade::runtime::redis {
@@ -23,7 +23,7 @@ turn_record unpack_turn(const msgpack::object& o);
 std::string pack_snapshot(const std::vector<turn_record>& turns);
 /// Appends the turns of the snapshot and then of the list to `out`, checking
 /// that seqs run 1, 2, 3...; an error names what is damaged.
-status unpack_history(const std::string& id, const redisReply* snap, const redisReply* list,
-                      std::vector<turn_record>& out);
+store_status unpack_history(const std::string& id, const redisReply* snap, const redisReply* list,
+                            std::vector<turn_record>& out);
 
 }  // namespace brigade::runtime::redis

@@ -47,20 +47,21 @@ class redis_store final : public session_store {
                                std::to_string(lease_ms_), std::to_string(ttl_ms_), std::to_string(schema_version)}};
     for (auto& c : read_commands(id)) cmds.push_back(std::move(c));
     commits_->submit(std::move(cmds), [this, done, id, owner](std::vector<redisReply*>& r, const std::string& err) {
-      if (status s = status_of(r[0], err, id); !s) return done(s);
+      if (store_status s = status_of(r[0], err, id); !s) return done(s);
       // The script and the read are one round trip but two steps: another
       // acquire (an old process under the same node name) may fall between.
       // The script's epoch is ours; a newer one read back means we lost.
       const uint64_t epoch = r[0]->type == REDIS_REPLY_INTEGER ? static_cast<uint64_t>(r[0]->integer) : 0;
-      result<session_snapshot> snap = decode(r.back(), err, id);
+      store_result<session_snapshot> snap = decode(r.back(), err, id);
       if (!snap) {  // unreadable data: give the lease back rather than hold a session nobody can serve
-        release(id, epoch, [](status) {});
+        release(id, epoch, [](store_status) {});
         return done(snap);
       }
       if (snap->meta.epoch != epoch)
-        return done(status{errc::conflict, "session " + id + ": taken by another process of node " + owner +
-                                               " while restoring (epoch " + std::to_string(epoch) +
-                                               " is not the current " + std::to_string(snap->meta.epoch) + ")"});
+        return done(store_status{store_errc::conflict, "session " + id + ": taken by another process of node " + owner +
+                                                           " while restoring (epoch " + std::to_string(epoch) +
+                                                           " is not the current " + std::to_string(snap->meta.epoch) +
+                                                           ")"});
       done(std::move(snap));
     });
   }
@@ -86,7 +87,7 @@ class redis_store final : public session_store {
                        std::to_string(epoch), std::to_string(t.seq), std::string(buf.data(), buf.size()),
                        std::to_string(ttl_ms_), std::to_string(lease_ms_)}},
                      [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
-                       status s = status_of(r[0], err, id);
+                       store_status s = status_of(r[0], err, id);
                        done(s);  // acknowledged first: compaction is off the commit path
                        if (s && compact_min_ > 0 && r[0]->type == REDIS_REPLY_ARRAY && r[0]->elements == 2) {
                          const long long listed = r[0]->element[0]->integer;
@@ -129,11 +130,11 @@ class redis_store final : public session_store {
       std::lock_guard<std::mutex> g(mu_);
       if (!compacting_.try_emplace(id).second) return;
     }
-    compact_now(id, [](status) {});
+    compact_now(id, [](store_status) {});
   }
 
   void compact_now(const std::string& id, done_fn done) {
-    auto finish = [this, id, done](status s) {
+    auto finish = [this, id, done](store_status s) {
       std::vector<done_fn> waiting;
       {
         std::lock_guard<std::mutex> g(mu_);
@@ -143,17 +144,17 @@ class redis_store final : public session_store {
       }
       done(std::move(s));
       if (!waiting.empty())
-        compact_now(id, [waiting](status s2) {
+        compact_now(id, [waiting](store_status s2) {
           for (const auto& w : waiting) w(s2);
         });
     };
     background_->submit(read_commands(id), [this, id, finish](std::vector<redisReply*>& r, const std::string& err) {
       const redisReply* tx = r.back();
-      if (!tx) return finish({errc::io, background_->where() + ": " + err});
+      if (!tx) return finish({store_errc::io, background_->where() + ": " + err});
       if (tx->type != REDIS_REPLY_ARRAY || tx->elements != 3) return finish(status_of(tx, err, id));
       const redisReply* meta = tx->element[0];
       if (meta->type != REDIS_REPLY_ARRAY || meta->elements == 0)
-        return finish({errc::not_found, "session " + id + " is not in the store"});
+        return finish({store_errc::not_found, "session " + id + " is not in the store"});
       std::string snap_seq = "0";  // sessions written before compaction existed have no field
       for (size_t i = 0; i + 1 < meta->elements; i += 2)
         if (std::string(meta->element[i]->str, meta->element[i]->len) == "snap_seq")
@@ -161,7 +162,7 @@ class redis_store final : public session_store {
       const size_t folded = tx->element[2]->elements;
       if (folded == 0) return finish({});
       std::vector<turn_record> turns;
-      if (status s = unpack_history(id, tx->element[1], tx->element[2], turns); !s) return finish(s);
+      if (store_status s = unpack_history(id, tx->element[1], tx->element[2], turns); !s) return finish(s);
       background_->submit(
           {{"EVAL", compact_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), snap_seq,
             std::to_string(turns.size()), std::to_string(folded), pack_snapshot(turns), std::to_string(ttl_ms_)}},
@@ -183,31 +184,32 @@ class redis_store final : public session_store {
 
   std::string where() const { return commits_->where(); }
 
-  status status_of(const redisReply* r, const std::string& conn_error, const std::string& id) const {
-    if (!r) return {errc::io, where() + ": " + conn_error};
+  store_status status_of(const redisReply* r, const std::string& conn_error, const std::string& id) const {
+    if (!r) return {store_errc::io, where() + ": " + conn_error};
     if (r->type != REDIS_REPLY_ERROR) return {};
     const std::string msg(r->str, r->len);
     const std::string word = msg.substr(0, msg.find(' '));
     const std::string rest = msg.find(' ') == std::string::npos ? msg : msg.substr(msg.find(' ') + 1);
-    if (word == "MISSING") return {errc::not_found, "session " + id + ": " + rest};
-    if (word == "EPOCH" || word == "OWNED") return {errc::conflict, "session " + id + ": " + rest};
-    if (word == "SEQ" || word == "EXISTS") return {errc::invalid_argument, "session " + id + ": " + rest};
-    if (word == "SCHEMA") return {errc::malformed, "session " + id + ": " + rest};
-    return {errc::io, where() + ": " + msg};
+    if (word == "MISSING") return {store_errc::not_found, "session " + id + ": " + rest};
+    if (word == "EPOCH" || word == "OWNED") return {store_errc::conflict, "session " + id + ": " + rest};
+    if (word == "SEQ" || word == "EXISTS") return {store_errc::invalid_argument, "session " + id + ": " + rest};
+    if (word == "SCHEMA") return {store_errc::malformed, "session " + id + ": " + rest};
+    return {store_errc::io, where() + ": " + msg};
   }
 
-  result<session_snapshot> decode(const redisReply* tx, const std::string& conn_error, const std::string& id) const {
-    if (!tx) return status{errc::io, where() + ": " + conn_error};
+  store_result<session_snapshot> decode(const redisReply* tx, const std::string& conn_error,
+                                        const std::string& id) const {
+    if (!tx) return store_status{store_errc::io, where() + ": " + conn_error};
     if (tx->type != REDIS_REPLY_ARRAY || tx->elements != 3) {
-      if (status s = status_of(tx, conn_error, id); !s) return s;
-      return status{errc::io, where() + ": unexpected reply to a read"};
+      if (store_status s = status_of(tx, conn_error, id); !s) return s;
+      return store_status{store_errc::io, where() + ": unexpected reply to a read"};
     }
     for (size_t i = 0; i < 3; ++i)
       if (tx->element[i]->type == REDIS_REPLY_ERROR)
-        return status{errc::io, where() + ": " + std::string(tx->element[i]->str, tx->element[i]->len)};
+        return store_status{store_errc::io, where() + ": " + std::string(tx->element[i]->str, tx->element[i]->len)};
     const redisReply* meta = tx->element[0];
     if (meta->type != REDIS_REPLY_ARRAY || meta->elements == 0)
-      return status{errc::not_found, "session " + id + " is not in the store"};
+      return store_status{store_errc::not_found, "session " + id + " is not in the store"};
     session_snapshot snap;
     snap.meta.id = id;
     std::string version;
@@ -228,9 +230,9 @@ class redis_store final : public session_store {
         snap.meta.created_ms = std::strtoll(v.c_str(), nullptr, 10);
     }
     if (version != std::to_string(schema_version))
-      return status{errc::malformed, "session " + id + ": stored with schema version '" + version +
-                                         "', this node reads version " + std::to_string(schema_version)};
-    if (status s = unpack_history(id, tx->element[1], tx->element[2], snap.turns); !s) return s;
+      return store_status{store_errc::malformed, "session " + id + ": stored with schema version '" + version +
+                                                     "', this node reads version " + std::to_string(schema_version)};
+    if (store_status s = unpack_history(id, tx->element[1], tx->element[2], snap.turns); !s) return s;
     return snap;
   }
 

@@ -1,11 +1,11 @@
 // The session store: where conversations live so that an acknowledged turn
-// survives a crashed actor, process or node (design.md, "Persistence").
+// survives a crashed actor, process or node (docs/design.md, "Redis layout").
 //
 // Asynchronous and pipelinable: every call returns at once and reports
 // through its callback, possibly on another thread (the Redis store of issue
 // 5 answers from its I/O thread); actors turn callbacks into messages.
 //
-// Ownership (design.md, invariant 3): a live session is owned by one node,
+// Ownership (docs/design.md, invariant 3): a live session is owned by one node,
 // which holds a lease on it in the store. `create` and `acquire` take the
 // lease; `acquire` raises the session's epoch, and every write must carry
 // the current epoch, so a stale owner (an old process of a restarted node,
@@ -19,12 +19,8 @@
 // the current epoch, else the append is refused and nothing changes.
 // Thread-safe.
 //
-// Errors: not_found (no such session), invalid_argument (seq check failed, or
-// the session exists at create), conflict (the epoch is no longer current:
-// another owner took the session; or, at acquire, another node holds a live
-// lease: the message says which and for how long), malformed (the stored data
-// cannot be read: the message says which record), io (the store is
-// unavailable; retryable).
+// Errors (store_errc below, each with a sentence naming the session and the
+// cause); on any error nothing changed in the store.
 #pragma once
 
 #include <chrono>
@@ -39,6 +35,20 @@
 #include "runtime/turn_record.hpp"
 
 namespace brigade::runtime {
+
+/// The store's error codes (the engine's are kernels' errc).
+enum class store_errc {
+  ok = 0,
+  not_found,         ///< no such session (never created, expired or deleted)
+  invalid_argument,  ///< the seq is not the next one, or the session exists at create
+  conflict,          ///< the epoch is no longer current (another owner took the session), or at
+                     ///< acquire another node holds a live lease (the sentence says which, how long)
+  malformed,         ///< the stored data cannot be read (the sentence says which record)
+  io,                ///< the store is unavailable; retryable
+};
+using store_status = basic_status<store_errc>;
+template <class T>
+using store_result = result<T, store_status>;
 
 struct session_meta {
   std::string id;
@@ -65,8 +75,8 @@ struct session_snapshot {
 
 class session_store {
  public:
-  using done_fn = std::function<void(status)>;
-  using load_fn = std::function<void(result<session_snapshot>)>;
+  using done_fn = std::function<void(store_status)>;
+  using load_fn = std::function<void(store_result<session_snapshot>)>;
   virtual ~session_store() = default;
   /// Creates an empty session owned by `meta.owner` with epoch 1; fails if
   /// the id exists.

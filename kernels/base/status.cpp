@@ -11,7 +11,6 @@ const char* to_string(errc code) {
     case errc::invalid_argument: return "invalid argument";
     case errc::not_found: return "not found";
     case errc::resource: return "out of resources";
-    case errc::conflict: return "held by another owner";
     case errc::device: return "device error";
   }
   return "unknown error";

@@ -2,9 +2,9 @@
 //
 // kernels/ is built without CAF (GPU machines, the engine-only configure), so
 // it carries its own small error type. A `status` is a code plus one sentence
-// naming the cause; `result<T>` holds either a value or a non-ok status. The
-// batcher converts both to caf::error (later issue). Nothing in kernels/ throws
-// across its public API.
+// naming the cause; `result<T>` holds either a value or a non-ok status. Above
+// kernels/ the session actor turns them into caf::error (runtime/protocol.hpp).
+// Nothing in kernels/ throws across its public API.
 #pragma once
 
 #include <string>
@@ -23,36 +23,42 @@ enum class errc {
   not_found,         ///< a required key, tensor or token is missing
   resource,          ///< out of memory or device resources; retryable after freeing some
   device,            ///< a GPU runtime call failed
-  conflict,          ///< someone else holds it (an ownership lease, a newer epoch)
 };
 
 const char* to_string(errc code);
 
-class [[nodiscard]] status {
+/// A code (an enum whose value 0 is `ok`) plus one sentence naming the
+/// cause. kernels/ uses `status` (errc); a layer above may have its own codes
+/// (runtime's store_errc) with the same type.
+template <class Code>
+class [[nodiscard]] basic_status {
  public:
-  status() = default;
-  status(errc code, std::string message) : code_(code), message_(std::move(message)) {}
+  using code_type = Code;
+  basic_status() = default;
+  basic_status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
 
-  static status ok_status() { return {}; }
+  static basic_status ok_status() { return {}; }
 
-  bool ok() const { return code_ == errc::ok; }
+  bool ok() const { return code_ == Code{}; }
   explicit operator bool() const { return ok(); }
-  errc code() const { return code_; }
+  Code code() const { return code_; }
   /// One sentence naming the cause (empty when ok).
   const std::string& message() const { return message_; }
 
  private:
-  errc code_ = errc::ok;
+  Code code_{};
   std::string message_;
 };
 
+using status = basic_status<errc>;
+
 /// A value or an error. Access the value only after checking ok().
-template <class T>
+template <class T, class Status = status>
 class [[nodiscard]] result {
  public:
   result(T value) : v_(std::move(value)) {}       // NOLINT: implicit by design
-  result(status error) : v_(std::move(error)) {}  // NOLINT: must not be ok
-  result(errc code, std::string message) : v_(status{code, std::move(message)}) {}
+  result(Status error) : v_(std::move(error)) {}  // NOLINT: must not be ok
+  result(typename Status::code_type code, std::string message) : v_(Status{code, std::move(message)}) {}
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
@@ -66,10 +72,10 @@ class [[nodiscard]] result {
   const T* operator->() const { return &value(); }
 
   /// The error; ok status when a value is held.
-  status error() const { return ok() ? status{} : std::get<status>(v_); }
+  Status error() const { return ok() ? Status{} : std::get<Status>(v_); }
 
  private:
-  std::variant<T, status> v_;
+  std::variant<T, Status> v_;
 };
 
 }  // namespace brigade

@@ -27,10 +27,10 @@ using namespace brigade::runtime;
 
 namespace {
 
-status wait_status(const std::function<void(session_store::done_fn)>& call) {
-  std::promise<status> p;
+store_status wait_status(const std::function<void(session_store::done_fn)>& call) {
+  std::promise<store_status> p;
   auto f = p.get_future();
-  call([&](status s) { p.set_value(std::move(s)); });
+  call([&](store_status s) { p.set_value(std::move(s)); });
   return f.get();
 }
 

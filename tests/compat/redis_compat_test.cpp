@@ -22,6 +22,8 @@ namespace {
 
 using runtime::session_snapshot;
 using runtime::session_store;
+using runtime::store_result;
+using runtime::store_status;
 
 int fixture_port() {
   std::ifstream in(std::string(BRIGADE_REDIS_FIXTURE_DIR) + "/port");
@@ -103,15 +105,15 @@ std::unique_ptr<session_store> store(uint32_t compact_min = 0) {
   return runtime::make_redis_store(u, o);
 }
 
-result<session_snapshot> wait_load(session_store& st, const std::string& id) {
-  std::promise<result<session_snapshot>> p;
-  st.load(id, [&](result<session_snapshot> r) { p.set_value(std::move(r)); });
+store_result<session_snapshot> wait_load(session_store& st, const std::string& id) {
+  std::promise<store_result<session_snapshot>> p;
+  st.load(id, [&](store_result<session_snapshot> r) { p.set_value(std::move(r)); });
   return p.get_future().get();
 }
 
-status wait(const std::function<void(session_store::done_fn)>& call) {
-  std::promise<status> p;
-  call([&](status s) { p.set_value(std::move(s)); });
+store_status wait(const std::function<void(session_store::done_fn)>& call) {
+  std::promise<store_status> p;
+  call([&](store_status s) { p.set_value(std::move(s)); });
   return p.get_future().get();
 }
 
@@ -151,8 +153,8 @@ TEST(RedisCompat, ContinuesSessionsTheEarlierBuildWrote) {
   redis_raw r(fixture_port());
   load_golden(r, compacted_id, 2);
   auto st = store();
-  std::promise<result<session_snapshot>> p;
-  st->acquire(compacted_id, "alpha", [&](result<session_snapshot> s) { p.set_value(std::move(s)); });
+  std::promise<store_result<session_snapshot>> p;
+  st->acquire(compacted_id, "alpha", [&](store_result<session_snapshot> s) { p.set_value(std::move(s)); });
   auto s = p.get_future().get();
   ASSERT_TRUE(s.ok()) << s.error().message();
   EXPECT_EQ(s->meta.epoch, 2u);

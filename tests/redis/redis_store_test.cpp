@@ -115,7 +115,7 @@ TEST(RedisStore, CompactionFoldsTurnsIntoTheSnapshotOffTheCommitPath) {
   redis_cli(port, "set " + snap + " 'not a snapshot'");
   auto bad = load(*s, id);
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.error().code(), errc::malformed);
+  EXPECT_EQ(bad.error().code(), store_errc::malformed);
   EXPECT_NE(bad.error().message().find("the stored snapshot cannot be read"), std::string::npos)
       << bad.error().message();
   EXPECT_TRUE(wait([&](auto d) { s->remove(id, d); }).ok());
@@ -164,7 +164,7 @@ TEST(RedisStore, DamagedRecordsFailOnlyThatSessionWithAClearError) {
   redis_cli(port, "hset 'brigade:{" + old + "}:meta' v 99");
   auto b = load(*s, bad);
   ASSERT_FALSE(b.ok());
-  EXPECT_EQ(b.error().code(), errc::malformed);
+  EXPECT_EQ(b.error().code(), store_errc::malformed);
   EXPECT_NE(b.error().message().find("session " + bad + ": stored turn 1 cannot be read"), std::string::npos)
       << b.error().message();
   auto o = load(*s, old);
@@ -172,9 +172,9 @@ TEST(RedisStore, DamagedRecordsFailOnlyThatSessionWithAClearError) {
   EXPECT_NE(o.error().message().find("schema version '99'"), std::string::npos) << o.error().message();
   auto oa = acquire(*s, old, "node-a");  // restoring refuses it the same way
   ASSERT_FALSE(oa.ok());
-  EXPECT_EQ(oa.error().code(), errc::malformed);
+  EXPECT_EQ(oa.error().code(), store_errc::malformed);
   EXPECT_NE(oa.error().message().find("schema version '99'"), std::string::npos) << oa.error().message();
-  EXPECT_EQ(acquire(*s, bad, "node-a").error().code(), errc::malformed);
+  EXPECT_EQ(acquire(*s, bad, "node-a").error().code(), store_errc::malformed);
   EXPECT_TRUE(load(*s, good).ok());  // the others go on
 }
 
@@ -188,19 +188,19 @@ TEST(RedisStore, UnreachableServerFailsWithTheCauseThenReconnects) {
                             dir + " --logfile " + dir + "/log";
   auto s = store(port);
   const std::string id = random_hex(16);
-  const status down = wait([&](auto d) { s->create(meta(id), d); });
-  EXPECT_EQ(down.code(), errc::io);
+  const store_status down = wait([&](auto d) { s->create(meta(id), d); });
+  EXPECT_EQ(down.code(), store_errc::io);
   EXPECT_NE(down.message().find("redis 127.0.0.1:" + std::to_string(port)), std::string::npos) << down.message();
   EXPECT_NE(down.message().find("refused"), std::string::npos) << down.message();
   ASSERT_EQ(std::system(start.c_str()), 0);
-  status up;
+  store_status up;
   for (int i = 0; i < 100 && !(up = wait([&](auto d) { s->create(meta(id), d); })).ok(); ++i) usleep(50000);
   ASSERT_TRUE(up.ok()) << up.message();
   ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, {1, "a", "b", 0, 0, 0}, d); }).ok());
   redis_cli(port, "shutdown");  // AOF with appendfsync always: the acknowledged turn is on disk
-  EXPECT_EQ(wait([&](auto d) { s->append(id, 1, {2, "c", "d", 0, 0, 0}, d); }).code(), errc::io);
+  EXPECT_EQ(wait([&](auto d) { s->append(id, 1, {2, "c", "d", 0, 0, 0}, d); }).code(), store_errc::io);
   ASSERT_EQ(std::system(start.c_str()), 0);
-  status again;
+  store_status again;
   for (int i = 0; i < 100 && !(again = wait([&](auto d) { s->append(id, 1, {2, "c", "d", 0, 0, 0}, d); })).ok(); ++i)
     usleep(50000);
   EXPECT_TRUE(again.ok()) << again.message();

@@ -24,7 +24,7 @@ TEST(MemoryStore, ExpiresSessionsUntouchedForTheRetention) {
   *clock += 199;
   EXPECT_TRUE(contract::load(*s, id).ok()) << "199 ms after the last write";
   *clock += 2;
-  EXPECT_EQ(contract::load(*s, id).error().code(), errc::not_found) << "201 ms after the last write";
+  EXPECT_EQ(contract::load(*s, id).error().code(), store_errc::not_found) << "201 ms after the last write";
 }
 
 }  // namespace

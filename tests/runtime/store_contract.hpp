@@ -20,21 +20,21 @@ namespace brigade::runtime::contract {
 
 using factory = std::function<std::unique_ptr<session_store>(const store_options&)>;
 
-inline status wait(const std::function<void(session_store::done_fn)>& call) {
-  std::promise<status> p;
-  call([&](status s) { p.set_value(s); });
+inline store_status wait(const std::function<void(session_store::done_fn)>& call) {
+  std::promise<store_status> p;
+  call([&](store_status s) { p.set_value(s); });
   return p.get_future().get();
 }
 
-inline result<session_snapshot> load(session_store& s, const std::string& id) {
-  std::promise<result<session_snapshot>> p;
-  s.load(id, [&](result<session_snapshot> r) { p.set_value(std::move(r)); });
+inline store_result<session_snapshot> load(session_store& s, const std::string& id) {
+  std::promise<store_result<session_snapshot>> p;
+  s.load(id, [&](store_result<session_snapshot> r) { p.set_value(std::move(r)); });
   return p.get_future().get();
 }
 
-inline result<session_snapshot> acquire(session_store& s, const std::string& id, const std::string& node) {
-  std::promise<result<session_snapshot>> p;
-  s.acquire(id, node, [&](result<session_snapshot> r) { p.set_value(std::move(r)); });
+inline store_result<session_snapshot> acquire(session_store& s, const std::string& id, const std::string& node) {
+  std::promise<store_result<session_snapshot>> p;
+  s.acquire(id, node, [&](store_result<session_snapshot> r) { p.set_value(std::move(r)); });
   return p.get_future().get();
 }
 
@@ -54,13 +54,13 @@ inline void turns_and_checks(const factory& make) {
   auto s = make({});
   const std::string id = random_hex(16);
   ASSERT_TRUE(wait([&](auto d) { s->create(meta(id), d); }).ok());
-  EXPECT_EQ(wait([&](auto d) { s->create(meta(id), d); }).code(), errc::invalid_argument);  // exists
+  EXPECT_EQ(wait([&](auto d) { s->create(meta(id), d); }).code(), store_errc::invalid_argument);  // exists
   for (uint64_t seq = 1; seq <= 3; ++seq) ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(seq), d); }).ok());
-  const status gap = wait([&](auto d) { s->append(id, 1, turn(5), d); });
-  EXPECT_EQ(gap.code(), errc::invalid_argument);
+  const store_status gap = wait([&](auto d) { s->append(id, 1, turn(5), d); });
+  EXPECT_EQ(gap.code(), store_errc::invalid_argument);
   EXPECT_NE(gap.message().find("seq 5 is not the next seq 4"), std::string::npos) << gap.message();
-  const status dup = wait([&](auto d) { s->append(id, 1, turn(3), d); });
-  EXPECT_EQ(dup.code(), errc::invalid_argument);  // a committed seq is never written twice
+  const store_status dup = wait([&](auto d) { s->append(id, 1, turn(3), d); });
+  EXPECT_EQ(dup.code(), store_errc::invalid_argument);  // a committed seq is never written twice
   auto snap = load(*s, id);
   ASSERT_TRUE(snap.ok()) << snap.error().message();
   ASSERT_EQ(snap->turns.size(), 3u);
@@ -72,9 +72,9 @@ inline void turns_and_checks(const factory& make) {
   EXPECT_EQ(snap->meta.token_hash, sha256_hex("token"));
   EXPECT_EQ(snap->meta.model, "tiny:119104");
   ASSERT_TRUE(wait([&](auto d) { s->remove(id, d); }).ok());
-  EXPECT_EQ(load(*s, id).error().code(), errc::not_found);
-  EXPECT_EQ(wait([&](auto d) { s->append(id, 1, turn(1), d); }).code(), errc::not_found);
-  EXPECT_EQ(acquire(*s, id, "node-a").error().code(), errc::not_found);
+  EXPECT_EQ(load(*s, id).error().code(), store_errc::not_found);
+  EXPECT_EQ(wait([&](auto d) { s->append(id, 1, turn(1), d); }).code(), store_errc::not_found);
+  EXPECT_EQ(acquire(*s, id, "node-a").error().code(), store_errc::not_found);
 }
 
 inline void leases_fence_stale_owners(const factory& make) {
@@ -87,7 +87,7 @@ inline void leases_fence_stale_owners(const factory& make) {
   // Another node must wait for the lease...
   auto b = acquire(*s, id, "node-b");
   ASSERT_FALSE(b.ok());
-  EXPECT_EQ(b.error().code(), errc::conflict);
+  EXPECT_EQ(b.error().code(), store_errc::conflict);
   EXPECT_NE(b.error().message().find("owned by node node-a for"), std::string::npos) << b.error().message();
   // ...but node-a, restarted under the same name, takes it back at once with
   // a higher epoch, and the old process (epoch 1) is fenced off.
@@ -95,23 +95,23 @@ inline void leases_fence_stale_owners(const factory& make) {
   ASSERT_TRUE(a2.ok()) << a2.error().message();
   EXPECT_EQ(a2->meta.epoch, 2u);
   ASSERT_EQ(a2->turns.size(), 1u);
-  const status stale = wait([&](auto d) { s->append(id, 1, turn(2), d); });
-  EXPECT_EQ(stale.code(), errc::conflict);
+  const store_status stale = wait([&](auto d) { s->append(id, 1, turn(2), d); });
+  EXPECT_EQ(stale.code(), store_errc::conflict);
   EXPECT_NE(stale.message().find("ownership moved to node node-a (epoch 1 is not the current 2)"), std::string::npos)
       << stale.message();
-  EXPECT_EQ(wait([&](auto d) { s->renew(id, 1, d); }).code(), errc::conflict);
+  EXPECT_EQ(wait([&](auto d) { s->renew(id, 1, d); }).code(), store_errc::conflict);
   ASSERT_TRUE(wait([&](auto d) { s->append(id, 2, turn(2), d); }).ok());
   ASSERT_TRUE(wait([&](auto d) { s->renew(id, 2, d); }).ok());
   // A stale release changes nothing; the owner's release frees it at once.
   ASSERT_TRUE(wait([&](auto d) { s->release(id, 1, d); }).ok());
-  EXPECT_EQ(acquire(*s, id, "node-b").error().code(), errc::conflict);
+  EXPECT_EQ(acquire(*s, id, "node-b").error().code(), store_errc::conflict);
   ASSERT_TRUE(wait([&](auto d) { s->release(id, 2, d); }).ok());
   auto b3 = acquire(*s, id, "node-b");
   ASSERT_TRUE(b3.ok()) << b3.error().message();
   EXPECT_EQ(b3->meta.epoch, 3u);
   EXPECT_EQ(b3->meta.owner, "node-b");
   EXPECT_EQ(b3->turns.size(), 2u);
-  EXPECT_EQ(wait([&](auto d) { s->append(id, 2, turn(3), d); }).code(), errc::conflict);  // node-a is out
+  EXPECT_EQ(wait([&](auto d) { s->append(id, 2, turn(3), d); }).code(), store_errc::conflict);  // node-a is out
   ASSERT_TRUE(wait([&](auto d) { s->append(id, 3, turn(3), d); }).ok());
   EXPECT_EQ(load(*s, id)->turns.size(), 3u);
 }
@@ -126,12 +126,12 @@ inline void leases_expire_unless_renewed(const factory& make) {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
     ASSERT_TRUE(wait([&](auto d) { s->renew(id, 1, d); }).ok());
   }
-  EXPECT_EQ(acquire(*s, id, "node-b").error().code(), errc::conflict);
+  EXPECT_EQ(acquire(*s, id, "node-b").error().code(), store_errc::conflict);
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // node-a went silent
   auto b = acquire(*s, id, "node-b");
   ASSERT_TRUE(b.ok()) << b.error().message();
   EXPECT_EQ(b->meta.epoch, 2u);
-  EXPECT_EQ(wait([&](auto d) { s->renew(id, 1, d); }).code(), errc::conflict);
+  EXPECT_EQ(wait([&](auto d) { s->renew(id, 1, d); }).code(), store_errc::conflict);
 }
 
 }  // namespace brigade::runtime::contract
