@@ -49,46 +49,51 @@ caf::error check_ids(const std::string& id, const std::string& token) {
   return {};
 }
 
+caf::result<uint32_t> hello(uint32_t version) {
+  if (version != protocol_version)
+    return make_error(brigade_errc::version_mismatch, "this client speaks protocol version " + std::to_string(version) +
+                                                          " but the node speaks " + std::to_string(protocol_version) +
+                                                          "; use a brigade client of the same release");
+  return protocol_version;
+}
+
+caf::result<caf::message> open(self_ptr self, open_atom a) {
+  if (self->state.draining) return shutting_down_error();
+  return self->delegate(self->state.supervisor, a);
+}
+
+caf::result<caf::message> chat(self_ptr self, chat_atom a, chat_request& req) {
+  auto& st = self->state;
+  if (auto err = validate(st, req)) {
+    st.ctx->metrics->add_rejected(
+        brigade_code(err) == static_cast<uint8_t>(brigade_errc::unauthorized) ? "unauthorized" : "bad_request");
+    return err;
+  }
+  if (st.draining) {
+    st.ctx->metrics->add_rejected("shutting_down");
+    return shutting_down_error();
+  }
+  return self->delegate(st.supervisor, a, std::move(req));
+}
+
+/// history, close and fault: well-formed ids go on to the supervisor.
+template <class Atom>
+caf::result<caf::message> by_id(self_ptr self, Atom a, const std::string& id, const std::string& token) {
+  if (auto err = check_ids(id, token)) return err;
+  return self->delegate(self->state.supervisor, a, id, token);
+}
+
 caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::actor supervisor) {
+  using str = const std::string&;
   self->state.ctx = ctx;
   self->state.supervisor = supervisor;
   return {
-      [=](hello_atom, uint32_t version) -> caf::result<uint32_t> {
-        if (version != protocol_version)
-          return make_error(brigade_errc::version_mismatch,
-                            "this client speaks protocol version " + std::to_string(version) + " but the node speaks " +
-                                std::to_string(protocol_version) + "; use a brigade client of the same release");
-        return protocol_version;
-      },
-      [=](open_atom a) -> caf::result<caf::message> {
-        if (self->state.draining) return shutting_down_error();
-        return self->delegate(self->state.supervisor, a);
-      },
-      [=](chat_atom a, chat_request& req) -> caf::result<caf::message> {
-        auto& st = self->state;
-        if (auto err = validate(st, req)) {
-          st.ctx->metrics->add_rejected(
-              brigade_code(err) == static_cast<uint8_t>(brigade_errc::unauthorized) ? "unauthorized" : "bad_request");
-          return err;
-        }
-        if (st.draining) {
-          st.ctx->metrics->add_rejected("shutting_down");
-          return shutting_down_error();
-        }
-        return self->delegate(st.supervisor, a, std::move(req));
-      },
-      [=](history_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
-        if (auto err = check_ids(id, token)) return err;
-        return self->delegate(self->state.supervisor, a, id, token);
-      },
-      [=](close_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
-        if (auto err = check_ids(id, token)) return err;
-        return self->delegate(self->state.supervisor, a, id, token);
-      },
-      [=](fault_atom a, const std::string& id, const std::string& token) -> caf::result<caf::message> {
-        if (auto err = check_ids(id, token)) return err;
-        return self->delegate(self->state.supervisor, a, id, token);
-      },
+      [=](hello_atom, uint32_t version) { return hello(version); },
+      [=](open_atom a) { return open(self, a); },
+      [=](chat_atom a, chat_request& req) { return chat(self, a, req); },
+      [=](history_atom a, str id, str token) { return by_id(self, a, id, token); },
+      [=](close_atom a, str id, str token) { return by_id(self, a, id, token); },
+      [=](fault_atom a, str id, str token) { return by_id(self, a, id, token); },
       [=](drain_atom a) {
         self->state.draining = true;
         self->send(self->state.supervisor, a);

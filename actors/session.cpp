@@ -190,6 +190,7 @@ gen_job job_for(self_ptr self, const chat_request& req, uint64_t turn_id, const 
   job.session_key = self->state.meta.id;
   job.tokens = plan.tokens;
   job.sampling = req.sampling;
+  job.sampling.stop.clear();  // the turn applies them; the engine copies sampling into every step
   if (!req.sampling.seed_set) job.sampling.seed = turn_id;
   job.max_new = max_new;
   job.on_event = [me = me(self)](const gen_event& e) { caf::anon_send(me, e); };

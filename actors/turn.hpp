@@ -37,7 +37,7 @@
 
 #include "actors/conversation.hpp"
 #include "kernels/model/tokenizer.hpp"
-#include "runtime/protocol.hpp"
+#include "runtime/turn_record.hpp"
 
 namespace brigade::actors {
 

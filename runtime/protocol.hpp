@@ -106,16 +106,6 @@ typename Inspector::result_type inspect(Inspector& f, token_chunk& x) {
   return f(caf::meta::type_name("token_chunk"), x.session_id, x.seq, x.index, x.text);
 }
 
-struct turn_stats {
-  uint32_t prompt_tokens = 0;
-  uint32_t generated_tokens = 0;
-  double ttft_seconds = 0;     // request to first token
-  double total_seconds = 0;    // request to commit
-  double mean_batch_size = 0;  // mean engine batch size over this turn's steps
-  bool replayed = false;       // true when the seq was already committed (no model run)
-  std::string stop_reason;     // eos, max_tokens, stop_string
-};
-
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, turn_stats& x) {
   return f(caf::meta::type_name("turn_stats"), x.prompt_tokens, x.generated_tokens, x.ttft_seconds, x.total_seconds,

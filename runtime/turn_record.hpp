@@ -1,7 +1,8 @@
 // One committed turn: what the store keeps (runtime/redis_records.hpp
-// encodes it as msgpack), what `b_history` returns over the wire (its CAF
-// inspect and registered name, "brigade::turn_record", are in
-// runtime/protocol.hpp) and what a conversation holds. Plain data, no CAF.
+// encodes it as msgpack), what `b_history` returns over the wire and what a
+// conversation holds; and a turn's statistics, which `turn_result` carries.
+// Plain data, no CAF: their inspect functions and registered names
+// ("brigade::turn_record", "brigade::turn_stats") are in runtime/protocol.hpp.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,17 @@ struct turn_record {
   uint32_t prompt_tokens = 0;     // tokens the engine prefilled for this turn (after KV reuse)
   uint32_t generated_tokens = 0;  // tokens the engine generated
   int64_t committed_at_ms = 0;    // wall clock when the session committed it
+};
+
+/// What a turn cost, as its result reports it.
+struct turn_stats {
+  uint32_t prompt_tokens = 0;
+  uint32_t generated_tokens = 0;
+  double ttft_seconds = 0;     // request to first token
+  double total_seconds = 0;    // request to commit
+  double mean_batch_size = 0;  // mean engine batch size over this turn's steps
+  bool replayed = false;       // true when the seq was already committed (no model run)
+  std::string stop_reason;     // eos, max_tokens, stop_string
 };
 
 }  // namespace brigade

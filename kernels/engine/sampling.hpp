@@ -22,7 +22,9 @@ namespace brigade {
 /// How one turn samples: what the engine reads (temperature, top_k, top_p,
 /// seed) and what the turn around it uses (seed_set, max_tokens, stop).
 /// Clients send it over the wire as "brigade::sampling_spec" (its CAF
-/// inspect is in runtime/protocol.hpp); the defaults here are greedy.
+/// inspect is in runtime/protocol.hpp). The defaults here are greedy (the
+/// `chat` command's are temperature 0.8, top-k 40, top-p 0.95: clients set
+/// every field they mean).
 struct sampling_params {
   float temperature = 0.0f;       // <= 0: greedy; at most 100
   int32_t top_k = 0;              // 0: no limit

@@ -143,16 +143,22 @@ TEST(Turn, APartialStopStringAtTheEndIsSentWhenTheReplyEnds) {
   EXPECT_EQ(h.t->stats().stop_reason, "max_tokens");
 }
 
-TEST(Turn, OverlappingCandidatesCutAtTheFirstCompleted) {
-  // "bcd" is listed first, but "abc" completes first in "xabcd": the reply
-  // ends before it.
-  harness h({"bcd", "abc"});
-  h.t->on_token(vocab().find("<0x78>"), 1);  // x
-  h.feed("abcd");
+TEST(Turn, OverlappingCandidatesCutAtTheEarliestWhateverTheListOrder) {
+  // The "d" of "xabcd" completes "bcd" (listed first, at 2) and "abcd" (at
+  // 1): the reply ends before the earliest, "abcd".
+  harness h({"bcd", "abcd"});
+  h.feed("xabcd");
   ASSERT_TRUE(h.done());
   EXPECT_EQ(h.t->reply(), "x");
   EXPECT_EQ(h.rec.text(), "x");
   EXPECT_EQ(h.rec.cancels, 1);
+}
+
+TEST(Turn, AStopStringIsCutWhenItCompletesEvenIfAnotherIsListedFirst) {
+  harness h({"bcd", "abc"});
+  h.feed("xabcd");  // "abc" completes at the "c", before "bcd" could
+  ASSERT_TRUE(h.done());
+  EXPECT_EQ(h.t->reply(), "x");
 }
 
 TEST(Turn, OneTokenCompletingTwoCandidatesCutsAtTheEarliest) {

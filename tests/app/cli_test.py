@@ -144,6 +144,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check(rc == 0, f"synth tiny: {err}")
     rc, out, err = run(["generate", "-m", tiny, "-p", "hi", "-n", "3", "--temp", "0", "--device", "cpu"])
     check(rc == 0 and out, f"generate --device cpu: exit {rc} {err}")
+    # Sampling parameters out of range: the one validate() the gateway uses too.
+    expect_error(["generate", "-m", tiny, "-p", "hi", "-n", "3", "--temp", "101"], 2, "temperature")
+    expect_error(["generate", "-m", tiny, "-p", "hi", "-n", "3", "--top-p", "0"], 2, "top-p")
+    expect_error(["generate", "-m", tiny, "-p", "hi", "-n", "3", "--top-k=-1"], 2, "top-k")
     expect_error(["generate", "-m", tiny, "-p", "hi", "-n", "3", "--device", "gpu"], 2,
                  "device 'gpu' is not cpu or cuda:N")
     if not os.path.exists("/dev/nvidia0"):
