@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU engine benchmark (issue 3). Measures, in one run on the same file:
+"""CPU engine benchmark. Measures, in one run on the same file:
   - `brigade model bench`: aggregate decode tokens/s at batch 1, 8, 32, 64 on
     the `small` preset (F16, ~52M parameters) with --threads threads, and
     single-stream (batch 1) with 1 thread;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Node benchmark (issue 4). In one run against the same `small` model (F16,
+"""Node benchmark. In one run against the same `small` model (F16,
 ~52M parameters): a node with --max-batch 1 and a node with batching on, each
 driven over BASP by `brigade bench` with 64 concurrent sessions; then
 `brigade model bench` at the mean batch size the batching node reported.

@@ -1,4 +1,4 @@
-// Store benchmark (issue 5): against a running redis-server,
+// Store benchmark: against a running redis-server,
 //  - append (commit) latency p50/p99 and AOF bytes written per turn when the
 //    session already holds 10, 100 and 1000 turns (appends must stay O(turn));
 //  - commits per second with pipelining, many sessions appending at once.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Store benchmark (issue 5): starts a durable redis-server (AOF, appendfsync
+"""Store benchmark: starts a durable redis-server (AOF, appendfsync
 always) on a free loopback port and runs build/bench/store_bench against it:
 append p50/p99 and AOF bytes per turn at histories of 10, 100 and 1000 turns,
 and commits per second with 64 sessions appending at once.

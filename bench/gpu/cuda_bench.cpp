@@ -1,5 +1,4 @@
-// First decode-step benchmark of the CUDA backend (issue 6; issue 7 grows
-// it): for each batch size B, B sequences each holding a `--context`-token
+// The decode-step benchmark of the CUDA backend: for each batch size B, B sequences each holding a `--context`-token
 // prompt, then timed greedy decode steps of one token per sequence. Reports
 // ms per step, tokens/s, and the bytes a step must read (weights once, plus
 // every sequence's K and V) over the step time.

@@ -1,4 +1,4 @@
-// Kernel-level GPU measurements for issue 7, on tinyllama-1b's shapes, timed
+// Kernel-level GPU measurements on tinyllama-1b's shapes, timed
 // with CUDA events (median of many launches after a warm-up; weights rotated
 // among copies so they come from memory, not L2):
 //   copy        device-to-device copy bandwidth, counting bytes read and

@@ -3,11 +3,11 @@
 # brigade's Debian packages. Two parts, each sized for one device call of at
 # most 8 minutes (the machine keeps the build between calls while it is warm):
 #
-#   run.sh check   (issue 6) build kernels/ alone (engine-only configure) for
+#   run.sh check   build kernels/ alone (engine-only configure) for
 #                  sm_90; the check program under compute-sanitizer (kernels and
 #                  the tiny model); the whole check program; a first decode
 #                  benchmark on tinyllama-1b at batch 1 and 64
-#   run.sh bench   (issue 7) build if needed; the decode step at batch 1, 8,
+#   run.sh bench   build if needed; the decode step at batch 1, 8,
 #                  32, 64, 128; copy bandwidth, our projections and attention
 #                  (cuda_kernel_bench); PyTorch on the same shapes: cuBLAS,
 #                  SDPA backends (cuDNN), transformers eager and torch.compile

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the GPU benchmark's table (issue 7) from the JSON that
+"""Prints the GPU benchmark's table from the JSON that
 bench/gpu/run.sh leaves under OUT: bench.json (cuda_bench: our decode step),
 kernels.json (cuda_kernel_bench: copy bandwidth, projections, attention) and
 torch.jsonl (torch_peer.py: cuBLAS, SDPA backends, PyTorch eager and
@@ -70,7 +70,7 @@ def main(out):
                     (a["kind"], a["batch"], a["q"], a["kv"])}
             print(f"  {a['kind']:>7} b{a['batch']} q{a['q']} kv{a['kv']}: ours {a['ms']:.4f}  " +
                   "  ".join(f"{k} {v:.4f}" for k, v in sorted(same.items())))
-    print("\ntargets (issue 7)")
+    print("\ntargets")
     one, b64 = steps.get(1), steps.get(64)
     pct1 = 100 * one["gb_per_s"] / copy if one and copy else None
     print(f"  batch 1 at >= 75% of copy bandwidth: {fmt(pct1, '.1f')}%")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The PyTorch side of the GPU benchmark (issue 7), run by bench/gpu/run.sh on
+"""The PyTorch side of the GPU benchmark, run by bench/gpu/run.sh on
 a GPU machine (PyTorch and Hugging Face transformers, nothing else):
 
   copy     device-to-device copy bandwidth (bytes read + written), the

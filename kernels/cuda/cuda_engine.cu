@@ -18,7 +18,7 @@
 // at its largest size, so its address never changes; steps of up to 128
 // tokens are padded to a power of two (padding tokens compute into a scratch
 // KV block and are never read back), so the launches of a step depend only on
-// its bucket: what CUDA graph capture (issue 7) needs.
+// its bucket: what CUDA graph capture needs.
 #include <cuda_runtime.h>
 
 #include <algorithm>

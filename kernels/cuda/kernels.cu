@@ -1,8 +1,7 @@
 // The CUDA kernels of the engine's batched step and their launchers
 // (declared in kernels.cuh, which says what each computes). Used by the
 // backend (cuda_engine.cu) and the check program (cuda_check.cu), which runs
-// each launcher against the CPU reference. Correctness first (issue 6);
-// issue 7 makes them fast. Layouts follow the CPU backend (cpu_engine.cpp):
+// each launcher against the CPU reference. Layouts follow the CPU backend (cpu_engine.cpp):
 //
 //   activations   row-major (token, feature), float
 //   weights       ggml rows: weight row n holds the K inputs of output n,
@@ -22,10 +21,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/cuda/kernels.cuh"
 #include "kernels/base/det_math.hpp"
-#include "kernels/model/ggml_types.hpp"
 #include "kernels/base/philox.hpp"
+#include "kernels/cuda/kernels.cuh"
+#include "kernels/model/ggml_types.hpp"
 
 namespace brigade::cuda::k {
 

@@ -1,7 +1,7 @@
 // The CUDA kernels of the engine's batched step: their launchers, compiled
 // once in kernels.cu and used by the backend (cuda_engine.cu) and the check
-// program (cuda_check.cu). Correctness first (issue 6); issue 7 makes them
-// fast. Layouts follow the CPU backend (cpu_engine.cpp):
+// program (tests/gpu/cuda_check.cu). Each has a plain path and, where it pays,
+// a fast one (16-byte loads, tensor cores, split attention). Layouts follow the CPU backend (cpu_engine.cpp):
 //
 //   activations   row-major (token, feature), float
 //   weights       ggml rows: weight row n holds the K inputs of output n,

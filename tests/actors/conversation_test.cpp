@@ -3,20 +3,12 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/model/gguf.hpp"
+#include "tests/actors/test_vocab.hpp"
 
 namespace brigade::actors {
 namespace {
 
-const tokenizer& vocab() {
-  static const auto file = [] {
-    auto f = gguf::gguf_file::open(std::string(BRIGADE_TESTDATA_DIR_DEFAULT) + "/vocab/ggml-vocab-llama-spm.gguf");
-    EXPECT_TRUE(f.ok());
-    return std::make_unique<gguf::gguf_file>(std::move(*f));
-  }();
-  static const tokenizer t = *tokenizer::from_gguf(*file);
-  return t;
-}
+const tokenizer& vocab() { return test::spm_vocab(); }
 
 turn_record turn(uint64_t seq, std::string user, std::string assistant) {
   return {seq, std::move(user), std::move(assistant), 0, 0, 0};

@@ -9,21 +9,13 @@
 
 #include <memory>
 
-#include "kernels/model/gguf.hpp"
 #include "kernels/model/unicode.hpp"
+#include "tests/actors/test_vocab.hpp"
 
 namespace brigade::actors {
 namespace {
 
-const tokenizer& vocab() {
-  static const auto file = [] {
-    auto f = gguf::gguf_file::open(std::string(BRIGADE_TESTDATA_DIR_DEFAULT) + "/vocab/ggml-vocab-llama-spm.gguf");
-    EXPECT_TRUE(f.ok());
-    return std::make_unique<gguf::gguf_file>(std::move(*f));
-  }();
-  static const tokenizer t = *tokenizer::from_gguf(*file);
-  return t;
-}
+const tokenizer& vocab() { return test::spm_vocab(); }
 
 token_id byte_token(unsigned char b) {
   char name[8];

@@ -1,4 +1,4 @@
-// The GPU check program (issue 6): every CUDA kernel against the CPU backend
+// The GPU check program: every CUDA kernel against the CPU backend
 // (or a double-precision reference where the CPU backend has no separate
 // kernel) on fresh random inputs, outputs poisoned with NaN before every run,
 // awkward sizes; then the whole CUDA engine against the CPU engine on the
@@ -29,8 +29,8 @@
 #include "kernels/cuda/device.hpp"
 #include "kernels/cuda/kernels.cuh"
 #include "kernels/engine/engine.hpp"
-#include "kernels/model/ggml_types.hpp"
 #include "kernels/engine/sampling.hpp"
+#include "kernels/model/ggml_types.hpp"
 #include "kernels/model/synth.hpp"
 
 using namespace brigade;
