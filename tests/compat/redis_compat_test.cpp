@@ -16,6 +16,7 @@
 #include "runtime/hashing.hpp"
 #include "runtime/redis_store.hpp"
 #include "tests/compat/compat_fixtures.hpp"
+#include "tests/redis/redis_fixture.hpp"
 
 namespace brigade::compat {
 namespace {
@@ -25,13 +26,7 @@ using runtime::session_store;
 using runtime::store_result;
 using runtime::store_status;
 
-int fixture_port() {
-  std::ifstream in(std::string(BRIGADE_REDIS_FIXTURE_DIR) + "/port");
-  int port = 0;
-  in >> port;
-  EXPECT_GT(port, 0) << "no redis-server from the fixture (ctest -L redis runs it)";
-  return port;
-}
+int fixture_port() { return test::redis_fixture_port(); }
 
 std::string golden(const std::string& name) {
   std::ifstream in(std::string(BRIGADE_SOURCE_DIR) + "/tests/compat/golden/redis/" + name, std::ios::binary);

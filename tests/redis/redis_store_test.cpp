@@ -4,6 +4,7 @@
 // unreachable server, and reconnecting after the server comes back.
 #include "runtime/redis_store.hpp"
 #include "runtime/hashing.hpp"
+#include "tests/redis/redis_fixture.hpp"
 #include "tests/runtime/store_contract.hpp"
 
 #include <gtest/gtest.h>
@@ -15,13 +16,7 @@
 namespace brigade::runtime {
 namespace {
 
-int fixture_port() {
-  std::ifstream in(std::string(BRIGADE_REDIS_FIXTURE_DIR) + "/port");
-  int port = 0;
-  in >> port;
-  EXPECT_GT(port, 0) << "no redis-server from the fixture (ctest -L redis runs it)";
-  return port;
-}
+int fixture_port() { return test::redis_fixture_port(); }
 
 std::string redis_cli(int port, const std::string& args) {
   const std::string cmd = "redis-cli -p " + std::to_string(port) + " " + args + " 2>&1";
