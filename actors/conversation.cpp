@@ -11,7 +11,7 @@ conversation::seq_action conversation::classify(uint64_t seq) const {
   return seq_action::gap;
 }
 
-std::string conversation::render_text(size_t first_turn, const std::string& user) const {
+std::vector<chat_segment> conversation::render(size_t first_turn, const std::string& user) const {
   std::vector<chat_message> msgs;
   for (size_t i = first_turn; i < turns_.size(); ++i) {
     msgs.push_back({"user", turns_[i].user});
@@ -22,6 +22,42 @@ std::string conversation::render_text(size_t first_turn, const std::string& user
   const std::string eos = tok_->eos() >= 0 ? tok_->text(tok_->eos()) : "";
   return render_chat(format_, msgs, true, bos, eos);
 }
+
+std::vector<token_id> conversation::encode_raw(size_t first_turn, const std::string& user) const {
+  std::vector<token_id> ids;
+  if (tok_->add_bos()) ids.push_back(tok_->bos());
+  bool first = true;
+  auto add = [&](const std::string& text) {
+    const auto part = first ? tok_->encode(text, false, false) : tok_->encode_continuation(text);
+    ids.insert(ids.end(), part.begin(), part.end());
+    first = false;
+  };
+  for (size_t i = first_turn; i < turns_.size(); ++i) {
+    add(turns_[i].user);
+    add(turns_[i].assistant);
+  }
+  add(user);
+  return ids;
+}
+
+namespace {
+
+// The parts of `segs` from byte `from` of their joined text on.
+std::vector<text_part> parts_from(const std::vector<chat_segment>& segs, size_t from) {
+  std::vector<text_part> parts;
+  size_t at = 0;
+  for (const chat_segment& s : segs) {
+    const size_t end = at + s.text.size();
+    if (end > from) {
+      const size_t skip = from > at ? from - at : 0;
+      parts.push_back({std::string_view(s.text).substr(skip), s.special});
+    }
+    at = end;
+  }
+  return parts;
+}
+
+}  // namespace
 
 void conversation::commit(turn_record t, const prompt_plan& prompt, const std::vector<token_id>& reply_ids) {
   const std::string reply = t.assistant;
@@ -35,12 +71,14 @@ void conversation::commit(turn_record t, const prompt_plan& prompt, const std::v
 }
 
 result<conversation::prompt_plan> conversation::prompt(const std::string& user, int32_t max_new) const {
+  const bool raw = format_ == chat_format::raw;
   if (!cached_tokens_.empty()) {
-    std::string text = render_text(0, user);
+    const auto segs = render(0, user);
+    std::string text = join(segs);
     if (text.compare(0, cached_text_.size(), cached_text_) == 0) {
       prompt_plan p;
       p.tokens = cached_tokens_;
-      const auto delta = tok_->encode(text.substr(cached_text_.size()), false, /*parse_special=*/true);
+      const auto delta = raw ? tok_->encode_continuation(user) : tok_->encode(parts_from(segs, cached_text_.size()), false);
       p.tokens.insert(p.tokens.end(), delta.begin(), delta.end());
       if (static_cast<int64_t>(p.tokens.size()) + max_new <= n_ctx_) {
         p.text = std::move(text);
@@ -50,10 +88,9 @@ result<conversation::prompt_plan> conversation::prompt(const std::string& user, 
     }
   }
   for (size_t first = 0; first <= turns_.size(); ++first) {
-    std::string text = render_text(first, user);
-    std::vector<token_id> ids = tok_->encode(text, tok_->add_bos(), /*parse_special=*/true);
-    if (static_cast<int64_t>(ids.size()) + max_new <= n_ctx_)
-      return prompt_plan{std::move(ids), std::move(text), first, false};
+    const auto segs = render(first, user);
+    std::vector<token_id> ids = raw ? encode_raw(first, user) : tok_->encode(parts_from(segs, 0), tok_->add_bos());
+    if (static_cast<int64_t>(ids.size()) + max_new <= n_ctx_) return prompt_plan{std::move(ids), join(segs), first, false};
     if (!drop_oldest_) break;
   }
   return status{errc::resource, "the conversation and a reply of up to " + std::to_string(max_new) +

@@ -9,7 +9,13 @@
 // Prompts extend the previous turn's exact tokens when they can (the text
 // rendered for the new turn starts with the text already tokenized), so the
 // engine re-feeds only the new part; otherwise the whole history is rendered
-// and tokenized again.
+// and tokenized again. Template markup is tokenized with control tokens,
+// message contents as plain text (a user cannot type a role marker).
+//
+// The raw format (base models) is one continuing text: BOS once, the first
+// user text, each reply's ids as generated, each later user text tokenized
+// without BOS and without the SentencePiece space prefix. After a restore
+// the replies' ids are not known and are re-tokenized the same way.
 //
 // Context policy: the prompt (chat template over the history plus the new
 // message) and the turn's token budget must fit the context. "drop-oldest"
@@ -57,7 +63,8 @@ class conversation {
   void commit(turn_record t, const prompt_plan& prompt, const std::vector<token_id>& reply_ids);
 
  private:
-  std::string render_text(size_t first_turn, const std::string& user) const;
+  std::vector<chat_segment> render(size_t first_turn, const std::string& user) const;
+  std::vector<token_id> encode_raw(size_t first_turn, const std::string& user) const;
   const tokenizer* tok_;
   chat_format format_;
   int32_t n_ctx_;

@@ -13,6 +13,7 @@
 #include "actors/node_model.hpp"
 #include "actors/supervisor.hpp"
 #include "kernels/engine/make_engine.hpp"
+#include "kernels/model/chat_choice.hpp"
 #include "kernels/model/gguf.hpp"
 #include "kernels/model/synth.hpp"
 #include "runtime/hashing.hpp"
@@ -130,9 +131,17 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   // After a device failure the loop makes a fresh engine of the same model.
   engine_factory restart = [device = cfg.device, model = *model, ec]() { return make_engine(device, model, ec); };
   ctx->loop = std::make_shared<batch_loop>(std::move(*eng), bc, ctx->metrics.get(), std::move(restart));
-  bool recognised = false;
   auto tmpl = (*model)->file().get_string("tokenizer.chat_template", "");
-  ctx->format = detect_chat_format(tmpl ? *tmpl : "", &recognised);
+  auto choice = choose_chat_format(tmpl ? *tmpl : "", (*model)->vocab(), cfg.chat_template);
+  if (!choice) return status{choice.error().code(), model_path + ": " + choice.error().message()};
+  ctx->format = choice->format;
+  std::vector<std::string> warnings;
+  if (!choice->warning.empty()) warnings.push_back(model_path + ": " + choice->warning);
+  const int32_t n_ctx_train = (*model)->hparams().n_ctx_train;
+  if (cfg.context > n_ctx_train)
+    warnings.push_back("--context " + std::to_string(cfg.context) + " exceeds the " + std::to_string(n_ctx_train) +
+                       " tokens the file gives as its context length (llama.context_length); replies past that "
+                       "length may degrade");
   ctx->model_id = model_identity(**model);
   ctx->fault_injection = fault_injection;
   p->model_desc = (*model)->describe() + ", " + ctx->loop->backend_name();
@@ -159,6 +168,7 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   p->host = cfg.host;
   p->ctx = ctx;
   runtime::configure_log(cfg.log_level, cfg.node_name);
+  for (const std::string& w : warnings) runtime::log(runtime::log_level::warn, "", w);
   std::string http_error;
   impl* raw = p.get();
   p->metrics_port = p->http.start(

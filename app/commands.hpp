@@ -24,7 +24,7 @@ enum exit_code : int {
 int model_info(const std::string& file, bool json);
 /// `brigade model tokenize -m FILE [--pieces]`: standard input verbatim -> one
 /// line of ids, or with `pieces` one line per token: id, tab, its bytes.
-int model_tokenize(const std::string& file, bool pieces);
+int model_tokenize(const std::string& file, bool pieces, bool parse_special, bool continuation);
 
 using token_id_t = int32_t;
 

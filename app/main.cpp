@@ -32,7 +32,7 @@ std::string version_text() {
 #else
   v += "server: not built (engine-only configure; run deploy/setup.sh and rebuild)\n";
 #endif
-  v += std::string("unicode: ") + brigade::unicode::tables_version();
+  v += "unicode: llama.cpp's tables";
   return v;
 }
 
@@ -79,6 +79,8 @@ struct command_line {
   CLI::App* tokenize = nullptr;
   std::string tok_model;
   bool tok_pieces = false;
+  bool tok_parse_special = false;
+  bool tok_continuation = false;
   CLI::App* synth = nullptr;
   synth_cli synth_args;
   CLI::App* gen = nullptr;
@@ -122,6 +124,12 @@ void add_model_tokenize(CLI::App& model, command_line& c) {
   c.tokenize->add_flag("--pieces", c.tok_pieces,
                        "Print one token per line: its id and the bytes it stands for (\\xNN for bytes of a split "
                        "UTF-8 character)");
+  c.tokenize->add_flag("--parse-special", c.tok_parse_special,
+                       "Turn the text of control tokens (e.g. <|im_start|>) into those tokens, as a chat template's "
+                       "markup is tokenized");
+  c.tokenize->add_flag("--continuation", c.tok_continuation,
+                       "Tokenize as text that continues earlier text: no SentencePiece space prefix (how the raw "
+                       "chat format tokenizes later turns)");
 }
 
 void add_model_synth(CLI::App& model, command_line& c) {
@@ -255,7 +263,7 @@ int show_help(CLI::App& app, const command_line& c) {
 /// Runs the subcommand that was given (-1: none was).
 int dispatch(command_line& c) {
   if (*c.info) return model_info(c.info_file, c.info_json);
-  if (*c.tokenize) return model_tokenize(c.tok_model, c.tok_pieces);
+  if (*c.tokenize) return model_tokenize(c.tok_model, c.tok_pieces, c.tok_parse_special, c.tok_continuation);
   if (*c.synth) return model_synth(c.synth_args);
   if (*c.gen) {
     c.gen_args.seed_set = c.gen_seed->count() > 0;

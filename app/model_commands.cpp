@@ -8,6 +8,7 @@
 
 #include "app/commands.hpp"
 #include "app/json.hpp"
+#include "kernels/model/chat_choice.hpp"
 #include "kernels/model/chat_template.hpp"
 #include "kernels/model/gguf.hpp"
 #include "kernels/model/tokenizer.hpp"
@@ -157,8 +158,17 @@ int model_info(const std::string& path, bool as_json) {
   auto tok_pre = f.get_string("tokenizer.ggml.pre", "");
   auto tmpl = f.get_string("tokenizer.chat_template", "");
   const std::string tmpl_text = tmpl ? *tmpl : "";
-  bool recognised = false;
-  const chat_format fmt = detect_chat_format(tmpl_text, &recognised);
+  const chat_detection detected = detect_chat_format(tmpl_text);
+  result<chat_choice> choice = tok ? choose_chat_format(tmpl_text, *tok, "auto")
+                                   : result<chat_choice>(status{errc::unsupported, "no usable tokenizer"});
+  // What a node would refuse, before it tries to load the file.
+  std::vector<std::string> problems;
+  if (!tok) problems.push_back(tok_error);
+  if (tok && !choice) problems.push_back(choice.error().message());
+  if (*arch != "llama")
+    problems.push_back("architecture '" + *arch + "' is not supported (brigade runs llama)");
+  else if (f.tensors().empty())
+    problems.push_back("no tensors: a vocabulary-only file cannot generate");
 
   if (as_json) {
     json::object shapes_json;
@@ -180,12 +190,28 @@ int model_info(const std::string& path, bool as_json) {
           .add("n_tokens", static_cast<int64_t>(tok->n_vocab()))
           .add("bos", static_cast<int64_t>(tok->bos()))
           .add("eos", static_cast<int64_t>(tok->eos()))
-          .add("add_bos", tok->add_bos());
+          .add("add_bos", tok->add_bos())
+          .add("add_eos", tok->add_eos())
+          .add("pre_family", tok->pre_family())
+          .add("ignore_merges", tok->ignore_merges());
+      std::string eog = "[";
+      for (token_id id : tok->end_of_generation()) eog += (eog.size() > 1 ? "," : "") + std::to_string(id);
+      tj.add_raw("end_of_generation", eog + "]");
     } else {
       tj.add("supported", false).add("error", tok_error);
     }
     json::object cj;
-    cj.add("format", to_string(fmt)).add("recognised", recognised).add("present", !tmpl_text.empty());
+    cj.add("present", !tmpl_text.empty()).add("recognised", detected.recognised);
+    if (!detected.llama_cpp_name.empty()) cj.add("llama_cpp_format", detected.llama_cpp_name);
+    if (choice) {
+      cj.add("format", to_string(choice->format)).add("reason", choice->reason);
+      if (!choice->warning.empty()) cj.add("warning", choice->warning);
+    } else {
+      cj.add_null("format");
+    }
+    std::string pj = "[";
+    for (const auto& pr : problems) pj += (pj.size() > 1 ? "," : "") + json::quote(pr);
+    pj += "]";
     json::object o;
     o.add("file", path)
         .add("size_bytes", static_cast<uint64_t>(f.size()))
@@ -200,7 +226,9 @@ int model_info(const std::string& path, bool as_json) {
         .add("tensor_bytes", n_tensor_bytes)
         .add_raw("tensor_types", types.str())
         .add_raw("tokenizer", tj.str())
-        .add_raw("chat_template", cj.str());
+        .add_raw("chat_template", cj.str())
+        .add("servable", problems.empty())
+        .add_raw("problems", pj);
     std::cout << o.str() << "\n";
     return exit_ok;
   }
@@ -238,29 +266,42 @@ int model_info(const std::string& path, bool as_json) {
   out << "\n";
   out << "tokenizer:     ";
   if (tok) {
-    out << to_string(tok->type()) << ", " << tok->n_vocab() << " tokens, pre '" << tok->pre() << "', bos " << tok->bos()
-        << ", eos " << tok->eos() << (tok->add_bos() ? " (BOS added)" : " (no BOS)");
+    out << tok->model_name() << ", " << tok->n_vocab() << " tokens, ";
+    if (tok->type() == vocab_type::gpt2)
+      out << "pre-tokenizer '" << tok->pre() << "' (llama.cpp's " << tok->pre_family() << ")";
+    else
+      out << "SentencePiece";
+    out << ", bos " << tok->bos() << ", eos " << tok->eos() << (tok->add_bos() ? " (BOS added)" : " (no BOS)");
+    out << ", end of generation:";
+    for (token_id id : tok->end_of_generation()) out << " " << id << " " << tok->text(id);
   } else {
     out << "unusable: " << tok_error;
   }
   out << "\n";
-  out << "chat template: " << to_string(fmt)
-      << (tmpl_text.empty() ? " (no template in the file; default)"
-          : recognised      ? " (recognised)"
-                            : " (unrecognised template; default)")
-      << "\n";
+  out << "chat template: ";
+  if (choice)
+    out << to_string(choice->format) << " (" << choice->reason << ")";
+  else
+    out << "none";
+  out << "\n";
+  if (choice && !choice->warning.empty()) out << "warning:       " << choice->warning << "\n";
+  out << "servable:      " << (problems.empty() ? "yes" : "no") << "\n";
+  for (const auto& pr : problems) out << "  cannot serve: " << pr << "\n";
   std::cout << out.str();
   return exit_ok;
 }
 
-int model_tokenize(const std::string& path, bool pieces) {
+int model_tokenize(const std::string& path, bool pieces, bool parse_special, bool continuation) {
   auto file = gguf::gguf_file::open(path);
   if (!file) return fail(exit_code_for(file.error()), file.error().message());
   auto tok = tokenizer::from_gguf(*file);
   if (!tok) return fail(exit_code_for(tok.error()), tok.error().message());
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   if (std::cin.bad()) return fail(exit_other, "cannot read standard input");
-  const std::vector<token_id> ids = tok->encode(text, /*add_bos=*/false, /*parse_special=*/false);
+  if (continuation && parse_special)
+    return fail(exit_bad_input, "--continuation and --parse-special cannot be combined");
+  const std::vector<token_id> ids =
+      continuation ? tok->encode_continuation(text) : tok->encode(text, /*add_bos=*/false, parse_special);
   std::string line;
   if (pieces) {
     for (token_id id : ids) line += std::to_string(id) + "\t" + printable(tok->piece(id, true)) + "\n";

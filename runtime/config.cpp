@@ -159,8 +159,13 @@ const std::vector<config_key>& config_keys() {
                    return {};
                  },
                  [](const node_config& c) { return std::to_string(c.kv_memory >> 20) + "MiB"; }});
-    k.push_back(int_key("context", "tokens per session (0: the model's context length)", "tokens",
-                        &node_config::context, 0, 1 << 20));
+    k.push_back(int_key("context", "tokens per session (0: the model's context length; more is allowed, with a warning)",
+                        "tokens", &node_config::context, 0, 1 << 20));
+    k.push_back(string_key("chat-template",
+                           "chat format: auto (from the file's template and vocabulary), raw (base models: turns as "
+                           "one continuing text), or chatml, llama2, llama3, mistral-v1/v3/v3-tekken/v7, phi3, zephyr, "
+                           "gemma, ...",
+                           &node_config::chat_template));
     k.push_back(int_key("max-batch", "sequences in one engine step", "", &node_config::max_batch, 1, 1024));
     k.push_back(
         duration_key("batch-window", "how long an idle batch loop waits to fill a batch", &node_config::batch_window));

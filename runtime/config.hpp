@@ -34,7 +34,8 @@ struct node_config {
   std::string device = "cpu";       // engine: cpu or cuda:N
   int threads = 0;                  // engine threads, 0 = all cores
   int64_t kv_memory = 256ll << 20;  // bytes of KV cache
-  int context = 0;                  // tokens per session, 0 = the model's context length
+  int context = 0;                  // tokens per session, 0 = the model's context length (may exceed it)
+  std::string chat_template = "auto";  // auto (from the file) or a format name (chat_template.hpp)
   // batching
   int max_batch = 64;                                    // sequences per step
   duration batch_window = std::chrono::milliseconds(2);  // coalescing deadline when idle

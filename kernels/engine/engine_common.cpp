@@ -49,7 +49,7 @@ status paged_engine::validate_and_reserve(const std::vector<step_item>& batch, i
 }
 
 result<engine_size> size_engine(const llama_hparams& hp, const engine_config& cfg) {
-  const int32_t n_ctx = cfg.n_ctx > 0 ? std::min(cfg.n_ctx, hp.n_ctx_train) : hp.n_ctx_train;
+  const int32_t n_ctx = cfg.n_ctx > 0 ? cfg.n_ctx : hp.n_ctx_train;  // may exceed the trained length (as llama.cpp)
   if (cfg.kv_block_size <= 0 || cfg.max_sequences <= 0 || cfg.max_step_tokens <= 0)
     return status{errc::invalid_argument, "engine: block size, max sequences and step tokens must be positive"};
   const int64_t bytes_per_block = 2ll * hp.n_layer * hp.n_head_kv * hp.head_dim * cfg.kv_block_size * 4;

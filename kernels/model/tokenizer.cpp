@@ -1,10 +1,13 @@
 #include "kernels/model/tokenizer.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <queue>
+#include <unordered_set>
 
 #include "kernels/model/gguf.hpp"
+#include "kernels/model/pretokenizer.hpp"
 #include "kernels/model/unicode.hpp"
 
 namespace brigade {
@@ -58,138 +61,271 @@ struct fragment {
 
 const char* to_string(vocab_type t) { return t == vocab_type::llama ? "llama" : "gpt2"; }
 
+namespace {
+
+bool is_one_of(std::string_view s, std::initializer_list<std::string_view> list) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+// Token texts llama.cpp treats as end of generation (llama_vocab::impl::load).
+bool eog_text(std::string_view t) {
+  return is_one_of(t, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+                       "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+                       "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+                       "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", "[e~["});
+}
+
+// FIM texts: llama.cpp marks them control; pad, repo and file-separator ones also end generation.
+bool fim_text(std::string_view t, bool& eog) {
+  eog = is_one_of(t, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>",
+                      "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>"});
+  return eog || is_one_of(t, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
+                              "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>", "<|fim_suffix|>",
+                              "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81hole\xEF\xBD\x9C>", "<SUF>",
+                              "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>", "<|fim_middle|>", "<fim-middle>",
+                              "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", "<MID>",
+                              "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"});
+}
+
+uint32_t attr_of(token_kind k) {
+  switch (k) {
+    case token_kind::unknown: return attr_unknown;
+    case token_kind::unused: return attr_unused;
+    case token_kind::normal: return attr_normal;
+    case token_kind::control: return attr_control;
+    case token_kind::user_defined: return attr_user_defined;
+    case token_kind::byte: return attr_byte;
+    default: return attr_undefined;
+  }
+}
+
+}  // namespace
+
 result<tokenizer> tokenizer::from_gguf(const gguf::gguf_file& file) {
   const std::string& fname = file.name();
   auto model = file.get_string("tokenizer.ggml.model", "");
   if (!model) return model.error();
   tokenizer t;
+  t.model_ = *model;
   if (model->empty())
     return status{errc::not_found, fname + ": no tokenizer (the key tokenizer.ggml.model is missing)"};
   if (*model == "llama") {
     t.type_ = vocab_type::llama;
-  } else if (*model == "gpt2") {
+  } else if (*model == "gpt2" || *model == "gemma4") {
     t.type_ = vocab_type::gpt2;
+  } else if (is_one_of(*model, {"bert", "t5", "rwkv", "plamo2"})) {
+    const char* what = *model == "bert"  ? "WordPiece (BERT embedding models)"
+                       : *model == "t5"  ? "Unigram (T5)"
+                       : *model == "rwkv" ? "RWKV's trie tokenizer"
+                                          : "PLaMo-2's Aho-Corasick tokenizer";
+    return status{errc::unsupported, fname + ": tokenizer model '" + *model + "' (" + what +
+                                         ") is not supported; brigade serves SentencePiece ('llama') and BPE "
+                                         "('gpt2', 'gemma4') vocabularies"};
   } else {
-    return status{errc::unsupported,
-                  fname + ": tokenizer model '" + *model + "' is not supported (brigade supports 'llama' and 'gpt2')"};
+    return status{errc::unsupported, fname + ": tokenizer model '" + *model +
+                                         "' is not supported; brigade serves SentencePiece ('llama') and BPE "
+                                         "('gpt2', 'gemma4') vocabularies"};
   }
-  auto pre = file.get_string("tokenizer.ggml.pre", "default");
+  auto pre = file.get_string("tokenizer.ggml.pre", "");
   if (!pre) return pre.error();
-  t.pre_ = *pre;
-  if (t.type_ == vocab_type::gpt2 && t.pre_ != "gpt-2")
-    return status{errc::unsupported,
-                  fname + ": pre-tokenizer '" + t.pre_ +
-                      "' (tokenizer.ggml.pre) is not supported; brigade's gpt2 tokenizer implements only 'gpt-2'"};
+  t.pre_ = pre->empty() ? "default" : *pre;
+  if (*model == "gemma4") t.pre_ = "gemma4";  // llama.cpp forces it
+  if (t.type_ == vocab_type::gpt2) {
+    auto p = pretokenizer::make(t.pre_);
+    if (!p) return status{errc::unsupported, fname + ": " + p.error().message()};
+    t.pre_family_ = p->family();
+    t.ignore_merges_ = p->ignore_merges();
+    t.escape_whitespaces_ = p->escape_whitespaces();
+    t.pretok_ = std::make_shared<const pretokenizer>(std::move(*p));
+  }
+  if (auto s = t.read_tokens(file); !s) return s;
+  if (auto s = t.read_settings(file); !s) return s;
+  t.infer_attributes(file);
+  return t;
+}
 
+status tokenizer::read_tokens(const gguf::gguf_file& file) {
+  const std::string& fname = file.name();
   auto tokens = file.get_array("tokenizer.ggml.tokens", gguf::value_type::string);
   if (!tokens) return tokens.error();
   const gguf::value& tv = **tokens;
   if (tv.count == 0 || tv.count > static_cast<uint64_t>(INT32_MAX))
-    return status{errc::malformed, fname + ": tokenizer.ggml.tokens holds " + std::to_string(tv.count) + " tokens"};
+    return {errc::malformed, fname + ": tokenizer.ggml.tokens holds " + std::to_string(tv.count) + " tokens"};
   const size_t n = static_cast<size_t>(tv.count);
-  t.text_.reserve(n);
-  t.index_.reserve(n);
+  text_.reserve(n);
+  index_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     // As llama.cpp: an empty text becomes "[EMPTY_i]", and for duplicate
     // texts the last id wins (token_to_id[word] = i).
-    t.text_.emplace_back(tv.strings[i].empty() ? "[EMPTY_" + std::to_string(i) + "]" : std::string(tv.strings[i]));
-    t.index_.insert_or_assign(t.text_.back(), static_cast<token_id>(i));
+    text_.emplace_back(tv.strings[i].empty() ? "[EMPTY_" + std::to_string(i) + "]" : std::string(tv.strings[i]));
+    index_.insert_or_assign(text_.back(), static_cast<token_id>(i));
   }
-
-  t.score_.assign(n, 0.0f);
-  if (file.find("tokenizer.ggml.scores")) {
-    auto scores = file.get_array("tokenizer.ggml.scores", gguf::value_type::f32);
+  score_.assign(n, 0.0f);
+  if (const gguf::value* sv = file.find("tokenizer.ggml.scores")) {
+    const bool ints = sv->type == gguf::value_type::array && sv->elem_type == gguf::value_type::i32;
+    auto scores = file.get_array("tokenizer.ggml.scores", ints ? gguf::value_type::i32 : gguf::value_type::f32);
     if (!scores) return scores.error();
-    if ((*scores)->count != n)
-      return status{errc::malformed, fname + ": tokenizer.ggml.scores has " + std::to_string((*scores)->count) +
-                                         " entries for " + std::to_string(n) + " tokens"};
-    for (size_t i = 0; i < n; ++i) t.score_[i] = static_cast<float>((*scores)->array_float(i));
+    if ((*scores)->count < n)
+      return {errc::malformed, fname + ": tokenizer.ggml.scores has " + std::to_string((*scores)->count) +
+                                   " entries for " + std::to_string(n) + " tokens"};
+    for (size_t i = 0; i < n; ++i)
+      score_[i] = ints ? static_cast<float>((*scores)->array_int(i)) : static_cast<float>((*scores)->array_float(i));
   }
-  t.kind_.assign(n, token_kind::normal);
+  kind_.assign(n, token_kind::normal);
   if (file.find("tokenizer.ggml.token_type")) {
     auto types = file.get_array("tokenizer.ggml.token_type", gguf::value_type::i32);
     if (!types) return types.error();
-    if ((*types)->count != n)
-      return status{errc::malformed, fname + ": tokenizer.ggml.token_type has " + std::to_string((*types)->count) +
-                                         " entries for " + std::to_string(n) + " tokens"};
+    if ((*types)->count < n)
+      return {errc::malformed, fname + ": tokenizer.ggml.token_type has " + std::to_string((*types)->count) +
+                                   " entries for " + std::to_string(n) + " tokens"};
     for (size_t i = 0; i < n; ++i) {
       const int64_t k = (*types)->array_int(i);
-      if (k < 0 || k > 6)
-        return status{errc::malformed,
-                      fname + ": token " + std::to_string(i) + " has unknown token type " + std::to_string(k)};
-      t.kind_[i] = static_cast<token_kind>(k);
+      kind_[i] = k >= 0 && k <= 6 ? static_cast<token_kind>(k) : token_kind::undefined;
     }
   }
+  attr_.resize(n);
+  for (size_t i = 0; i < n; ++i) attr_[i] = attr_of(kind_[i]);
 
-  if (t.type_ == vocab_type::gpt2) {
+  if (type_ == vocab_type::gpt2) {
     auto merges = file.get_array("tokenizer.ggml.merges", gguf::value_type::string);
-    if (!merges) return merges.error();
-    t.merge_rank_.reserve(static_cast<size_t>((*merges)->count));
+    if (!merges)
+      return {errc::malformed, fname + ": a BPE vocabulary needs tokenizer.ggml.merges (" + merges.error().message() + ")"};
+    merge_rank_.reserve(static_cast<size_t>((*merges)->count));
     for (size_t i = 0; i < (*merges)->count; ++i) {
+      // As llama.cpp: "first second" split at the first space after the first
+      // byte; a merge without one pairs two empty texts (never matches).
       std::string_view m = (*merges)->strings[i];
-      const size_t sp = m.find(' ', 1);
-      if (sp == std::string_view::npos)
-        return status{errc::malformed,
-                      fname + ": merge " + std::to_string(i) + " ('" + std::string(m) + "') has no space"};
-      t.merge_rank_.emplace(std::string(m), static_cast<int32_t>(i));
+      if (m.find(' ', 1) == std::string_view::npos) continue;
+      merge_rank_.emplace(std::string(m), static_cast<int32_t>(i));
     }
   }
+  return {};
+}
 
-  const bool llama = t.type_ == vocab_type::llama;
+status tokenizer::read_settings(const gguf::gguf_file& file) {
+  const size_t n = text_.size();
+  const bool llama = type_ == vocab_type::llama;
+  const bool gemma4 = model_ == "gemma4";
+  // llama.cpp's defaults per tokenizer model; an id outside the vocabulary disables it.
   auto read_id = [&](const char* key, int64_t fallback, token_id& out) -> status {
-    const gguf::value* v = file.find(key);
-    if (!v) {
-      out = static_cast<token_id>(fallback < static_cast<int64_t>(n) ? fallback : -1);
-      return {};
-    }
+    out = static_cast<token_id>(fallback >= 0 && fallback < static_cast<int64_t>(n) ? fallback : -1);
+    if (!file.find(key)) return {};
     auto id = file.get_uint(key, 0);
     if (!id) return id.error();
-    if (*id >= n)
-      return {errc::malformed, fname + ": " + key + " = " + std::to_string(*id) + " is outside the vocabulary of " +
-                                   std::to_string(n) + " tokens"};
-    out = static_cast<token_id>(*id);
+    if (*id < n) out = static_cast<token_id>(*id);  // llama.cpp keeps the default for a bad id
     return {};
   };
-  if (auto s = read_id("tokenizer.ggml.bos_token_id", llama ? 1 : -1, t.bos_); !s) return s;
-  if (auto s = read_id("tokenizer.ggml.eos_token_id", llama ? 2 : -1, t.eos_); !s) return s;
-  if (auto s = read_id("tokenizer.ggml.unknown_token_id", llama ? 0 : -1, t.unk_); !s) return s;
-  auto add_bos = file.get_bool("tokenizer.ggml.add_bos_token", llama);
+  const int64_t def_bos = llama ? 1 : gemma4 ? -1 : 11;
+  const int64_t def_eos = llama ? 2 : gemma4 ? -1 : 11;
+  if (auto s = read_id("tokenizer.ggml.bos_token_id", def_bos, bos_); !s) return s;
+  if (auto s = read_id("tokenizer.ggml.eos_token_id", def_eos, eos_); !s) return s;
+  if (auto s = read_id("tokenizer.ggml.unknown_token_id", llama ? 0 : -1, unk_); !s) return s;
+  token_id eot = -1, eom = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;
+  if (auto s = read_id("tokenizer.ggml.eot_token_id", -1, eot); !s) return s;
+  if (auto s = read_id("tokenizer.ggml.eom_token_id", -1, eom); !s) return s;
+  if (auto s = read_id("tokenizer.ggml.fim_pad_token_id", -1, fim_pad); !s) return s;
+  if (auto s = read_id("tokenizer.ggml.fim_rep_token_id", -1, fim_rep); !s) return s;
+  if (auto s = read_id("tokenizer.ggml.fim_sep_token_id", -1, fim_sep); !s) return s;
+  if (pretok_ && pretok_->no_bos()) bos_ = -1;
+  for (token_id id : {fim_pad, fim_rep, fim_sep, eot, eom})
+    if (id >= 0) eog_.push_back(id);
+
+  const bool def_add_bos = llama || (pretok_ && pretok_->default_add_bos());
+  auto add_bos = file.get_bool("tokenizer.ggml.add_bos_token", def_add_bos);
   if (!add_bos) return add_bos.error();
-  t.add_bos_ = *add_bos && t.bos_ >= 0;
+  add_bos_ = *add_bos || (gemma4 && pretok_);  // llama.cpp: Gemma 4 always adds BOS
+  auto add_eos = file.get_bool("tokenizer.ggml.add_eos_token", false);
+  if (!add_eos) return add_eos.error();
+  add_eos_ = *add_eos;
   auto space_prefix = file.get_bool("tokenizer.ggml.add_space_prefix", llama);
   if (!space_prefix) return space_prefix.error();
-  t.add_space_prefix_ = *space_prefix;
+  add_space_prefix_ = *space_prefix;
+  auto extra_ws = file.get_bool("tokenizer.ggml.remove_extra_whitespaces", false);
+  if (!extra_ws) return extra_ws.error();
+  remove_extra_whitespaces_ = *extra_ws;
+  add_bos_ = add_bos_ && bos_ >= 0;  // llama.cpp would assert when tokenizing
+  add_eos_ = add_eos_ && eos_ >= 0;
 
   for (int b = 0; b < 256; ++b) {
     token_id id = -1;
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "<0x%02X>", b);
     if (llama) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "<0x%02X>", b);
-      id = t.find(hex);
-      if (id < 0) id = t.find(std::string(1, static_cast<char>(b)));
+      id = find(hex);
+      if (id < 0) id = find(std::string(1, static_cast<char>(b)));
+    } else if (pretok_ && !pretok_->byte_encode()) {
+      id = find(hex);
     } else {
-      id = t.find(unicode::byte_to_unicode(static_cast<unsigned char>(b)));
+      id = find(unicode::byte_to_unicode(static_cast<unsigned char>(b)));
     }
-    t.byte_tokens_[b] = id;
+    byte_tokens_[b] = id;
   }
+  return {};
+}
 
-  for (size_t i = 0; i < n; ++i) {
-    const token_kind k = t.kind_[i];
-    if ((k == token_kind::control || k == token_kind::user_defined || k == token_kind::unknown) && !t.text_[i].empty())
-      t.special_.push_back(static_cast<token_id>(i));
+void tokenizer::infer_attributes(const gguf::gguf_file& file) {
+  const size_t n = text_.size();
+  // What llama.cpp infers from token texts (the texts the index keeps, i.e.
+  // the last id of a duplicated text).
+  std::unordered_set<token_id> eog(eog_.begin(), eog_.end());
+  for (const auto& [txt, id] : index_) {
+    uint32_t& a = attr_[static_cast<size_t>(id)];
+    bool fim_eog = false;
+    if (eog_text(txt)) {
+      eog.insert(id);
+      a |= attr_control;
+    } else if (fim_text(txt, fim_eog)) {
+      a |= attr_control;
+      if (fim_eog) eog.insert(id);
+    }
+    if (txt == "<|eot_id|>" || txt == "<|eom_id|>") a |= attr_control;
   }
-  std::stable_sort(t.special_.begin(), t.special_.end(), [&](token_id a, token_id b) {
-    return t.text_[static_cast<size_t>(a)].size() > t.text_[static_cast<size_t>(b)].size();
+  for (const auto& [txt, id] : index_) {
+    uint32_t& a = attr_[static_cast<size_t>(id)];
+    if ((a & attr_control) && txt.find("unused") != std::string::npos) a |= attr_unused;
+    if (is_one_of(txt, {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"})) a = attr_user_defined;
+  }
+  for (token_id id : {eos_}) if (id >= 0) eog.insert(id);
+  auto by_text = [&](std::string_view txt) {
+    for (token_id id : eog)
+      if (text_[static_cast<size_t>(id)] == txt) return id;
+    return token_id{-1};
+  };
+  // o200k_harmony and solar-open: "<|end|>" is not the end there.
+  const token_id end = by_text("<|end|>");
+  const bool has_call = by_text("<|call|>") >= 0 || by_text("<|calls|>") >= 0;
+  if (end >= 0 && has_call && (by_text("<|return|>") >= 0 || by_text("<|flush|>") >= 0)) {
+    eog.erase(end);
+    attr_[static_cast<size_t>(end)] = attr_user_defined;
+  }
+  // Gemma 4 and paddleocr: "</s>" is plain text.
+  const token_id s_id = by_text("</s>");
+  if (s_id >= 0 && by_text("<|tool_response>") >= 0) {
+    eog.erase(s_id);
+    attr_[static_cast<size_t>(s_id)] = attr_normal;
+  }
+  eog_.assign(eog.begin(), eog.end());
+  std::sort(eog_.begin(), eog_.end());
+
+  // Phi-3: whitespace right of its special tokens is dropped (by model name, as llama.cpp).
+  auto name = file.get_string("general.name", "");
+  std::string lname = name ? *name : "";
+  std::transform(lname.begin(), lname.end(), lname.begin(), [](unsigned char c) { return std::tolower(c); });
+  const bool phi3 = lname.find("phi-3") != std::string::npos || lname.find("phi3") != std::string::npos;
+
+  for (size_t i = 0; i < n; ++i)
+    if ((attr_[i] & (attr_control | attr_user_defined | attr_unknown)) && !text_[i].empty())
+      special_.push_back(static_cast<token_id>(i));
+  std::stable_sort(special_.begin(), special_.end(), [&](token_id a, token_id b) {
+    return text_[static_cast<size_t>(a)].size() > text_[static_cast<size_t>(b)].size();
   });
-
-  if (t.eos_ >= 0) t.eog_.push_back(t.eos_);
-  for (const char* eot : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>"}) {
-    const token_id id = t.find(eot);
-    if (id >= 0 && t.kind_[static_cast<size_t>(id)] == token_kind::control &&
-        std::find(t.eog_.begin(), t.eog_.end(), id) == t.eog_.end())
-      t.eog_.push_back(id);
+  if (phi3) {
+    for (token_id id : special_) attr_[static_cast<size_t>(id)] |= attr_rstrip;
+    for (const char* t : {"</s>"})
+      if (token_id id = find(t); id >= 0) attr_[static_cast<size_t>(id)] |= attr_rstrip;
+    for (const char* t : {"<unk>", "<s>", "<|endoftext|>"})
+      if (token_id id = find(t); id >= 0) attr_[static_cast<size_t>(id)] &= ~attr_rstrip;
   }
-  return t;
 }
 
 token_id tokenizer::find(std::string_view text) const {
@@ -198,22 +334,51 @@ token_id tokenizer::find(std::string_view text) const {
 }
 
 bool tokenizer::is_end_of_generation(token_id id) const {
-  return std::find(eog_.begin(), eog_.end(), id) != eog_.end();
+  return std::binary_search(eog_.begin(), eog_.end(), id);
 }
 
 token_id tokenizer::byte_token(unsigned char b) const { return byte_tokens_[b] >= 0 ? byte_tokens_[b] : unk_; }
 
 std::vector<token_id> tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
+  std::vector<std::pair<size_t, size_t>> spans;
+  if (parse_special) spans.emplace_back(0, text.size());
+  return encode_spans(text, spans, add_bos, true);
+}
+
+std::vector<token_id> tokenizer::encode(const std::vector<text_part>& parts, bool add_bos) const {
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> spans;
+  for (const text_part& p : parts) {
+    if (p.special && !p.text.empty()) spans.emplace_back(text.size(), text.size() + p.text.size());
+    text += p.text;
+  }
+  return encode_spans(text, spans, add_bos, true);
+}
+
+std::vector<token_id> tokenizer::encode_continuation(std::string_view text) const {
+  return encode_spans(text, {}, false, false);
+}
+
+std::vector<token_id> tokenizer::encode_spans(std::string_view text,
+                                              const std::vector<std::pair<size_t, size_t>>& special_spans,
+                                              bool add_bos, bool space_prefix) const {
   std::vector<token_id> out;
   if (add_bos && bos_ >= 0) out.push_back(bos_);
-  if (text.empty()) return out;
+  // A control (or unknown) token's text counts only inside a special span.
+  auto allowed = [&](size_t at, size_t len) {
+    for (const auto& [b, e] : special_spans)
+      if (at >= b && at + len <= e) return true;
+    return false;
+  };
 
   // Split out special tokens, longest text first (llama.cpp's
-  // tokenizer_st_partition). Without parse_special only user-defined ones.
-  std::vector<fragment> frags{{-1, 0, text.size()}};
+  // tokenizer_st_partition). User-defined tokens are matched everywhere.
+  std::vector<fragment> frags;
+  if (!text.empty()) frags.push_back({-1, 0, text.size()});
   for (token_id id : special_) {
-    const token_kind k = kind_[static_cast<size_t>(id)];
-    if (!parse_special && k != token_kind::user_defined) continue;
+    const uint32_t a = attr_[static_cast<size_t>(id)];
+    const bool needs_span = (a & (attr_control | attr_unknown)) != 0;
+    if (needs_span && special_spans.empty()) continue;
     const std::string& st = text_[static_cast<size_t>(id)];
     std::vector<fragment> next;
     next.reserve(frags.size());
@@ -224,19 +389,30 @@ std::vector<token_id> tokenizer::encode(std::string_view text, bool add_bos, boo
       }
       size_t start = f.off;
       const size_t end = f.off + f.len;
-      while (start < end) {
-        const size_t m = text.substr(0, end).find(st, start);
+      size_t search = start;
+      while (search < end) {
+        const size_t m = text.substr(0, end).find(st, search);
         if (m == std::string_view::npos) break;
-        if (m > start) next.push_back({-1, start, m - start});
+        if (needs_span && !allowed(m, st.size())) {
+          search = m + 1;
+          continue;
+        }
+        size_t left = m - start;
+        if (a & attr_lstrip)
+          while (left > 0 && std::isspace(static_cast<unsigned char>(text[start + left - 1]))) --left;
+        if (left > 0) next.push_back({-1, start, left});
         next.push_back({id, m, st.size()});
         start = m + st.size();
+        if (a & attr_rstrip)
+          while (start < end && std::isspace(static_cast<unsigned char>(text[start]))) ++start;
+        search = start;
       }
       if (start < end) next.push_back({-1, start, end - start});
     }
     frags.swap(next);
   }
 
-  bool prev_special = true;  // SentencePiece: a leading space before the first raw text
+  bool prev_special = space_prefix;  // SentencePiece: a leading space before the first raw text
   for (const fragment& f : frags) {
     if (f.token >= 0) {
       out.push_back(f.token);
@@ -251,10 +427,15 @@ std::vector<token_id> tokenizer::encode(std::string_view text, bool add_bos, boo
       escape_whitespace(s);
       encode_llama(s, out);
       prev_special = false;
+    } else if (escape_whitespaces_) {
+      std::string s(raw);
+      escape_whitespace(s);
+      encode_bpe(s, out);
     } else {
-      encode_gpt2(raw, out);
+      encode_bpe(raw, out);
     }
   }
+  if (add_bos && add_eos_ && eos_ >= 0) out.push_back(eos_);
   return out;
 }
 
@@ -312,17 +493,27 @@ void tokenizer::encode_llama(const std::string& text, std::vector<token_id>& out
   }
 }
 
-void tokenizer::encode_gpt2(std::string_view text, std::vector<token_id>& out) const {
+void tokenizer::encode_bpe(std::string_view text, std::vector<token_id>& out) const {
   struct bigram {
     int left, right;
     int32_t rank;
     std::string text;
   };
   auto cmp = [](const bigram& a, const bigram& b) { return a.rank > b.rank || (a.rank == b.rank && a.left > b.left); };
+  const bool byte_encode = pretok_->byte_encode();
+  const bool gemma4 = pre_family_ == "gemma4";
   std::string key;
-  for (const std::string& word : unicode::gpt2_pretokenize(text)) {
+  for (const std::string& word : pretok_->split(text)) {
     std::vector<symbol> syms;
-    for (size_t off = 0; off < word.size();) {
+    size_t off = 0;
+    if (ignore_merges_ && find(word) >= 0) {
+      syms.push_back({-1, -1, word.data(), word.size()});
+      off = word.size();
+    } else if (gemma4 && word.find_first_not_of('\n') == std::string::npos && find(word) >= 0) {
+      syms.push_back({-1, -1, word.data(), word.size()});  // a newline run that is a token
+      off = word.size();
+    }
+    while (off < word.size()) {
       const size_t len = std::min(unicode::utf8_len(static_cast<unsigned char>(word[off])), word.size() - off);
       const int idx = static_cast<int>(syms.size());
       off += len;
@@ -363,9 +554,10 @@ void tokenizer::encode_gpt2(std::string_view text, std::vector<token_id>& out) c
         out.push_back(id);
         continue;
       }
-      // Not a token: its single bytes, where those are tokens (llama.cpp).
+      // Not a token: its single bytes, where those are tokens (llama.cpp);
+      // <0xXX> tokens for vocabularies over raw UTF-8.
       for (char c : piece) {
-        const token_id b = find(std::string_view(&c, 1));
+        const token_id b = byte_encode ? find(std::string_view(&c, 1)) : byte_tokens_[static_cast<unsigned char>(c)];
         if (b >= 0) out.push_back(b);
       }
     }
@@ -374,34 +566,35 @@ void tokenizer::encode_gpt2(std::string_view text, std::vector<token_id>& out) c
 
 std::string tokenizer::piece(token_id id, bool render_special) const {
   if (id < 0 || id >= n_vocab()) return {};
-  const token_kind k = kind_[static_cast<size_t>(id)];
+  const uint32_t a = attr_[static_cast<size_t>(id)];
   const std::string& t = text_[static_cast<size_t>(id)];
   // As llama.cpp's token_to_piece: control and unknown tokens are silent
   // unless rendered, then (like user-defined ones) their raw text.
-  if (k == token_kind::control || k == token_kind::unknown) return render_special ? t : std::string();
-  if (k == token_kind::user_defined) return t;
-  if (type_ == vocab_type::llama) {
-    if (k == token_kind::byte) {
-      unsigned b = 0;
-      if (t.size() == 6 && std::sscanf(t.c_str(), "<0x%02X>", &b) == 1) return std::string(1, static_cast<char>(b));
-      return t;
+  if (a & (attr_control | attr_unknown)) return render_special ? t : std::string();
+  if (a & attr_user_defined) return t;
+  if (a & attr_normal) {
+    if (type_ == vocab_type::llama || escape_whitespaces_) {
+      std::string s = t;
+      unescape_whitespace(s);
+      return s;
     }
-    if (k != token_kind::normal) return {};
-    std::string s = t;
-    unescape_whitespace(s);
-    return s;
+    // byte-level BPE: map each code point back to its byte.
+    std::string out;
+    for (uint32_t cpt : unicode::decode_utf8(t)) {
+      unsigned char b;
+      if (unicode::unicode_to_byte(cpt, b))
+        out += static_cast<char>(b);
+      else
+        unicode::append_utf8(out, cpt);
+    }
+    return out;
   }
-  // gpt2: map each code point back to its byte.
-  if (k != token_kind::normal) return {};
-  std::string out;
-  for (uint32_t cpt : unicode::decode_utf8(t)) {
-    unsigned char b;
-    if (unicode::unicode_to_byte(cpt, b))
-      out += static_cast<char>(b);
-    else
-      unicode::append_utf8(out, cpt);
+  if (a & attr_byte) {
+    unsigned b = 0;
+    if (t.size() == 6 && std::sscanf(t.c_str(), "<0x%02X>", &b) == 1) return std::string(1, static_cast<char>(b));
+    return t;
   }
-  return out;
+  return {};
 }
 
 std::string tokenizer::decode(const std::vector<token_id>& ids, bool render_special) const {

@@ -1,13 +1,22 @@
 // Tokenizer built from a GGUF file's `tokenizer.ggml.*` metadata.
 //
-// Two vocabulary types, reproducing llama.cpp's tokenization exactly:
-//   llama  SentencePiece-style BPE: score-ordered merges over UTF-8
-//          characters, "▁" for spaces, a leading space, byte fallback
-//          (<0xXX> tokens) for characters not in the vocabulary.
-//   gpt2   byte-level BPE: the GPT-2 pre-tokenizer (tokenizer.ggml.pre
-//          "gpt-2"), then rank-ordered merges from tokenizer.ggml.merges.
-// Other `tokenizer.ggml.model` or `tokenizer.ggml.pre` values are refused with
-// errc::unsupported rather than tokenized wrongly.
+// Reproduces llama.cpp's tokenization exactly (src/llama-vocab.cpp) for its
+// two text tokenizer families:
+//   llama   SentencePiece-style BPE (SPM): score-ordered merges over UTF-8
+//           characters, "▁" for spaces, a leading space, byte fallback
+//           (<0xXX> tokens) for characters not in the vocabulary.
+//   gpt2    byte-level BPE: a pre-tokenizer chosen by tokenizer.ggml.pre
+//           (pretokenizer.hpp) splits the text into words, then rank-ordered
+//           merges from tokenizer.ggml.merges.
+//   gemma4  BPE over raw UTF-8 with "▁" for spaces (Gemma 4).
+// Other `tokenizer.ggml.model` values (bert, t5, rwkv, plamo2, ...) and
+// pre-tokenizers brigade does not implement are refused with errc::unsupported
+// and a sentence naming them, rather than tokenized wrongly.
+//
+// Token attributes follow llama.cpp's rules, including what it infers from
+// token texts: end-of-generation tokens ("<|eot_id|>", "<|im_end|>", ...),
+// FIM tokens and "unused" ones become control tokens; Phi-3 vocabularies strip
+// whitespace right of their special tokens.
 //
 // A tokenizer copies what it needs out of the GGUF file; it is immutable after
 // construction and safe to share between threads. Decoding is per token
@@ -29,10 +38,11 @@ namespace brigade {
 namespace gguf {
 class gguf_file;
 }
+class pretokenizer;
 
 using token_id = int32_t;
 
-enum class vocab_type { llama, gpt2 };
+enum class vocab_type { llama, gpt2 };  // gpt2: every BPE vocabulary (gpt2 and gemma4 models)
 const char* to_string(vocab_type t);
 
 /// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
@@ -44,6 +54,26 @@ enum class token_kind : int32_t {
   user_defined = 4,
   unused = 5,
   byte = 6,
+};
+
+/// llama.cpp's llama_token_attr bits.
+enum token_attr : uint32_t {
+  attr_undefined = 0,
+  attr_unknown = 1u << 0,
+  attr_unused = 1u << 1,
+  attr_normal = 1u << 2,
+  attr_control = 1u << 3,
+  attr_user_defined = 1u << 4,
+  attr_byte = 1u << 5,
+  attr_lstrip = 1u << 7,
+  attr_rstrip = 1u << 8,
+};
+
+/// A piece of text to encode; `special` lets control-token text in it become
+/// those tokens (chat template markup), otherwise it stays plain text.
+struct text_part {
+  std::string_view text;
+  bool special = false;
 };
 
 class tokenizer {
@@ -59,6 +89,14 @@ class tokenizer {
   /// `brigade model tokenize` and llama.cpp's reference files do).
   /// User-defined tokens are always matched as whole tokens, as in llama.cpp.
   std::vector<token_id> encode(std::string_view text, bool add_bos, bool parse_special) const;
+  /// Encodes the concatenation of `parts` as one text (merges may cross part
+  /// boundaries, exactly as for the joined text), but control and unknown
+  /// tokens are recognised only inside parts marked special: text a user
+  /// typed cannot become a control token.
+  std::vector<token_id> encode(const std::vector<text_part>& parts, bool add_bos) const;
+  /// Encodes text that continues earlier text: without BOS and, for
+  /// SentencePiece vocabularies, without the leading space prefix.
+  std::vector<token_id> encode_continuation(std::string_view text) const;
 
   /// The bytes token `id` stands for. Control tokens give their text only
   /// with `render_special`; an id out of range gives "".
@@ -68,25 +106,44 @@ class tokenizer {
   std::string decode(const std::vector<token_id>& ids, bool render_special = false) const;
 
   vocab_type type() const { return type_; }
+  /// tokenizer.ggml.model ("llama", "gpt2", "gemma4").
+  const std::string& model_name() const { return model_; }
+  /// tokenizer.ggml.pre ("default" when missing); for SentencePiece vocabularies
+  /// llama.cpp ignores it.
   const std::string& pre() const { return pre_; }
+  /// llama.cpp's pre-tokenizer type the name selects ("" for SentencePiece).
+  const std::string& pre_family() const { return pre_family_; }
   int32_t n_vocab() const { return static_cast<int32_t>(text_.size()); }
   token_id bos() const { return bos_; }
   token_id eos() const { return eos_; }
   token_id unk() const { return unk_; }
   /// tokenizer.ggml.add_bos_token (default: true for llama, false for gpt2).
   bool add_bos() const { return add_bos_; }
+  bool add_eos() const { return add_eos_; }
   bool add_space_prefix() const { return add_space_prefix_; }
+  bool remove_extra_whitespaces() const { return remove_extra_whitespaces_; }
+  bool ignore_merges() const { return ignore_merges_; }
+  /// The type the file gives the token (tokenizer.ggml.token_type).
   token_kind kind(token_id id) const { return kind_[static_cast<size_t>(id)]; }
+  /// The attributes llama.cpp uses (the type plus what it infers).
+  uint32_t attr(token_id id) const { return attr_[static_cast<size_t>(id)]; }
   const std::string& text(token_id id) const { return text_[static_cast<size_t>(id)]; }
   /// The id of a token's exact text, or -1.
   token_id find(std::string_view text) const;
-  /// True for tokens that end generation (EOS, EOT-like control tokens).
+  /// True for tokens that end generation: llama.cpp's set (EOS, EOT, EOM, and
+  /// tokens such as "<|eot_id|>", "<|im_end|>", "<end_of_turn>" by text).
   bool is_end_of_generation(token_id id) const;
+  const std::vector<token_id>& end_of_generation() const { return eog_; }
 
  private:
   tokenizer() = default;
+  status read_tokens(const gguf::gguf_file& file);
+  status read_settings(const gguf::gguf_file& file);
+  void infer_attributes(const gguf::gguf_file& file);
+  std::vector<token_id> encode_spans(std::string_view text, const std::vector<std::pair<size_t, size_t>>& special_spans,
+                                     bool add_bos, bool space_prefix) const;
   void encode_llama(const std::string& text, std::vector<token_id>& out) const;
-  void encode_gpt2(std::string_view text, std::vector<token_id>& out) const;
+  void encode_bpe(std::string_view text, std::vector<token_id>& out) const;
   token_id byte_token(unsigned char b) const;
 
   struct string_hash {
@@ -94,10 +151,14 @@ class tokenizer {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   vocab_type type_ = vocab_type::llama;
+  std::string model_;
   std::string pre_;
+  std::string pre_family_;
+  std::shared_ptr<const pretokenizer> pretok_;
   std::vector<std::string> text_;
   std::vector<float> score_;
   std::vector<token_kind> kind_;
+  std::vector<uint32_t> attr_;
   std::unordered_map<std::string, token_id, string_hash, std::equal_to<>> index_;
   std::unordered_map<std::string, int32_t, string_hash, std::equal_to<>> merge_rank_;  // "left right"
   std::vector<token_id> special_;  // tokens matched as whole words, longest text first
@@ -105,7 +166,11 @@ class tokenizer {
   token_id byte_tokens_[256];
   token_id bos_ = -1, eos_ = -1, unk_ = -1;
   bool add_bos_ = false;
+  bool add_eos_ = false;
   bool add_space_prefix_ = true;
+  bool remove_extra_whitespaces_ = false;
+  bool ignore_merges_ = false;
+  bool escape_whitespaces_ = false;
 };
 
 /// Turns a stream of token ids into valid UTF-8 text chunks: bytes of a

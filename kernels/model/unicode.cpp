@@ -7,20 +7,12 @@ namespace brigade::unicode {
 
 namespace {
 
-struct cpt_range {
-  uint32_t lo, hi;
+struct cpt_flag_range {
+  uint32_t first;
+  uint8_t flags;
 };
 
 #include "kernels/model/unicode_tables.inc"
-
-template <size_t N>
-bool in_table(const cpt_range (&table)[N], uint32_t cpt) {
-  auto it = std::upper_bound(std::begin(table), std::end(table), cpt,
-                             [](uint32_t c, const cpt_range& r) { return c < r.lo; });
-  if (it == std::begin(table)) return false;
-  --it;
-  return cpt >= it->lo && cpt <= it->hi;
-}
 
 constexpr uint32_t max_cpt = 0x10FFFF;
 constexpr uint32_t replacement = 0xFFFD;
@@ -46,8 +38,6 @@ const byte_maps& maps() {
 }
 
 }  // namespace
-
-const char* tables_version() { return unicode_tables_version; }
 
 std::vector<uint32_t> decode_utf8(std::string_view s) {
   std::vector<uint32_t> out;
@@ -137,14 +127,15 @@ void append_utf8(std::string& out, uint32_t cpt) {
   }
 }
 
-cpt_class classify(uint32_t cpt) {
-  cpt_class c;
-  if (cpt > max_cpt) return c;
-  c.in_range = true;
-  c.letter = in_table(letter_ranges, cpt);
-  c.number = !c.letter && in_table(number_ranges, cpt);
-  c.whitespace = in_table(whitespace_ranges, cpt);
-  return c;
+uint8_t category(uint32_t cpt) {
+  if (cpt > max_cpt) return cat_undefined;
+  auto it = std::upper_bound(std::begin(flag_ranges), std::end(flag_ranges), cpt,
+                             [](uint32_t c, const cpt_flag_range& r) { return c < r.first; });
+  return it == std::begin(flag_ranges) ? static_cast<uint8_t>(cat_undefined) : std::prev(it)->flags;
+}
+
+bool is_whitespace(uint32_t cpt) {
+  return std::binary_search(std::begin(whitespace_cpts), std::end(whitespace_cpts), cpt);
 }
 
 const std::string& byte_to_unicode(unsigned char b) { return maps().to_text[b]; }
@@ -153,90 +144,6 @@ bool unicode_to_byte(uint32_t cpt, unsigned char& out) {
   if (cpt >= maps().from_cpt.size() || maps().from_cpt[cpt] < 0) return false;
   out = static_cast<unsigned char>(maps().from_cpt[cpt]);
   return true;
-}
-
-std::vector<std::string> gpt2_pretokenize(std::string_view text) {
-  const std::vector<uint32_t> cpts = decode_utf8(text);
-  const size_t n = cpts.size();
-  std::vector<cpt_class> cls(n + 1);  // cls[n]: out of range (all false)
-  for (size_t k = 0; k < n; ++k) cls[k] = classify(cpts[k]);
-  auto cpt_at = [&](size_t k) -> uint32_t { return k < n ? cpts[k] : 0xFFFFFFFFu; };
-
-  std::vector<size_t> ends;  // piece end offsets in code points
-  size_t prev_end = 0;
-  auto add = [&](size_t end) {
-    if (end > prev_end) ends.push_back(end);
-    prev_end = end;
-  };
-  size_t pos = 0;
-  while (pos < n) {
-    const uint32_t c = cpts[pos];
-    // 's|'t|'re|'ve|'m|'ll|'d (case-sensitive)
-    if (c == '\'' && pos + 1 < n) {
-      const uint32_t c1 = cpt_at(pos + 1);
-      if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') {
-        add(pos += 2);
-        continue;
-      }
-      if (pos + 2 < n) {
-        const uint32_t c2 = cpt_at(pos + 2);
-        if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) {
-          add(pos += 3);
-          continue;
-        }
-      }
-    }
-    const cpt_class f2 = c == ' ' ? cls[pos + 1] : cls[pos];
-    //  ?\p{L}+
-    if (f2.letter) {
-      pos += (c == ' ');
-      while (cls[pos].letter) ++pos;
-      add(pos);
-      continue;
-    }
-    //  ?\p{N}+
-    if (f2.number) {
-      pos += (c == ' ');
-      while (cls[pos].number) ++pos;
-      add(pos);
-      continue;
-    }
-    //  ?[^\s\p{L}\p{N}]+
-    auto other = [](const cpt_class& f) { return f.in_range && !f.whitespace && !f.letter && !f.number; };
-    if (other(f2)) {
-      pos += (c == ' ');
-      while (other(cls[pos])) ++pos;
-      add(pos);
-      continue;
-    }
-    size_t n_ws = 0;
-    while (cls[pos + n_ws].whitespace) ++n_ws;
-    // \s+(?!\S): leave the last space to prefix the next word
-    if (n_ws > 1 && pos + n_ws < n) {
-      add(pos += n_ws - 1);
-      continue;
-    }
-    // \s+
-    if (n_ws > 0) {
-      add(pos += n_ws);
-      continue;
-    }
-    add(++pos);  // no match: a piece of its own
-  }
-
-  std::vector<std::string> words;
-  words.reserve(ends.size());
-  size_t start = 0;
-  std::string utf8;
-  for (size_t end : ends) {
-    utf8.clear();
-    for (size_t k = start; k < end; ++k) append_utf8(utf8, cpts[k]);
-    std::string word;
-    for (unsigned char b : utf8) word += byte_to_unicode(b);
-    words.push_back(std::move(word));
-    start = end;
-  }
-  return words;
 }
 
 }  // namespace brigade::unicode

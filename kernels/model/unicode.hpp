@@ -1,7 +1,7 @@
 // Unicode helpers for the tokenizers: UTF-8 <-> code points with llama.cpp's
-// exact (lenient) decoding rules, the letter/number/whitespace classes from
-// Debian's unicode-data (see tools/gen_unicode_tables.py), GPT-2's byte <->
-// unicode mapping and its pre-tokenizer. Pure functions; thread-safe.
+// exact (lenient) decoding rules, llama.cpp's own category and whitespace
+// tables (see tools/gen_unicode_tables.py) and GPT-2's byte <-> unicode
+// mapping. Pure functions; thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -28,27 +28,27 @@ bool valid_utf8(std::string_view s);
 /// Appends the UTF-8 encoding of `cpt` to `out`.
 void append_utf8(std::string& out, uint32_t cpt);
 
-struct cpt_class {
-  bool letter = false;      // general category L*
-  bool number = false;      // general category N*
-  bool whitespace = false;  // White_Space
-  bool in_range = false;    // cpt <= U+10FFFF
+/// llama.cpp's unicode_cpt_flags category bits: one per code point.
+enum category : uint8_t {
+  cat_undefined = 0x01,
+  cat_number = 0x02,       // \p{N}
+  cat_letter = 0x04,       // \p{L}
+  cat_separator = 0x08,    // \p{Z}
+  cat_accent_mark = 0x10,  // \p{M}
+  cat_punctuation = 0x20,  // \p{P}
+  cat_symbol = 0x40,       // \p{S}
+  cat_control = 0x80,      // \p{C}
 };
-cpt_class classify(uint32_t cpt);
-
-/// The Unicode version the class tables were generated from.
-const char* tables_version();
+/// The category of `cpt` in llama.cpp's tables (cat_undefined past U+10FFFF).
+uint8_t category(uint32_t cpt);
+/// llama.cpp's whitespace set (its `\s`): ASCII 9-13 and 32, U+0085, U+00A0,
+/// U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
+bool is_whitespace(uint32_t cpt);
 
 /// GPT-2's reversible byte -> printable code point map, as UTF-8 text.
 const std::string& byte_to_unicode(unsigned char b);
 /// Inverse of byte_to_unicode for one code point; returns false for a code
 /// point that is not in the map.
 bool unicode_to_byte(uint32_t cpt, unsigned char& out);
-
-/// Splits `text` with the GPT-2 pre-tokenizer regex
-///   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-/// and returns each piece byte-level encoded (every byte mapped through
-/// byte_to_unicode), ready for BPE merges.
-std::vector<std::string> gpt2_pretokenize(std::string_view text);
 
 }  // namespace brigade::unicode

@@ -3,6 +3,8 @@
 // bench/engine_bench.py; docs/benchmarks.md says how the peer is built.
 //
 // usage: node llama_peer.mjs MODEL.gguf tokenize        < JSON array of strings
+//        node llama_peer.mjs VOCAB.gguf vocab-tokenize [special] < JSON array of strings
+//          (vocabulary only; "special" parses control-token text)
 //        node llama_peer.mjs MODEL.gguf greedy N THREADS < JSON {"prompts": ["...", ...]}
 //        node llama_peer.mjs MODEL.gguf bench N THREADS PROMPT_TOKENS
 // Prints one JSON value on stdout.
@@ -14,7 +16,7 @@ const [file, command, ...args] = process.argv.slice(2);
 const logLines = [];
 const llama = await getLlama({gpu: false, build: "never", logLevel: "info",
                               logger: (level, message) => { logLines.push(message); }});
-const model = await llama.loadModel({modelPath: file, gpuLayers: 0});
+const model = await llama.loadModel({modelPath: file, gpuLayers: 0, vocabOnly: command === "vocab-tokenize"});
 
 async function context(threads) {
   // F32 KV cache: brigade's CPU cache is F32, so only the weights' rounding differs.
@@ -25,6 +27,27 @@ async function context(threads) {
 if (command === "tokenize") {
   const texts = JSON.parse(readFileSync(0, "utf8"));
   console.log(JSON.stringify(texts.map((t) => Array.from(model.tokenize(t, false)))));
+} else if (command === "vocab-tokenize") {
+  const texts = JSON.parse(readFileSync(0, "utf8"));
+  const special = args[0] === "special";
+  console.log(JSON.stringify(texts.map((t) => Array.from(model.tokenize(t, special)))));
+} else if (command === "greedy-ids") {
+  // Greedy continuation of raw token ids (BOS included by the caller).
+  const n = Number(args[0]);
+  const {inputs} = JSON.parse(readFileSync(0, "utf8"));
+  const ctx = await context(Number(args[1]));
+  const results = [];
+  for (const input of inputs) {
+    const seq = ctx.getSequence();
+    const tokens = [];
+    for await (const t of seq.evaluate(input, {temperature: 0, yieldEogToken: true})) {
+      tokens.push(t);
+      if (tokens.length >= n || model.isEogToken(t)) break;
+    }
+    results.push(tokens);
+    seq.dispose();
+  }
+  console.log(JSON.stringify(results));
 } else if (command === "greedy") {
   const n = Number(args[0]);
   const {prompts} = JSON.parse(readFileSync(0, "utf8"));

@@ -33,3 +33,22 @@ def peer(model, args, stdin=""):
     if p.returncode != 0:
         raise RuntimeError(f"llama.cpp peer failed: {p.stderr.decode()[-2000:]}")
     return json.loads(p.stdout)
+
+
+def ensure_llama_src():
+    """llama.cpp's source as node-llama-cpp bundles it (its vocabularies,
+    reference tokenizations, chat templates and tests), cloned once from the
+    package's git bundle into the cache. Returns the folder."""
+    ensure_peer()
+    src = os.path.join(os.path.dirname(PEER_DIR), f"llama-src-{VERSION}")
+    if not os.path.isdir(os.path.join(src, "src")):
+        bundle = os.path.join(PEER_DIR, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle")
+        tmp = src + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["git", "clone", "-q", bundle, tmp], check=True, timeout=600)
+        os.replace(tmp, src)
+    return src
+
+
+def peer_vocab_tokenize(vocab, texts, special=False):
+    return peer(vocab, ["vocab-tokenize"] + (["special"] if special else []), json.dumps(texts))

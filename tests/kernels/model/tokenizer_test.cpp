@@ -196,15 +196,20 @@ status load_error(const std::vector<unsigned char>& img) {
 }
 
 TEST(Tokenizer, RefusesUnsupportedTokenizersClearly) {
-  const status pre = load_error(tiny_vocab("gpt2", "llama-bpe"));
+  const status pre = load_error(tiny_vocab("gpt2", "kimi-k2"));
   EXPECT_EQ(pre.code(), errc::unsupported);
-  EXPECT_NE(pre.message().find("pre-tokenizer 'llama-bpe'"), std::string::npos) << pre.message();
+  EXPECT_NE(pre.message().find("pre-tokenizer 'kimi-k2'"), std::string::npos) << pre.message();
   EXPECT_NE(pre.message().find("not supported"), std::string::npos);
-  const status missing_pre = load_error(tiny_vocab("gpt2", ""));
-  EXPECT_EQ(missing_pre.code(), errc::unsupported) << missing_pre.message();
-  const status bert = load_error(tiny_vocab("bert", ""));
-  EXPECT_EQ(bert.code(), errc::unsupported);
-  EXPECT_NE(bert.message().find("'bert'"), std::string::npos);
+  const status unknown_pre = load_error(tiny_vocab("gpt2", "no-such-pre"));
+  EXPECT_EQ(unknown_pre.code(), errc::unsupported);
+  EXPECT_NE(unknown_pre.message().find("'no-such-pre'"), std::string::npos);
+  // As llama.cpp: a missing tokenizer.ggml.pre means "default".
+  EXPECT_TRUE(load_error(tiny_vocab("gpt2", "")).ok());
+  for (const char* model : {"bert", "t5", "rwkv", "plamo2", "unigram-x"}) {
+    const status s = load_error(tiny_vocab(model, ""));
+    EXPECT_EQ(s.code(), errc::unsupported);
+    EXPECT_NE(s.message().find(std::string("'") + model + "'"), std::string::npos) << s.message();
+  }
   const status scores = load_error(tiny_vocab("llama", "", 2));
   EXPECT_EQ(scores.code(), errc::malformed);
   EXPECT_NE(scores.message().find("2 entries for 3 tokens"), std::string::npos) << scores.message();
@@ -213,17 +218,32 @@ TEST(Tokenizer, RefusesUnsupportedTokenizersClearly) {
   const status no_tok = load_error(none.bytes());
   EXPECT_EQ(no_tok.code(), errc::not_found);
   EXPECT_TRUE(load_error(tiny_vocab("gpt2", "gpt-2")).ok());
+  EXPECT_TRUE(load_error(tiny_vocab("gpt2", "llama-bpe")).ok());
 }
 
-TEST(Tokenizer, RejectsSpecialIdsOutsideTheVocabulary) {
+TEST(Tokenizer, KeepsTheDefaultForSpecialIdsOutsideTheVocabularyAsLlamaCpp) {
   gguf::writer w;
   w.add_string("tokenizer.ggml.model", "llama");
   w.add_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>"});
   w.add_u32("tokenizer.ggml.eos_token_id", 7);
-  const status s = load_error(w.bytes());
-  EXPECT_EQ(s.code(), errc::malformed);
-  EXPECT_NE(s.message().find("eos_token_id = 7 is outside the vocabulary of 3 tokens"), std::string::npos)
-      << s.message();
+  const auto img = w.bytes();
+  auto f = gguf::gguf_file::parse(img.data(), img.size(), "vocab.gguf");
+  ASSERT_TRUE(f.ok());
+  auto t = tokenizer::from_gguf(*f);
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  EXPECT_EQ(t->eos(), 2);
+  EXPECT_TRUE(t->is_end_of_generation(2));
+}
+
+TEST(Tokenizer, ControlTokensInPlainPartsStayText) {
+  const auto v = load_vocab("ggml-vocab-gpt-2.gguf");
+  const auto as_text = v.tok.encode("<|endoftext|>", false, false);
+  const auto ids = v.tok.encode(std::vector<text_part>{{"<|endoftext|>", true}, {"<|endoftext|>", false}}, false);
+  std::vector<token_id> want{50256};
+  want.insert(want.end(), as_text.begin(), as_text.end());
+  EXPECT_EQ(ids, want);
+  // Parts join into one text: merges cross their boundary.
+  EXPECT_EQ(v.tok.encode(std::vector<text_part>{{"Hel", true}, {"lo", false}}, false), v.tok.encode("Hello", false, false));
 }
 
 }  // namespace
