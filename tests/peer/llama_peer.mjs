@@ -5,17 +5,31 @@
 // usage: node llama_peer.mjs MODEL.gguf tokenize        < JSON array of strings
 //        node llama_peer.mjs VOCAB.gguf vocab-tokenize [special] < JSON array of strings
 //          (vocabulary only; "special" parses control-token text)
+//        node llama_peer.mjs - vocab-tokenize-many JOBS.json OUT.json
+//          (JOBS: [{"file", "texts", "special"}, ...]; OUT: one id list per text per job)
 //        node llama_peer.mjs MODEL.gguf greedy N THREADS < JSON {"prompts": ["...", ...]}
 //        node llama_peer.mjs MODEL.gguf bench N THREADS PROMPT_TOKENS
 // Prints one JSON value on stdout.
 import {getLlama} from "node-llama-cpp";
-import {readFileSync} from "node:fs";
+import {readFileSync, writeFileSync} from "node:fs";
 
 const [file, command, ...args] = process.argv.slice(2);
 // llama.cpp's own timing lines (llama_perf_context_print) arrive through the logger.
 const logLines = [];
 const llama = await getLlama({gpu: false, build: "never", logLevel: "info",
                               logger: (level, message) => { logLines.push(message); }});
+if (command === "vocab-tokenize-many") {
+  // Many vocabularies in one process: [{file, texts, special}] -> [[ids...]...].
+  const jobs = JSON.parse(readFileSync(args[0], "utf8"));
+  const results = [];
+  for (const job of jobs) {
+    const m = await llama.loadModel({modelPath: job.file, gpuLayers: 0, vocabOnly: true});
+    results.push(job.texts.map((t) => Array.from(m.tokenize(t, Boolean(job.special)))));
+    await m.dispose();
+  }
+  writeFileSync(args[1], JSON.stringify(results));
+  process.exit(0);
+}
 const model = await llama.loadModel({modelPath: file, gpuLayers: 0, vocabOnly: command === "vocab-tokenize"});
 
 async function context(threads) {

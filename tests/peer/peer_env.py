@@ -52,3 +52,29 @@ def ensure_llama_src():
 
 def peer_vocab_tokenize(vocab, texts, special=False):
     return peer(vocab, ["vocab-tokenize"] + (["special"] if special else []), json.dumps(texts))
+
+
+def peer_vocab_tokenize_many(jobs, processes=2):
+    """jobs: [(vocab, texts, special)] -> one list of id lists per job, spread
+    over `processes` llama.cpp processes."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = []
+        for k in range(processes):
+            part = jobs[k::processes]
+            src, dst = os.path.join(tmp, f"jobs{k}.json"), os.path.join(tmp, f"out{k}.json")
+            with open(src, "w") as f:
+                json.dump([{"file": f, "texts": t, "special": s} for f, t, s in part], f)
+            procs.append((subprocess.Popen(["node", os.path.join(PEER_DIR, "llama_peer.mjs"), "-",
+                                            "vocab-tokenize-many", src, dst], stderr=subprocess.PIPE), dst))
+        parts = []
+        for p, dst in procs:
+            _, err = p.communicate(timeout=1200)
+            if p.returncode != 0:
+                raise RuntimeError(f"llama.cpp peer failed: {err.decode()[-2000:]}")
+            with open(dst) as f:
+                parts.append(json.load(f))
+        out = [None] * len(jobs)
+        for k, part in enumerate(parts):
+            out[k::processes] = part
+        return out

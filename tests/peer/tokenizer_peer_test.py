@@ -16,6 +16,7 @@ directory.
 
 usage: tokenizer_peer_test.py TOKENIZE_BATCH_EXE TESTDATA_DIR
 """
+import concurrent.futures
 import json
 import os
 import struct
@@ -167,64 +168,84 @@ def main():
     corpus += EXTRA_CORPUS
     failures, summary, notes = [], {"vocabularies": {}, "pretokenizers": {}}, []
     t0 = time.time()
+    tmp = tempfile.TemporaryDirectory()
 
-    print(f"{'vocabulary':<28} {'model':<8} {'reference':>12} {'corpus':>10} {'special':>10}")
+    # brigade first (fast, in-process per file); llama.cpp then in one process for everything.
+    wanted, jobs, ours, refused = [], [], {}, {}
+
+    def job(key, path, texts, special=False):
+        wanted.append((key, path, texts, special))
+
     for f in vocabs:
         path = os.path.join(models, f)
-        ours, why = brigade_tokenize(exe, path, corpus)
-        if ours is None:
-            # Refused: must say which tokenizer model and that it is not supported.
+        job((f, "corpus"), path, corpus)
+        if os.path.exists(os.path.join(models, f + ".out")):
+            job((f, "reference"), path, read_inp(os.path.join(models, f + ".inp")))
+        job((f, "special"), path, SPECIAL_CORPUS, True)
+    listing = subprocess.run([exe, "--list-pre"], capture_output=True, check=True).stdout.decode()
+    names = [line.split("\t") for line in listing.split("\n") if line]
+    gpt2 = os.path.join(testdata, "vocab", "ggml-vocab-gpt-2.gguf")
+    for name, family, refusal in names:
+        path = os.path.join(tmp.name, f"gpt2-as-{name}.gguf")
+        relabel(gpt2, path, name)
+        job(("pre:" + name, "corpus"), path, corpus)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda w: brigade_tokenize(exe, w[1], w[2], w[3]), wanted))
+    for (key, path, texts, special), (got, why) in zip(wanted, results):
+        if got is None:
+            refused[key[0]] = why
+        else:
+            ours[key] = got
+            jobs.append((key, path, texts, special))
+    theirs = dict(zip([k for k, _, _, _ in jobs],
+                      peer_env.peer_vocab_tokenize_many([(p, t, s) for _, p, t, s in jobs])))
+
+    print(f"{'vocabulary':<28} {'reference':>10} {'corpus':>10} {'special':>10}")
+    for f in vocabs:
+        if f in refused:
+            why = refused[f]
             if "not supported" not in why or "tokenizer model" not in why:
                 failures.append(f"{f}: refused without naming its tokenizer model: {why}")
             print(f"{f[11:-5]:<28} refused: {why.split(': ', 1)[-1][:90]}")
             summary["vocabularies"][f] = {"refused": why}
             continue
-        theirs = peer_env.peer_vocab_tokenize(path, corpus)
         row = {"corpus_texts": len(corpus)}
-        row["corpus_identical"] = compare(f"{f} corpus", corpus, ours, theirs, failures)
+        row["corpus_identical"] = compare(f"{f} corpus", corpus, ours[(f, "corpus")], theirs[(f, "corpus")], failures)
         ref = "none"
-        out = os.path.join(models, f + ".out")
-        if os.path.exists(out):
+        if (f, "reference") in ours:
             inp = read_inp(os.path.join(models, f + ".inp"))
-            expect = read_out(out)
-            peer_ref = peer_env.peer_vocab_tokenize(path, inp)
-            ours_ref, _ = brigade_tokenize(exe, path, inp)
+            expect = read_out(os.path.join(models, f + ".out"))
+            peer_ref = theirs[(f, "reference")]
             for t, e, p in zip(inp, expect, peer_ref):
                 if e != p:
                     notes.append(f"{f}: llama.cpp's binding differs from its .out for {t[:40]!r} (followed the binding)")
-            same = compare(f"{f} reference", inp, ours_ref, peer_ref, failures)
-            exact = sum(1 for a, b in zip(ours_ref, expect) if a == b)
+            same = compare(f"{f} reference", inp, ours[(f, "reference")], peer_ref, failures)
+            exact = sum(1 for a, b in zip(ours[(f, "reference")], expect) if a == b)
             row.update(reference_texts=len(inp), reference_identical_to_peer=same, reference_identical_to_out=exact)
             ref = f"{same}/{len(inp)}"
-        sp_ours, _ = brigade_tokenize(exe, path, SPECIAL_CORPUS, special=True)
-        sp_theirs = peer_env.peer_vocab_tokenize(path, SPECIAL_CORPUS, special=True)
-        row["special_identical"] = compare(f"{f} special", SPECIAL_CORPUS, sp_ours, sp_theirs, failures)
+        row["special_identical"] = compare(f"{f} special", SPECIAL_CORPUS, ours[(f, "special")],
+                                           theirs[(f, "special")], failures)
         summary["vocabularies"][f] = row
-        print(f"{f[11:-5]:<28} {'ok':<8} {ref:>12} {row['corpus_identical']:>5}/{len(corpus):<4} "
+        print(f"{f[11:-5]:<28} {ref:>10} {row['corpus_identical']:>5}/{len(corpus):<4} "
               f"{row['special_identical']:>5}/{len(SPECIAL_CORPUS)}")
 
-    listing = subprocess.run([exe, "--list-pre"], capture_output=True, check=True).stdout.decode()
-    names = [line.split("\t") for line in listing.split("\n") if line]
-    gpt2 = os.path.join(testdata, "vocab", "ggml-vocab-gpt-2.gguf")
     print(f"\n{'pre-tokenizer':<26} {'family':<18} corpus")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, family, refusal in names:
-            path = os.path.join(tmp, f"gpt2-as-{name}.gguf")
-            relabel(gpt2, path, name)
-            ours, why = brigade_tokenize(exe, path, corpus)
-            if refusal:
-                if ours is not None or name not in why:
-                    failures.append(f"pre-tokenizer {name}: should be refused with a sentence naming it ({why!r})")
-                print(f"{name:<26} {family:<18} refused: {refusal[:70]}")
-                summary["pretokenizers"][name] = {"refused": refusal}
-                continue
-            if ours is None:
-                failures.append(f"pre-tokenizer {name}: brigade cannot load it: {why}")
-                continue
-            theirs = peer_env.peer_vocab_tokenize(path, corpus)
-            same = compare(f"pre-tokenizer {name}", corpus, ours, theirs, failures)
-            summary["pretokenizers"][name] = {"family": family, "corpus_texts": len(corpus), "identical": same}
-            print(f"{name:<26} {family:<18} {same}/{len(corpus)}")
+    for name, family, refusal in names:
+        key = "pre:" + name
+        if refusal:
+            why = refused.get(key, "")
+            if key not in refused or name not in why:
+                failures.append(f"pre-tokenizer {name}: should be refused with a sentence naming it ({why!r})")
+            print(f"{name:<26} {family:<18} refused: {refusal[:70]}")
+            summary["pretokenizers"][name] = {"refused": refusal}
+            continue
+        if key in refused:
+            failures.append(f"pre-tokenizer {name}: brigade cannot load it: {refused[key]}")
+            continue
+        same = compare(f"pre-tokenizer {name}", corpus, ours[(key, "corpus")], theirs[(key, "corpus")], failures)
+        summary["pretokenizers"][name] = {"family": family, "corpus_texts": len(corpus), "identical": same}
+        print(f"{name:<26} {family:<18} {same}/{len(corpus)}")
+    tmp.cleanup()
 
     summary["notes"] = notes
     summary["seconds"] = round(time.time() - t0, 1)
