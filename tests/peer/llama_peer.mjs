@@ -3,6 +3,8 @@
 // bench/engine_bench.py; docs/benchmarks.md says how the peer is built.
 //
 // usage: node llama_peer.mjs MODEL.gguf tokenize        < JSON array of strings
+//        node llama_peer.mjs MODEL.gguf greedy-ids N THREADS < JSON {"inputs": [[id, ...], ...]}
+//          (greedy continuation of raw ids, BOS included by the caller: [{tokens, text}])
 //        node llama_peer.mjs VOCAB.gguf vocab-tokenize [special] < JSON array of strings
 //          (vocabulary only; "special" parses control-token text)
 //        node llama_peer.mjs - vocab-tokenize-many JOBS.json OUT.json
@@ -58,7 +60,7 @@ if (command === "tokenize") {
       tokens.push(t);
       if (tokens.length >= n || model.isEogToken(t)) break;
     }
-    results.push(tokens);
+    results.push({tokens, text: model.detokenize(tokens.filter((t) => !model.isEogToken(t)))});
     seq.dispose();
   }
   console.log(JSON.stringify(results));
