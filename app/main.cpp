@@ -32,7 +32,7 @@ std::string version_text() {
 #else
   v += "server: not built (engine-only configure; run deploy/setup.sh and rebuild)\n";
 #endif
-  v += "unicode: llama.cpp's tables";
+  v += std::string("unicode: ") + brigade::unicode::tables_source();
   return v;
 }
 

@@ -269,7 +269,10 @@ int demo(const demo_cli& a) {
   cfg.metrics_port = 0;
   cfg.log_level = "warn";
   if (!a.model.empty()) cfg.model = a.model;
-  std::fprintf(stderr, "demo: starting a node on the built-in model (synthesised once into the cache)...\n");
+  if (a.model.empty())
+    std::fprintf(stderr, "demo: starting a node on the built-in model (synthesised once into the cache)...\n");
+  else
+    std::fprintf(stderr, "demo: starting a node on %s...\n", a.model.c_str());
   auto n = actors::node::start(cfg);
   if (!n) return fail(exit_other, n.error().message());
   std::printf("node: %s\n  serving on %s:%d, metrics on http://%s:%d/metrics\n", (*n)->model_description().c_str(),

@@ -14,6 +14,7 @@ differs.
 
 usage: gen_unicode_tables.py LLAMA_CPP_SOURCE_DIR > kernels/model/unicode_tables.inc
 """
+import hashlib
 import re
 import sys
 
@@ -28,8 +29,10 @@ def block(text, name):
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    with open(f"{sys.argv[1]}/src/unicode-data.cpp", encoding="utf-8") as f:
-        text = f.read()
+    with open(f"{sys.argv[1]}/src/unicode-data.cpp", "rb") as f:
+        raw = f.read()
+    text = raw.decode("utf-8")
+    digest = hashlib.sha256(raw).hexdigest()[:16]
     ranges = [(int(a, 16), int(b, 16)) for a, b in
               re.findall(r"\{0x([0-9A-Fa-f]+),\s*0x([0-9A-Fa-f]+)\}", block(text, "unicode_ranges_flags"))]
     spaces = [int(a, 16) for a in re.findall(r"0x([0-9A-Fa-f]+)", block(text, "unicode_set_whitespace"))]
@@ -60,6 +63,7 @@ def main():
     out.append(f"static constexpr uint32_t whitespace_cpts[{len(spaces)}] = {{")
     out.append("  " + ", ".join(f"0x{c:X}" for c in sorted(spaces)))
     out.append("};")
+    out.append(f'static constexpr const char unicode_tables_source[] = "llama.cpp src/unicode-data.cpp, sha256 {digest}";')
     out.append("// clang-format on")
     sys.stdout.write("\n".join(out) + "\n")
 

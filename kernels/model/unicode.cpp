@@ -127,6 +127,8 @@ void append_utf8(std::string& out, uint32_t cpt) {
   }
 }
 
+const char* tables_source() { return unicode_tables_source; }
+
 uint8_t category(uint32_t cpt) {
   if (cpt > max_cpt) return cat_undefined;
   auto it = std::upper_bound(std::begin(flag_ranges), std::end(flag_ranges), cpt,

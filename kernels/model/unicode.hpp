@@ -41,6 +41,9 @@ enum category : uint8_t {
 };
 /// The category of `cpt` in llama.cpp's tables (cat_undefined past U+10FFFF).
 uint8_t category(uint32_t cpt);
+/// Where the tables come from: "llama.cpp src/unicode-data.cpp, sha256 ...".
+const char* tables_source();
+
 /// llama.cpp's whitespace set (its `\s`): ASCII 9-13 and 32, U+0085, U+00A0,
 /// U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
 bool is_whitespace(uint32_t cpt);

@@ -22,4 +22,16 @@ inline const tokenizer& spm_vocab() {
   return t;
 }
 
+/// The real byte-level BPE vocabulary (ggml-vocab-gpt-2.gguf), whose
+/// <|endoftext|> is a control token.
+inline const tokenizer& gpt2_vocab() {
+  static const auto file = [] {
+    auto f = gguf::gguf_file::open(std::string(BRIGADE_TESTDATA_DIR_DEFAULT) + "/vocab/ggml-vocab-gpt-2.gguf");
+    EXPECT_TRUE(f.ok()) << "set BRIGADE_TESTDATA_DIR to the test data folder";
+    return std::make_unique<gguf::gguf_file>(std::move(*f));
+  }();
+  static const tokenizer t = *tokenizer::from_gguf(*file);
+  return t;
+}
+
 }  // namespace brigade::test

@@ -89,12 +89,24 @@ rc, out, _ = run(["model", "tokenize", "--pieces", "-m", os.path.join(VOCAB, "gg
                  stdin="Hi 🦙".encode())
 check(rc == 0 and out.decode().split("\n")[:3] == ["6324\t Hi", "29871\t ", "243\t\\xF0"], f"--pieces: {out!r}")
 
+# --parse-special turns control-token text into the token; --continuation drops the space prefix
+spm_file = os.path.join(VOCAB, "ggml-vocab-llama-spm.gguf")
+rc, out, _ = run(["model", "tokenize", "-m", spm_file, "--parse-special"], stdin=b"</s>")
+check(rc == 0 and out == b"2\n", f"--parse-special: </s> is the control token: {out!r}")
+rc, out, _ = run(["model", "tokenize", "-m", spm_file], stdin=b"</s>")
+check(rc == 0 and out != b"2\n", "without --parse-special </s> is plain text")
+rc, plain, _ = run(["model", "tokenize", "-m", spm_file], stdin=b"Hello")
+rc2, cont, _ = run(["model", "tokenize", "-m", spm_file, "--continuation"], stdin=b"Hello")
+check(rc == 0 and rc2 == 0 and plain == b"15043\n" and cont != plain, f"--continuation: {plain!r} vs {cont!r}")
+expect_error(["model", "tokenize", "-m", spm_file, "--continuation", "--parse-special"], 2, "cannot be combined")
+
 # model info, text and JSON, on vocabulary-only files
 spm = os.path.join(VOCAB, "ggml-vocab-llama-spm.gguf")
 rc, out, _ = run(["model", "info", spm])
 text = out.decode()
 check(rc == 0, "model info exits 0")
-for words in ("architecture:  llama", "32000 tokens", "vocabulary only", "chat template: chatml", "layers 32"):
+for words in ("architecture:  llama", "32000 tokens", "vocabulary only", "chat template: raw (no template",
+              "layers 32", "servable:      no", "cannot serve: no tensors"):
     check(words in text, f"model info text mentions {words!r}")
 for args in (["model", "info", "--json", spm], ["model", "info", spm, "--json"]):
     rc, out, _ = run(args)
@@ -104,6 +116,7 @@ for args in (["model", "info", "--json", spm], ["model", "info", spm, "--json"])
     check(info["tokenizer"]["n_tokens"] == 32000 and info["tokenizer"]["model"] == "llama", "json tokenizer")
     check(info["shapes"]["head_count_kv"] == 32 and info["shapes"]["rope_freq_base"] is None, "json shapes")
     check(info["n_tensors"] == 0 and info["gguf_version"] == 3, "json tensors/version")
+    check(info["chat_template"]["format"] == "raw" and info["servable"] is False, "json template and servable")
 
 # bad files: exit 2, the message names the file and the problem
 with tempfile.TemporaryDirectory() as tmp:
@@ -127,12 +140,12 @@ with tempfile.TemporaryDirectory() as tmp:
         return struct.pack("<Q", len(b)) + b
     kv = [s("general.architecture") + struct.pack("<I", 8) + s("llama"),
           s("tokenizer.ggml.model") + struct.pack("<I", 8) + s("gpt2"),
-          s("tokenizer.ggml.pre") + struct.pack("<I", 8) + s("llama-bpe"),
+          s("tokenizer.ggml.pre") + struct.pack("<I", 8) + s("kimi-k2"),
           s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2) + s("a") + s("b"),
           s("tokenizer.ggml.merges") + struct.pack("<IIQ", 9, 8, 1) + s("a b")]
     odd = os.path.join(tmp, "llama3ish.gguf")
     open(odd, "wb").write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv)) + b"".join(kv))
-    expect_error(["model", "tokenize", "-m", odd], 2, "pre-tokenizer 'llama-bpe'")
+    expect_error(["model", "tokenize", "-m", odd], 2, "pre-tokenizer 'kimi-k2'")
     rc, out, _ = run(["model", "info", odd])
     check(rc == 0 and b"unusable" in out and b"not supported" in out, "info shows an unsupported tokenizer")
 
