@@ -191,6 +191,7 @@ def main():
         job(("pre:" + name, "corpus"), path, corpus)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda w: brigade_tokenize(exe, w[1], w[2], w[3]), wanted))
+    summary["brigade_seconds"] = round(time.time() - t0, 1)
     for (key, path, texts, special), (got, why) in zip(wanted, results):
         if got is None:
             refused[key[0]] = why
@@ -200,6 +201,7 @@ def main():
     theirs = dict(zip([k for k, _, _, _ in jobs],
                       peer_env.peer_vocab_tokenize_many([(p, t, s) for _, p, t, s in jobs])))
 
+    summary["llama_cpp_seconds"] = round(time.time() - t0 - summary["brigade_seconds"], 1)
     print(f"{'vocabulary':<28} {'reference':>10} {'corpus':>10} {'special':>10}")
     for f in vocabs:
         if f in refused:
