@@ -11,7 +11,7 @@ packages=(
   prometheus-cpp-dev                                # metrics
   libcli11-dev                                      # command line
   googletest libgtest-dev                           # tests
-  unicode-data                                      # Unicode classes for the GPT-2 pre-tokenizer
+  git                                               # clones llama.cpp from the npm peer's bundle (peer tests)
   redis-server                                      # the real store, started by the tests
 )
 
