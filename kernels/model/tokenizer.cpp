@@ -75,17 +75,27 @@ bool eog_text(std::string_view t) {
                        "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", "[e~["});
 }
 
-// FIM texts: llama.cpp marks them control; pad, repo and file-separator ones also end generation.
-bool fim_text(std::string_view t, bool& eog) {
-  eog = is_one_of(t, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>",
-                      "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>"});
-  return eog || is_one_of(t, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
-                              "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>", "<|fim_suffix|>",
-                              "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81hole\xEF\xBD\x9C>", "<SUF>",
-                              "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>", "<|fim_middle|>", "<fim-middle>",
-                              "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", "<MID>",
-                              "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"});
+// FIM texts by kind (prefix, suffix, middle, pad, repo, file separator):
+// llama.cpp marks them control when the file names no token of that kind;
+// pad, repo and separator also end generation.
+const std::vector<std::vector<std::string_view>>& fim_texts() {
+  static const std::vector<std::vector<std::string_view>> lists = {
+      {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>", "<PRE>",
+       "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"},
+      {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81hole\xEF\xBD\x9C>", "<SUF>",
+       "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"},
+      {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", "<MID>",
+       "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"},
+      {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"},
+      {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"},
+      {"<|file_sep|>"},
+  };
+  return lists;
 }
+
+constexpr const char* fim_keys[6] = {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id",
+                                     "tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.fim_pad_token_id",
+                                     "tokenizer.ggml.fim_rep_token_id", "tokenizer.ggml.fim_sep_token_id"};
 
 uint32_t attr_of(token_kind k) {
   switch (k) {
@@ -215,7 +225,8 @@ status tokenizer::read_settings(const gguf::gguf_file& file) {
     if (*id < n) out = static_cast<token_id>(*id);  // llama.cpp keeps the default for a bad id
     return {};
   };
-  const int64_t def_bos = llama ? 1 : gemma4 ? -1 : 11;
+  const bool no_bos = pretok_ && pretok_->no_bos();  // chatglm: no BOS unless the file names one
+  const int64_t def_bos = llama ? 1 : (gemma4 || no_bos) ? -1 : 11;
   const int64_t def_eos = llama ? 2 : gemma4 ? -1 : 11;
   if (auto s = read_id("tokenizer.ggml.bos_token_id", def_bos, bos_); !s) return s;
   if (auto s = read_id("tokenizer.ggml.eos_token_id", def_eos, eos_); !s) return s;
@@ -226,14 +237,13 @@ status tokenizer::read_settings(const gguf::gguf_file& file) {
   if (auto s = read_id("tokenizer.ggml.fim_pad_token_id", -1, fim_pad); !s) return s;
   if (auto s = read_id("tokenizer.ggml.fim_rep_token_id", -1, fim_rep); !s) return s;
   if (auto s = read_id("tokenizer.ggml.fim_sep_token_id", -1, fim_sep); !s) return s;
-  if (pretok_ && pretok_->no_bos()) bos_ = -1;
   for (token_id id : {fim_pad, fim_rep, fim_sep, eot, eom})
     if (id >= 0) eog_.push_back(id);
 
   const bool def_add_bos = llama || (pretok_ && pretok_->default_add_bos());
   auto add_bos = file.get_bool("tokenizer.ggml.add_bos_token", def_add_bos);
   if (!add_bos) return add_bos.error();
-  add_bos_ = *add_bos || (gemma4 && pretok_);  // llama.cpp: Gemma 4 always adds BOS
+  add_bos_ = *add_bos || pre_family_ == "gemma4";  // llama.cpp: the Gemma 4 pre-tokenizer always adds BOS
   auto add_eos = file.get_bool("tokenizer.ggml.add_eos_token", false);
   if (!add_eos) return add_eos.error();
   add_eos_ = *add_eos;
@@ -268,23 +278,34 @@ void tokenizer::infer_attributes(const gguf::gguf_file& file) {
   // What llama.cpp infers from token texts (the texts the index keeps, i.e.
   // the last id of a duplicated text).
   std::unordered_set<token_id> eog(eog_.begin(), eog_.end());
+  bool fim_named[6];
+  for (int k = 0; k < 6; ++k) {
+    fim_named[k] = file.find(fim_keys[k]) != nullptr;
+    if (k == 0 && !fim_named[k]) fim_named[k] = file.find("tokenizer.ggml.prefix_token_id") != nullptr;
+    if (k == 1 && !fim_named[k]) fim_named[k] = file.find("tokenizer.ggml.suffix_token_id") != nullptr;
+    if (k == 2 && !fim_named[k]) fim_named[k] = file.find("tokenizer.ggml.middle_token_id") != nullptr;
+  }
   for (const auto& [txt, id] : index_) {
     uint32_t& a = attr_[static_cast<size_t>(id)];
-    bool fim_eog = false;
-    if (eog_text(txt)) {
-      eog.insert(id);
+    for (int k = 0; k < 6; ++k) {
+      const auto& list = fim_texts()[static_cast<size_t>(k)];
+      if (fim_named[k] || std::find(list.begin(), list.end(), txt) == list.end()) continue;
       a |= attr_control;
-    } else if (fim_text(txt, fim_eog)) {
-      a |= attr_control;
-      if (fim_eog) eog.insert(id);
+      if (k >= 3) eog.insert(id);
     }
-    if (txt == "<|eot_id|>" || txt == "<|eom_id|>") a |= attr_control;
   }
   for (const auto& [txt, id] : index_) {
     uint32_t& a = attr_[static_cast<size_t>(id)];
     if ((a & attr_control) && txt.find("unused") != std::string::npos) a |= attr_unused;
-    if (is_one_of(txt, {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"})) a = attr_user_defined;
   }
+  for (const auto& [txt, id] : index_) {
+    if (!eog_text(txt)) continue;
+    eog.insert(id);
+    attr_[static_cast<size_t>(id)] |= attr_control;
+  }
+  for (const auto& [txt, id] : index_)
+    if (is_one_of(txt, {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"}))
+      attr_[static_cast<size_t>(id)] = attr_user_defined;
   for (token_id id : {eos_}) if (id >= 0) eog.insert(id);
   auto by_text = [&](std::string_view txt) {
     for (token_id id : eog)
