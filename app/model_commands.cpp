@@ -113,6 +113,141 @@ std::string printable(const std::string& bytes) {
 
 }  // namespace
 
+// What `model info` reports about a file, gathered once for both outputs.
+struct model_facts {
+  std::string path, arch, name;
+  std::vector<std::optional<double>> shapes;
+  std::map<std::string, uint64_t> by_type;
+  uint64_t n_params = 0, n_tensor_bytes = 0;
+  const tokenizer* tok = nullptr;  // null when unusable
+  std::string tok_error, tok_model, tok_pre, tmpl_text;
+  chat_detection detected;
+  const chat_choice* choice = nullptr;  // null when auto cannot decide
+  std::vector<std::string> problems;    // what a node would refuse
+};
+
+int print_info_json(const gguf::gguf_file& f, const model_facts& m) {
+  json::object shapes_json;
+  for (size_t i = 0; i < m.shapes.size(); ++i) {
+    const shape_key& k = shape_keys[i];
+    if (!m.shapes[i])
+      shapes_json.add_null(k.json_name);
+    else if (k.is_float)
+      shapes_json.add(k.json_name, *m.shapes[i]);
+    else
+      shapes_json.add(k.json_name, static_cast<uint64_t>(*m.shapes[i]));
+  }
+  json::object types;
+  for (const auto& [t, n] : m.by_type) types.add(t, n);
+  json::object tj;
+  tj.add("model", m.tok_model).add("pre", m.tok_pre);
+  if (m.tok) {
+    tj.add("supported", true)
+        .add("n_tokens", static_cast<int64_t>(m.tok->n_vocab()))
+        .add("bos", static_cast<int64_t>(m.tok->bos()))
+        .add("eos", static_cast<int64_t>(m.tok->eos()))
+        .add("add_bos", m.tok->add_bos())
+        .add("add_eos", m.tok->add_eos())
+        .add("pre_family", m.tok->pre_family())
+        .add("ignore_merges", m.tok->ignore_merges());
+    std::string eog = "[";
+    for (token_id id : m.tok->end_of_generation()) eog += (eog.size() > 1 ? "," : "") + std::to_string(id);
+    tj.add_raw("end_of_generation", eog + "]");
+  } else {
+    tj.add("supported", false).add("error", m.tok_error);
+  }
+  json::object cj;
+  cj.add("present", !m.tmpl_text.empty()).add("recognised", m.detected.recognised);
+  if (!m.detected.llama_cpp_name.empty()) cj.add("llama_cpp_format", m.detected.llama_cpp_name);
+  if (m.choice) {
+    cj.add("format", to_string(m.choice->format)).add("reason", m.choice->reason);
+    if (!m.choice->warning.empty()) cj.add("warning", m.choice->warning);
+  } else {
+    cj.add_null("format");
+  }
+  std::string pj = "[";
+  for (const auto& pr : m.problems) pj += (pj.size() > 1 ? "," : "") + json::quote(pr);
+  pj += "]";
+  json::object o;
+  o.add("file", m.path)
+      .add("size_bytes", static_cast<uint64_t>(f.size()))
+      .add("gguf_version", static_cast<int64_t>(f.version()))
+      .add("alignment", static_cast<int64_t>(f.alignment()))
+      .add("metadata_keys", static_cast<uint64_t>(f.metadata().size()))
+      .add("architecture", m.arch)
+      .add("name", m.name)
+      .add_raw("shapes", shapes_json.str())
+      .add("n_tensors", static_cast<uint64_t>(f.tensors().size()))
+      .add("n_parameters", m.n_params)
+      .add("tensor_bytes", m.n_tensor_bytes)
+      .add_raw("tensor_types", types.str())
+      .add_raw("tokenizer", tj.str())
+      .add_raw("chat_template", cj.str())
+      .add("servable", m.problems.empty())
+      .add_raw("problems", pj);
+  std::cout << o.str() << "\n";
+  return exit_ok;
+}
+
+int print_info_text(const gguf::gguf_file& f, const model_facts& m) {
+  std::ostringstream out;
+  out << "file:          " << m.path << " (" << human_bytes(f.size()) << ", GGUF v" << f.version() << ", "
+      << f.metadata().size() << " metadata keys)\n";
+  out << "architecture:  " << (m.arch.empty() ? "(none)" : m.arch);
+  if (!m.name.empty()) out << " \"" << m.name << "\"";
+  out << "\n";
+  out << "shapes:       ";
+  bool any_shape = false;
+  for (size_t i = 0; i < m.shapes.size(); ++i) {
+    if (!m.shapes[i]) continue;
+    out << (any_shape ? ", " : " ") << shape_keys[i].text_name << " ";
+    if (shape_keys[i].is_float)
+      out << *m.shapes[i];
+    else
+      out << static_cast<uint64_t>(*m.shapes[i]);
+    any_shape = true;
+  }
+  out << (any_shape ? "\n" : " (none in the file)\n");
+  out << "tensors:       " << f.tensors().size();
+  if (!f.tensors().empty()) {
+    out << " (";
+    bool first = true;
+    for (const auto& [t, n] : m.by_type) {
+      out << (first ? "" : ", ") << t << ": " << n;
+      first = false;
+    }
+    out << "), " << m.n_params << " parameters, " << human_bytes(m.n_tensor_bytes);
+  } else {
+    out << " (vocabulary only)";
+  }
+  out << "\n";
+  out << "tokenizer:     ";
+  if (m.tok) {
+    out << m.tok->model_name() << ", " << m.tok->n_vocab() << " tokens, ";
+    if (m.tok->type() == vocab_type::gpt2)
+      out << "pre-tokenizer '" << m.tok->pre() << "' (llama.cpp's " << m.tok->pre_family() << ")";
+    else
+      out << "SentencePiece";
+    out << ", bos " << m.tok->bos() << ", eos " << m.tok->eos() << (m.tok->add_bos() ? " (BOS added)" : " (no BOS)");
+    out << ", end of generation:";
+    for (token_id id : m.tok->end_of_generation()) out << " " << id << " " << m.tok->text(id);
+  } else {
+    out << "unusable: " << m.tok_error;
+  }
+  out << "\n";
+  out << "chat template: ";
+  if (m.choice)
+    out << to_string(m.choice->format) << " (" << m.choice->reason << ")";
+  else
+    out << "none";
+  out << "\n";
+  if (m.choice && !m.choice->warning.empty()) out << "warning:       " << m.choice->warning << "\n";
+  out << "servable:      " << (m.problems.empty() ? "yes" : "no") << "\n";
+  for (const auto& pr : m.problems) out << "  cannot serve: " << pr << "\n";
+  std::cout << out.str();
+  return exit_ok;
+}
+
 int model_info(const std::string& path, bool as_json) {
   auto file = gguf::gguf_file::open(path);
   if (!file) return fail(exit_code_for(file.error()), file.error().message());
@@ -170,125 +305,23 @@ int model_info(const std::string& path, bool as_json) {
   else if (f.tensors().empty())
     problems.push_back("no tensors: a vocabulary-only file cannot generate");
 
-  if (as_json) {
-    json::object shapes_json;
-    for (size_t i = 0; i < shapes.size(); ++i) {
-      const shape_key& k = shape_keys[i];
-      if (!shapes[i])
-        shapes_json.add_null(k.json_name);
-      else if (k.is_float)
-        shapes_json.add(k.json_name, *shapes[i]);
-      else
-        shapes_json.add(k.json_name, static_cast<uint64_t>(*shapes[i]));
-    }
-    json::object types;
-    for (const auto& [t, n] : by_type) types.add(t, n);
-    json::object tj;
-    tj.add("model", tok_model ? *tok_model : "").add("pre", tok_pre ? *tok_pre : "");
-    if (tok) {
-      tj.add("supported", true)
-          .add("n_tokens", static_cast<int64_t>(tok->n_vocab()))
-          .add("bos", static_cast<int64_t>(tok->bos()))
-          .add("eos", static_cast<int64_t>(tok->eos()))
-          .add("add_bos", tok->add_bos())
-          .add("add_eos", tok->add_eos())
-          .add("pre_family", tok->pre_family())
-          .add("ignore_merges", tok->ignore_merges());
-      std::string eog = "[";
-      for (token_id id : tok->end_of_generation()) eog += (eog.size() > 1 ? "," : "") + std::to_string(id);
-      tj.add_raw("end_of_generation", eog + "]");
-    } else {
-      tj.add("supported", false).add("error", tok_error);
-    }
-    json::object cj;
-    cj.add("present", !tmpl_text.empty()).add("recognised", detected.recognised);
-    if (!detected.llama_cpp_name.empty()) cj.add("llama_cpp_format", detected.llama_cpp_name);
-    if (choice) {
-      cj.add("format", to_string(choice->format)).add("reason", choice->reason);
-      if (!choice->warning.empty()) cj.add("warning", choice->warning);
-    } else {
-      cj.add_null("format");
-    }
-    std::string pj = "[";
-    for (const auto& pr : problems) pj += (pj.size() > 1 ? "," : "") + json::quote(pr);
-    pj += "]";
-    json::object o;
-    o.add("file", path)
-        .add("size_bytes", static_cast<uint64_t>(f.size()))
-        .add("gguf_version", static_cast<int64_t>(f.version()))
-        .add("alignment", static_cast<int64_t>(f.alignment()))
-        .add("metadata_keys", static_cast<uint64_t>(f.metadata().size()))
-        .add("architecture", *arch)
-        .add("name", *name)
-        .add_raw("shapes", shapes_json.str())
-        .add("n_tensors", static_cast<uint64_t>(f.tensors().size()))
-        .add("n_parameters", n_params)
-        .add("tensor_bytes", n_tensor_bytes)
-        .add_raw("tensor_types", types.str())
-        .add_raw("tokenizer", tj.str())
-        .add_raw("chat_template", cj.str())
-        .add("servable", problems.empty())
-        .add_raw("problems", pj);
-    std::cout << o.str() << "\n";
-    return exit_ok;
-  }
-
-  std::ostringstream out;
-  out << "file:          " << path << " (" << human_bytes(f.size()) << ", GGUF v" << f.version() << ", "
-      << f.metadata().size() << " metadata keys)\n";
-  out << "architecture:  " << (arch->empty() ? "(none)" : *arch);
-  if (!name->empty()) out << " \"" << *name << "\"";
-  out << "\n";
-  out << "shapes:       ";
-  bool any_shape = false;
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    if (!shapes[i]) continue;
-    out << (any_shape ? ", " : " ") << shape_keys[i].text_name << " ";
-    if (shape_keys[i].is_float)
-      out << *shapes[i];
-    else
-      out << static_cast<uint64_t>(*shapes[i]);
-    any_shape = true;
-  }
-  out << (any_shape ? "\n" : " (none in the file)\n");
-  out << "tensors:       " << f.tensors().size();
-  if (!f.tensors().empty()) {
-    out << " (";
-    bool first = true;
-    for (const auto& [t, n] : by_type) {
-      out << (first ? "" : ", ") << t << ": " << n;
-      first = false;
-    }
-    out << "), " << n_params << " parameters, " << human_bytes(n_tensor_bytes);
-  } else {
-    out << " (vocabulary only)";
-  }
-  out << "\n";
-  out << "tokenizer:     ";
-  if (tok) {
-    out << tok->model_name() << ", " << tok->n_vocab() << " tokens, ";
-    if (tok->type() == vocab_type::gpt2)
-      out << "pre-tokenizer '" << tok->pre() << "' (llama.cpp's " << tok->pre_family() << ")";
-    else
-      out << "SentencePiece";
-    out << ", bos " << tok->bos() << ", eos " << tok->eos() << (tok->add_bos() ? " (BOS added)" : " (no BOS)");
-    out << ", end of generation:";
-    for (token_id id : tok->end_of_generation()) out << " " << id << " " << tok->text(id);
-  } else {
-    out << "unusable: " << tok_error;
-  }
-  out << "\n";
-  out << "chat template: ";
-  if (choice)
-    out << to_string(choice->format) << " (" << choice->reason << ")";
-  else
-    out << "none";
-  out << "\n";
-  if (choice && !choice->warning.empty()) out << "warning:       " << choice->warning << "\n";
-  out << "servable:      " << (problems.empty() ? "yes" : "no") << "\n";
-  for (const auto& pr : problems) out << "  cannot serve: " << pr << "\n";
-  std::cout << out.str();
-  return exit_ok;
+  model_facts m;
+  m.path = path;
+  m.arch = *arch;
+  m.name = *name;
+  m.shapes = std::move(shapes);
+  m.by_type = std::move(by_type);
+  m.n_params = n_params;
+  m.n_tensor_bytes = n_tensor_bytes;
+  m.tok = tok ? &*tok : nullptr;
+  m.tok_error = tok_error;
+  m.tok_model = tok_model ? *tok_model : "";
+  m.tok_pre = tok_pre ? *tok_pre : "";
+  m.tmpl_text = tmpl_text;
+  m.detected = detected;
+  m.choice = choice ? &*choice : nullptr;
+  m.problems = std::move(problems);
+  return as_json ? print_info_json(f, m) : print_info_text(f, m);
 }
 
 int model_tokenize(const std::string& path, bool pieces, bool parse_special, bool continuation) {

@@ -1,5 +1,7 @@
 #include "kernels/model/chat_choice.hpp"
 
+#include <algorithm>
+
 #include "kernels/model/tokenizer.hpp"
 
 namespace brigade {
@@ -45,8 +47,14 @@ result<chat_choice> choose_chat_format(std::string_view jinja_template, const to
     c.reason = "recognised from the file's template";
     return c;
   }
+  size_t cut = std::min<size_t>(48, jinja_template.size());
+  while (cut < jinja_template.size() && cut > 0 && (static_cast<unsigned char>(jinja_template[cut]) & 0xC0) == 0x80)
+    --cut;  // not inside a UTF-8 character
+  std::string excerpt;
+  for (char ch : jinja_template.substr(0, cut)) excerpt += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+  if (cut < jinja_template.size()) excerpt += "...";
   const std::string what = d.llama_cpp_name.empty()
-                               ? "the file's chat template is not one brigade recognises"
+                               ? "the file's chat template (\"" + excerpt + "\") is not one brigade recognises"
                                : "the file's chat template is llama.cpp's '" + d.llama_cpp_name +
                                      "' format, which brigade does not render";
   if (!has_chatml_tokens(tok))

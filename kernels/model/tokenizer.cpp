@@ -274,10 +274,15 @@ status tokenizer::read_settings(const gguf::gguf_file& file) {
 }
 
 void tokenizer::infer_attributes(const gguf::gguf_file& file) {
-  const size_t n = text_.size();
-  // What llama.cpp infers from token texts (the texts the index keeps, i.e.
-  // the last id of a duplicated text).
   std::unordered_set<token_id> eog(eog_.begin(), eog_.end());
+  mark_control_texts(file, eog);
+  settle_end_of_generation(eog);
+  cache_special_tokens(file);
+}
+
+// What llama.cpp infers from token texts (the texts the index keeps, i.e.
+// the last id of a duplicated text), in its order.
+void tokenizer::mark_control_texts(const gguf::gguf_file& file, std::unordered_set<token_id>& eog) {
   bool fim_named[6];
   for (int k = 0; k < 6; ++k) {
     fim_named[k] = file.find(fim_keys[k]) != nullptr;
@@ -306,7 +311,11 @@ void tokenizer::infer_attributes(const gguf::gguf_file& file) {
   for (const auto& [txt, id] : index_)
     if (is_one_of(txt, {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"}))
       attr_[static_cast<size_t>(id)] = attr_user_defined;
-  for (token_id id : {eos_}) if (id >= 0) eog.insert(id);
+}
+
+// EOS ends generation too; then llama.cpp's exceptions by vocabulary.
+void tokenizer::settle_end_of_generation(std::unordered_set<token_id>& eog) {
+  if (eos_ >= 0) eog.insert(eos_);
   auto by_text = [&](std::string_view txt) {
     for (token_id id : eog)
       if (text_[static_cast<size_t>(id)] == txt) return id;
@@ -327,7 +336,11 @@ void tokenizer::infer_attributes(const gguf::gguf_file& file) {
   }
   eog_.assign(eog.begin(), eog.end());
   std::sort(eog_.begin(), eog_.end());
+}
 
+// Tokens matched as whole texts before splitting, longest first.
+void tokenizer::cache_special_tokens(const gguf::gguf_file& file) {
+  const size_t n = text_.size();
   // Phi-3: whitespace right of its special tokens is dropped (by model name, as llama.cpp).
   auto name = file.get_string("general.name", "");
   std::string lname = name ? *name : "";
@@ -515,72 +528,72 @@ void tokenizer::encode_llama(const std::string& text, std::vector<token_id>& out
 }
 
 void tokenizer::encode_bpe(std::string_view text, std::vector<token_id>& out) const {
+  for (const std::string& word : pretok_->split(text)) encode_bpe_word(word, out);
+}
+
+void tokenizer::encode_bpe_word(const std::string& word, std::vector<token_id>& out) const {
   struct bigram {
     int left, right;
     int32_t rank;
     std::string text;
   };
   auto cmp = [](const bigram& a, const bigram& b) { return a.rank > b.rank || (a.rank == b.rank && a.left > b.left); };
-  const bool byte_encode = pretok_->byte_encode();
-  const bool gemma4 = pre_family_ == "gemma4";
+  std::vector<symbol> syms;
+  size_t off = 0;
+  if ((ignore_merges_ || (pre_family_ == "gemma4" && word.find_first_not_of('\n') == std::string::npos)) &&
+      find(word) >= 0) {
+    // A word that is a token is taken whole (ignore_merges; Gemma 4's newline runs).
+    syms.push_back({-1, -1, word.data(), word.size()});
+    off = word.size();
+  }
+  while (off < word.size()) {
+    const size_t len = std::min(unicode::utf8_len(static_cast<unsigned char>(word[off])), word.size() - off);
+    const int idx = static_cast<int>(syms.size());
+    off += len;
+    syms.push_back({idx - 1, off == word.size() ? -1 : idx + 1, word.data() + off - len, len});
+  }
+  std::priority_queue<bigram, std::vector<bigram>, decltype(cmp)> queue(cmp);
   std::string key;
-  for (const std::string& word : pretok_->split(text)) {
-    std::vector<symbol> syms;
-    size_t off = 0;
-    if (ignore_merges_ && find(word) >= 0) {
-      syms.push_back({-1, -1, word.data(), word.size()});
-      off = word.size();
-    } else if (gemma4 && word.find_first_not_of('\n') == std::string::npos && find(word) >= 0) {
-      syms.push_back({-1, -1, word.data(), word.size()});  // a newline run that is a token
-      off = word.size();
+  auto try_add = [&](int left, int right) {
+    if (left < 0 || right < 0) return;
+    const symbol& l = syms[static_cast<size_t>(left)];
+    const symbol& r = syms[static_cast<size_t>(right)];
+    key.assign(l.text, l.n);
+    key += ' ';
+    key.append(r.text, r.n);
+    auto it = merge_rank_.find(key);
+    if (it == merge_rank_.end()) return;
+    queue.push({left, right, it->second, std::string(l.text, l.n + r.n)});
+  };
+  for (int i = 1; i < static_cast<int>(syms.size()); ++i) try_add(i - 1, i);
+  while (!queue.empty()) {
+    const bigram b = queue.top();
+    queue.pop();
+    symbol& l = syms[static_cast<size_t>(b.left)];
+    symbol& r = syms[static_cast<size_t>(b.right)];
+    if (l.n == 0 || r.n == 0 || l.n + r.n != b.text.size() || std::string_view(l.text, l.n + r.n) != b.text)
+      continue;  // outdated
+    l.n += r.n;
+    r.n = 0;
+    l.next = r.next;
+    if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = b.left;
+    try_add(l.prev, b.left);
+    try_add(b.left, l.next);
+  }
+  const bool byte_encode = pretok_->byte_encode();
+  for (const symbol& s : syms) {
+    if (s.n == 0) continue;
+    const std::string_view piece(s.text, s.n);
+    const token_id id = find(piece);
+    if (id >= 0) {
+      out.push_back(id);
+      continue;
     }
-    while (off < word.size()) {
-      const size_t len = std::min(unicode::utf8_len(static_cast<unsigned char>(word[off])), word.size() - off);
-      const int idx = static_cast<int>(syms.size());
-      off += len;
-      syms.push_back({idx - 1, off == word.size() ? -1 : idx + 1, word.data() + off - len, len});
-    }
-    std::priority_queue<bigram, std::vector<bigram>, decltype(cmp)> queue(cmp);
-    auto try_add = [&](int left, int right) {
-      if (left < 0 || right < 0) return;
-      const symbol& l = syms[static_cast<size_t>(left)];
-      const symbol& r = syms[static_cast<size_t>(right)];
-      key.assign(l.text, l.n);
-      key += ' ';
-      key.append(r.text, r.n);
-      auto it = merge_rank_.find(key);
-      if (it == merge_rank_.end()) return;
-      queue.push({left, right, it->second, std::string(l.text, l.n + r.n)});
-    };
-    for (int i = 1; i < static_cast<int>(syms.size()); ++i) try_add(i - 1, i);
-    while (!queue.empty()) {
-      const bigram b = queue.top();
-      queue.pop();
-      symbol& l = syms[static_cast<size_t>(b.left)];
-      symbol& r = syms[static_cast<size_t>(b.right)];
-      if (l.n == 0 || r.n == 0 || l.n + r.n != b.text.size() || std::string_view(l.text, l.n + r.n) != b.text)
-        continue;  // outdated
-      l.n += r.n;
-      r.n = 0;
-      l.next = r.next;
-      if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = b.left;
-      try_add(l.prev, b.left);
-      try_add(b.left, l.next);
-    }
-    for (const symbol& s : syms) {
-      if (s.n == 0) continue;
-      const std::string_view piece(s.text, s.n);
-      const token_id id = find(piece);
-      if (id >= 0) {
-        out.push_back(id);
-        continue;
-      }
-      // Not a token: its single bytes, where those are tokens (llama.cpp);
-      // <0xXX> tokens for vocabularies over raw UTF-8.
-      for (char c : piece) {
-        const token_id b = byte_encode ? find(std::string_view(&c, 1)) : byte_tokens_[static_cast<unsigned char>(c)];
-        if (b >= 0) out.push_back(b);
-      }
+    // Not a token: its single bytes, where those are tokens (llama.cpp);
+    // <0xXX> tokens for vocabularies over raw UTF-8.
+    for (char c : piece) {
+      const token_id b = byte_encode ? find(std::string_view(&c, 1)) : byte_tokens_[static_cast<unsigned char>(c)];
+      if (b >= 0) out.push_back(b);
     }
   }
 }

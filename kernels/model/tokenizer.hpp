@@ -29,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "kernels/base/status.hpp"
@@ -140,10 +141,14 @@ class tokenizer {
   status read_tokens(const gguf::gguf_file& file);
   status read_settings(const gguf::gguf_file& file);
   void infer_attributes(const gguf::gguf_file& file);
+  void mark_control_texts(const gguf::gguf_file& file, std::unordered_set<token_id>& eog);
+  void settle_end_of_generation(std::unordered_set<token_id>& eog);
+  void cache_special_tokens(const gguf::gguf_file& file);
   std::vector<token_id> encode_spans(std::string_view text, const std::vector<std::pair<size_t, size_t>>& special_spans,
                                      bool add_bos, bool space_prefix) const;
   void encode_llama(const std::string& text, std::vector<token_id>& out) const;
   void encode_bpe(std::string_view text, std::vector<token_id>& out) const;
+  void encode_bpe_word(const std::string& word, std::vector<token_id>& out) const;
   token_id byte_token(unsigned char b) const;
 
   struct string_hash {
