@@ -111,6 +111,11 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   }
   auto model = llama_model::load(model_path);
   if (!model) return model.error();
+  // The chat format is decided before the engine takes its memory.
+  auto tmpl = (*model)->file().get_string("tokenizer.chat_template", "");
+  if (!tmpl) return status{errc::malformed, model_path + ": " + tmpl.error().message()};
+  auto choice = choose_chat_format(*tmpl, (*model)->vocab(), cfg.chat_template);
+  if (!choice) return status{choice.error().code(), model_path + ": " + choice.error().message()};
   engine_config ec;
   ec.n_threads = cfg.threads;
   ec.n_ctx = cfg.context;
@@ -131,9 +136,6 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   // After a device failure the loop makes a fresh engine of the same model.
   engine_factory restart = [device = cfg.device, model = *model, ec]() { return make_engine(device, model, ec); };
   ctx->loop = std::make_shared<batch_loop>(std::move(*eng), bc, ctx->metrics.get(), std::move(restart));
-  auto tmpl = (*model)->file().get_string("tokenizer.chat_template", "");
-  auto choice = choose_chat_format(tmpl ? *tmpl : "", (*model)->vocab(), cfg.chat_template);
-  if (!choice) return status{choice.error().code(), model_path + ": " + choice.error().message()};
   ctx->format = choice->format;
   std::vector<std::string> warnings;
   if (!choice->warning.empty()) warnings.push_back(model_path + ": " + choice->warning);

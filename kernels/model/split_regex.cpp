@@ -153,7 +153,10 @@ class parser {
     n->kind = node::seq;
     while (more() && peek() != '|' && peek() != ')') {
       auto atom = parse_atom();
-      if (!atom) return n;
+      if (!atom) {
+        fail("a construct brigade's matcher cannot parse");
+        return n;
+      }
       n->kids.push_back(parse_quantifier(std::move(atom)));
     }
     return n;
@@ -302,10 +305,12 @@ class parser {
     return make_class(std::move(rs), negated);
   }
 
-  // Reads one escape (after '\') into ranges; `negated` for \S \D \W.
+  // Reads one escape (after '\') into ranges; `negated` for \S \D \W;
+  // `is_set` for a class escape (\s, \d, \w, \p{}), which cannot bound a range.
   bool escape_ranges(std::vector<range>& rs, bool& negated) {
     const uint32_t e = s_[i_++];
     negated = false;
+    last_escape_is_set_ = e == 's' || e == 'S' || e == 'd' || e == 'D' || e == 'w' || e == 'W' || e == 'p';
     switch (e) {
       case 's': rs = space_ranges; return true;
       case 'S': rs = space_ranges, negated = true; return true;
@@ -367,18 +372,20 @@ class parser {
       negated = true;
       ++i_;
     }
-    std::vector<range> rs;
-    bool first = true;
-    while (more() && (peek() != ']' || first)) {
-      first = false;
+    std::vector<range> rs;  // ECMAScript: "[]" matches nothing, "[^]" anything
+    while (more() && peek() != ']') {
       uint32_t lo = 0;
       if (peek() == '\\') {
         ++i_;
         std::vector<range> er;
         bool neg = false;
-        if (!more() || !escape_ranges(er, neg)) return nullptr;
+        if (!more()) {
+          fail("a trailing '\\' in a class");
+          return nullptr;
+        }
+        if (!escape_ranges(er, neg)) return nullptr;
         if (neg) er = complement(er);
-        if (er.size() != 1 || er[0].lo != er[0].hi) {  // a set: cannot start a range
+        if (last_escape_is_set_) {  // a set: cannot start a range
           rs.insert(rs.end(), er.begin(), er.end());
           continue;
         }
@@ -392,8 +399,12 @@ class parser {
         if (hi == '\\') {
           std::vector<range> er;
           bool neg = false;
-          if (!more() || !escape_ranges(er, neg)) return nullptr;
-          if (neg || er.size() != 1 || er[0].lo != er[0].hi) {
+          if (!more()) {
+            fail("a trailing '\\' in a class");
+            return nullptr;
+          }
+          if (!escape_ranges(er, neg)) return nullptr;
+          if (last_escape_is_set_) {
             fail("a class range ending in a set");
             return nullptr;
           }
@@ -421,6 +432,7 @@ class parser {
   bool collapsed_;
   std::vector<char_class>& classes_;
   std::string error_;
+  bool last_escape_is_set_ = false;
 };
 
 using inst = split_regex::inst;
@@ -542,7 +554,8 @@ struct split_regex::matcher {
   const std::vector<uint32_t>& keys;
   size_t seg_begin = 0, seg_end = 0;
   std::vector<std::pair<int32_t, size_t>> stack;
-  size_t budget = 0;
+  size_t budget = 0;       // backtracking steps left for this segment
+  bool exhausted = false;  // the budget ran out: no further match in the segment
 
   bool word_at(size_t pos) const { return pos >= seg_begin && pos < seg_end && is_word_key(keys[pos]); }
 
@@ -577,6 +590,10 @@ struct split_regex::matcher {
         case op::look_neg: {
           size_t ignored = 0;
           const bool found = run(in.x, pos, ignored, false);
+          if (exhausted) {  // never read an aborted look-ahead as a failed one
+            stack.resize(base);
+            return false;
+          }
           ok = found == (in.code == op::look);
           pc = in.y;  // the JMP over the sub-program
           break;
@@ -599,7 +616,8 @@ struct split_regex::matcher {
         }
       }
       if (ok) continue;
-      if (stack.size() == base || budget == 0) {
+      if (budget == 0) exhausted = true;
+      if (stack.size() == base || exhausted) {
         stack.resize(base);
         return false;
       }
@@ -618,11 +636,15 @@ struct split_regex::matcher {
       if (to > start_idx) out.push_back(to - start_idx);
       start_idx = to;
     };
-    while (pos <= seg_end) {
+    // One budget for the whole segment: linear work for every expression
+    // brigade ships, and a bound on pathological text (the rest of the
+    // segment then stays one piece).
+    budget = 1000000 + 256 * (seg_end - seg_begin);
+    exhausted = false;
+    while (pos <= seg_end && !exhausted) {
       size_t s = pos, e = 0;
       bool found = false;
-      for (; s <= seg_end; ++s) {
-        budget = 1000000 + 64 * (seg_end - seg_begin);
+      for (; s <= seg_end && !exhausted; ++s) {
         if (run(re.start_, s, e, false)) {
           found = true;
           break;
@@ -636,7 +658,6 @@ struct split_regex::matcher {
         continue;
       }
       // An empty match: try a non-empty one at the same place, else move on.
-      budget = 1000000 + 64 * (seg_end - seg_begin);
       if (run(re.start_, s, e, true)) {
         emit_to(e);
         pos = e;
@@ -651,7 +672,7 @@ struct split_regex::matcher {
 std::vector<size_t> split_regex::split(const std::vector<uint32_t>& cpts, const std::vector<size_t>& offsets) const {
   std::vector<uint32_t> keys(cpts.size());
   for (size_t i = 0; i < cpts.size(); ++i) keys[i] = collapsed_ ? collapsed_key(cpts[i]) : wide_key(cpts[i]);
-  matcher m{*this, keys, 0, 0, {}, 0};
+  matcher m{*this, keys, 0, 0, {}, 0, false};
   std::vector<size_t> out;
   out.reserve(offsets.size());
   size_t at = 0;

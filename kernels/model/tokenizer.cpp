@@ -86,7 +86,7 @@ const std::vector<std::vector<std::string_view>>& fim_texts() {
        "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"},
       {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", "<MID>",
        "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"},
-      {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"},
+      {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"},
       {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"},
       {"<|file_sep|>"},
   };
@@ -283,13 +283,16 @@ void tokenizer::infer_attributes(const gguf::gguf_file& file) {
 // What llama.cpp infers from token texts (the texts the index keeps, i.e.
 // the last id of a duplicated text), in its order.
 void tokenizer::mark_control_texts(const gguf::gguf_file& file, std::unordered_set<token_id>& eog) {
+  // A kind is named when its key (or the deprecated one) holds an id inside the vocabulary.
+  auto named = [&](const char* key) {
+    if (!file.find(key)) return false;
+    auto id = file.get_uint(key, 0);
+    return id && *id < text_.size();
+  };
   bool fim_named[6];
-  for (int k = 0; k < 6; ++k) {
-    fim_named[k] = file.find(fim_keys[k]) != nullptr;
-    if (k == 0 && !fim_named[k]) fim_named[k] = file.find("tokenizer.ggml.prefix_token_id") != nullptr;
-    if (k == 1 && !fim_named[k]) fim_named[k] = file.find("tokenizer.ggml.suffix_token_id") != nullptr;
-    if (k == 2 && !fim_named[k]) fim_named[k] = file.find("tokenizer.ggml.middle_token_id") != nullptr;
-  }
+  const char* old_keys[3] = {"tokenizer.ggml.prefix_token_id", "tokenizer.ggml.suffix_token_id",
+                             "tokenizer.ggml.middle_token_id"};
+  for (int k = 0; k < 6; ++k) fim_named[k] = named(fim_keys[k]) || (k < 3 && named(old_keys[k]));
   for (const auto& [txt, id] : index_) {
     uint32_t& a = attr_[static_cast<size_t>(id)];
     for (int k = 0; k < 6; ++k) {
@@ -350,7 +353,8 @@ void tokenizer::cache_special_tokens(const gguf::gguf_file& file) {
   for (size_t i = 0; i < n; ++i)
     if ((attr_[i] & (attr_control | attr_user_defined | attr_unknown)) && !text_[i].empty())
       special_.push_back(static_cast<token_id>(i));
-  std::stable_sort(special_.begin(), special_.end(), [&](token_id a, token_id b) {
+  // std::sort on ids in ascending order, as llama.cpp (equal lengths keep its order under libstdc++).
+  std::sort(special_.begin(), special_.end(), [&](token_id a, token_id b) {
     return text_[static_cast<size_t>(a)].size() > text_[static_cast<size_t>(b)].size();
   });
   if (phi3) {
@@ -376,7 +380,7 @@ token_id tokenizer::byte_token(unsigned char b) const { return byte_tokens_[b] >
 std::vector<token_id> tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
   std::vector<std::pair<size_t, size_t>> spans;
   if (parse_special) spans.emplace_back(0, text.size());
-  return encode_spans(text, spans, add_bos, true);
+  return encode_spans(text, spans, add_bos, true, {});
 }
 
 std::vector<token_id> tokenizer::encode(const std::vector<text_part>& parts, bool add_bos) const {
@@ -386,16 +390,31 @@ std::vector<token_id> tokenizer::encode(const std::vector<text_part>& parts, boo
     if (p.special && !p.text.empty()) spans.emplace_back(text.size(), text.size() + p.text.size());
     text += p.text;
   }
-  return encode_spans(text, spans, add_bos, true);
+  // A user-defined token that the markup uses (a role marker some vocabularies
+  // mark user-defined, e.g. <|im_start|> in older ChatML conversions) is
+  // recognised only in the markup too; others match everywhere, as in llama.cpp.
+  std::vector<token_id> markup_tokens;
+  for (token_id id : special_) {
+    if ((attr_[static_cast<size_t>(id)] & (attr_control | attr_unknown)) != 0) continue;
+    const std::string& st = text_[static_cast<size_t>(id)];
+    for (const text_part& p : parts)
+      if (p.special && p.text.find(st) != std::string_view::npos) {
+        markup_tokens.push_back(id);
+        break;
+      }
+  }
+  std::sort(markup_tokens.begin(), markup_tokens.end());
+  return encode_spans(text, spans, add_bos, true, markup_tokens);
 }
 
 std::vector<token_id> tokenizer::encode_continuation(std::string_view text) const {
-  return encode_spans(text, {}, false, false);
+  return encode_spans(text, {}, false, false, {});
 }
 
 std::vector<token_id> tokenizer::encode_spans(std::string_view text,
                                               const std::vector<std::pair<size_t, size_t>>& special_spans,
-                                              bool add_bos, bool space_prefix) const {
+                                              bool add_bos, bool space_prefix,
+                                              const std::vector<token_id>& span_only) const {
   std::vector<token_id> out;
   if (add_bos && bos_ >= 0) out.push_back(bos_);
   // A control (or unknown) token's text counts only inside a special span.
@@ -411,7 +430,8 @@ std::vector<token_id> tokenizer::encode_spans(std::string_view text,
   if (!text.empty()) frags.push_back({-1, 0, text.size()});
   for (token_id id : special_) {
     const uint32_t a = attr_[static_cast<size_t>(id)];
-    const bool needs_span = (a & (attr_control | attr_unknown)) != 0;
+    const bool needs_span = (a & (attr_control | attr_unknown)) != 0 ||
+                            std::binary_search(span_only.begin(), span_only.end(), id);
     if (needs_span && special_spans.empty()) continue;
     const std::string& st = text_[static_cast<size_t>(id)];
     std::vector<fragment> next;

@@ -92,8 +92,9 @@ class tokenizer {
   std::vector<token_id> encode(std::string_view text, bool add_bos, bool parse_special) const;
   /// Encodes the concatenation of `parts` as one text (merges may cross part
   /// boundaries, exactly as for the joined text), but control and unknown
-  /// tokens are recognised only inside parts marked special: text a user
-  /// typed cannot become a control token.
+  /// tokens, and user-defined tokens whose text the special parts contain,
+  /// are recognised only inside parts marked special: text a user typed
+  /// cannot become a role marker.
   std::vector<token_id> encode(const std::vector<text_part>& parts, bool add_bos) const;
   /// Encodes text that continues earlier text: without BOS and, for
   /// SentencePiece vocabularies, without the leading space prefix.
@@ -144,8 +145,10 @@ class tokenizer {
   void mark_control_texts(const gguf::gguf_file& file, std::unordered_set<token_id>& eog);
   void settle_end_of_generation(std::unordered_set<token_id>& eog);
   void cache_special_tokens(const gguf::gguf_file& file);
+  /// Control and unknown tokens, and the user-defined ones in `span_only`
+  /// (sorted), are recognised only inside `special_spans`.
   std::vector<token_id> encode_spans(std::string_view text, const std::vector<std::pair<size_t, size_t>>& special_spans,
-                                     bool add_bos, bool space_prefix) const;
+                                     bool add_bos, bool space_prefix, const std::vector<token_id>& span_only) const;
   void encode_llama(const std::string& text, std::vector<token_id>& out) const;
   void encode_bpe(std::string_view text, std::vector<token_id>& out) const;
   void encode_bpe_word(const std::string& word, std::vector<token_id>& out) const;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "kernels/model/gguf.hpp"
 #include "kernels/model/gguf_writer.hpp"
 #include "kernels/model/tokenizer.hpp"
@@ -70,6 +72,25 @@ TEST(ChatChoice, AnExplicitNameWinsAndABadOneIsRefused) {
   EXPECT_EQ(bad.error().code(), errc::invalid_argument);
   EXPECT_NE(bad.error().message().find("'chatlm'"), std::string::npos);
   EXPECT_NE(bad.error().message().find("raw, chatml"), std::string::npos) << bad.error().message();
+}
+
+TEST(ChatChoice, UserDefinedRoleMarkersAreRecognisedOnlyInMarkup) {
+  // Older ChatML conversions mark <|im_start|> user-defined, not control.
+  gguf::writer w;
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "a"});
+  w.add_i32_array("tokenizer.ggml.token_type", {2, 3, 3, 4, 3, 1});
+  const auto img = w.bytes();
+  auto f = gguf::gguf_file::parse(img.data(), img.size(), "vocab.gguf");
+  ASSERT_TRUE(f.ok());
+  auto t = tokenizer::from_gguf(*f);
+  ASSERT_TRUE(t.ok());
+  const token_id start = t->find("<|im_start|>");
+  // As llama.cpp, plain encoding matches a user-defined token anywhere...
+  EXPECT_EQ(t->encode("<|im_start|>", false, false), (std::vector<token_id>{start}));
+  // ...but in a conversation only the markup's occurrence becomes the token.
+  const auto ids = t->encode(std::vector<text_part>{{"<|im_start|>", true}, {"<|im_start|>a", false}}, false);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), start), 1) << ids.size();
 }
 
 }  // namespace

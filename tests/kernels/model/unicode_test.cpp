@@ -115,6 +115,10 @@ TEST(SplitRegex, FollowsEcmaScriptBacktrackingAndLookahead) {
   // $ is the segment's end; a long run does not exhaust the stack.
   EXPECT_EQ(split("\\s+$", "x  "), (std::vector<std::string>{"x", "  "}));
   EXPECT_EQ(split("\\p{L}+", std::string(200000, 'a')).size(), 1u);
+  // ECMAScript's [] matches nothing and [^] anything.
+  EXPECT_EQ(split("[^]", "ab"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(split("[]|b", "ab"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_FALSE(split_regex::compile("[a\\"));
   EXPECT_FALSE(split_regex::compile("(a*)*"));
   EXPECT_FALSE(split_regex::compile("\\p{Han}+"));
   EXPECT_FALSE(split_regex::compile("a+?"));
