@@ -63,6 +63,8 @@ EXTRA_CORPUS = [
     "Hello, world! How's it going? (Well...) [ok] {yes} <no> a/b\\c |x| ~y~ `z` $5 + 3 = 8 ^_^",
     "«quotes» „Anführung“ —dash– …ellipsis ‘single’ “double” ¿Qué? ¡Sí!",
     "email@example.com https://example.org/path?q=1&r=2#frag",
+    # private use, unassigned, the last code points
+    "private \ue000\U000f0000 unassigned \u0378\u0530 last \U0010ffff \U0010fffd end",
     # mixed case words (tekken, gpt-4o rules)
     "CamelCaseWord HTMLParser iPhone McDonald's ÉCOLE éCole XMLHttpRequest",
 ]
