@@ -97,6 +97,8 @@ constexpr const char* fim_keys[6] = {"tokenizer.ggml.fim_pre_token_id", "tokeniz
                                      "tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.fim_pad_token_id",
                                      "tokenizer.ggml.fim_rep_token_id", "tokenizer.ggml.fim_sep_token_id"};
 
+uint64_t pair_key(token_id l, token_id r) { return (static_cast<uint64_t>(static_cast<uint32_t>(l)) << 32) | static_cast<uint32_t>(r); }
+
 uint32_t attr_of(token_kind k) {
   switch (k) {
     case token_kind::unknown: return attr_unknown;
@@ -200,13 +202,20 @@ status tokenizer::read_tokens(const gguf::gguf_file& file) {
     auto merges = file.get_array("tokenizer.ggml.merges", gguf::value_type::string);
     if (!merges)
       return {errc::malformed, fname + ": a BPE vocabulary needs tokenizer.ggml.merges (" + merges.error().message() + ")"};
-    merge_rank_.reserve(static_cast<size_t>((*merges)->count));
+    pair_rank_.reserve(static_cast<size_t>((*merges)->count));
     for (size_t i = 0; i < (*merges)->count; ++i) {
       // As llama.cpp: "first second" split at the first space after the first
       // byte; a merge without one pairs two empty texts (never matches).
       std::string_view m = (*merges)->strings[i];
-      if (m.find(' ', 1) == std::string_view::npos) continue;
-      merge_rank_.emplace(std::string(m), static_cast<int32_t>(i));
+      const size_t sp = m.find(' ', 1);
+      if (sp == std::string_view::npos) continue;
+      const std::string_view left = m.substr(0, sp), right = m.substr(sp + 1);
+      const token_id l = find(left), r = find(right);
+      const auto rank = static_cast<int32_t>(i);
+      if (l >= 0 && r >= 0)
+        pair_rank_.emplace(pair_key(l, r), rank);
+      else
+        text_rank_.emplace(std::make_pair(std::string(left), std::string(right)), rank);
     }
   }
   return {};
@@ -552,48 +561,55 @@ void tokenizer::encode_bpe(std::string_view text, std::vector<token_id>& out) co
 }
 
 void tokenizer::encode_bpe_word(const std::string& word, std::vector<token_id>& out) const {
+  // Each symbol is a span of the word with its token id (-1: not a token).
+  struct bpe_symbol {
+    int prev, next;
+    size_t off, n;
+    token_id id;
+  };
   struct bigram {
     int left, right;
     int32_t rank;
-    std::string text;
+    size_t left_n, right_n;  // the spans it was made for: stale once either changed
   };
   auto cmp = [](const bigram& a, const bigram& b) { return a.rank > b.rank || (a.rank == b.rank && a.left > b.left); };
-  std::vector<symbol> syms;
+  std::vector<bpe_symbol> syms;
   size_t off = 0;
   if ((ignore_merges_ || (pre_family_ == "gemma4" && word.find_first_not_of('\n') == std::string::npos)) &&
       find(word) >= 0) {
     // A word that is a token is taken whole (ignore_merges; Gemma 4's newline runs).
-    syms.push_back({-1, -1, word.data(), word.size()});
+    syms.push_back({-1, -1, 0, word.size(), find(word)});
     off = word.size();
   }
   while (off < word.size()) {
     const size_t len = std::min(unicode::utf8_len(static_cast<unsigned char>(word[off])), word.size() - off);
     const int idx = static_cast<int>(syms.size());
+    syms.push_back({idx - 1, off + len == word.size() ? -1 : idx + 1, off, len, find(word.substr(off, len))});
     off += len;
-    syms.push_back({idx - 1, off == word.size() ? -1 : idx + 1, word.data() + off - len, len});
   }
   std::priority_queue<bigram, std::vector<bigram>, decltype(cmp)> queue(cmp);
-  std::string key;
   auto try_add = [&](int left, int right) {
     if (left < 0 || right < 0) return;
-    const symbol& l = syms[static_cast<size_t>(left)];
-    const symbol& r = syms[static_cast<size_t>(right)];
-    key.assign(l.text, l.n);
-    key += ' ';
-    key.append(r.text, r.n);
-    auto it = merge_rank_.find(key);
-    if (it == merge_rank_.end()) return;
-    queue.push({left, right, it->second, std::string(l.text, l.n + r.n)});
+    const bpe_symbol& l = syms[static_cast<size_t>(left)];
+    const bpe_symbol& r = syms[static_cast<size_t>(right)];
+    if (l.id >= 0 && r.id >= 0) {
+      auto it = pair_rank_.find(pair_key(l.id, r.id));
+      if (it != pair_rank_.end()) queue.push({left, right, it->second, l.n, r.n});
+      return;
+    }
+    if (text_rank_.empty()) return;
+    auto it = text_rank_.find(std::make_pair(word.substr(l.off, l.n), word.substr(r.off, r.n)));
+    if (it != text_rank_.end()) queue.push({left, right, it->second, l.n, r.n});
   };
   for (int i = 1; i < static_cast<int>(syms.size()); ++i) try_add(i - 1, i);
   while (!queue.empty()) {
     const bigram b = queue.top();
     queue.pop();
-    symbol& l = syms[static_cast<size_t>(b.left)];
-    symbol& r = syms[static_cast<size_t>(b.right)];
-    if (l.n == 0 || r.n == 0 || l.n + r.n != b.text.size() || std::string_view(l.text, l.n + r.n) != b.text)
-      continue;  // outdated
+    bpe_symbol& l = syms[static_cast<size_t>(b.left)];
+    bpe_symbol& r = syms[static_cast<size_t>(b.right)];
+    if (l.n != b.left_n || r.n != b.right_n || l.next != b.right) continue;  // outdated
     l.n += r.n;
+    l.id = find(std::string_view(word).substr(l.off, l.n));
     r.n = 0;
     l.next = r.next;
     if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = b.left;
@@ -601,17 +617,15 @@ void tokenizer::encode_bpe_word(const std::string& word, std::vector<token_id>& 
     try_add(b.left, l.next);
   }
   const bool byte_encode = pretok_->byte_encode();
-  for (const symbol& s : syms) {
+  for (const bpe_symbol& s : syms) {
     if (s.n == 0) continue;
-    const std::string_view piece(s.text, s.n);
-    const token_id id = find(piece);
-    if (id >= 0) {
-      out.push_back(id);
+    if (s.id >= 0) {
+      out.push_back(s.id);
       continue;
     }
     // Not a token: its single bytes, where those are tokens (llama.cpp);
     // <0xXX> tokens for vocabularies over raw UTF-8.
-    for (char c : piece) {
+    for (char c : std::string_view(word).substr(s.off, s.n)) {
       const token_id b = byte_encode ? find(std::string_view(&c, 1)) : byte_tokens_[static_cast<unsigned char>(c)];
       if (b >= 0) out.push_back(b);
     }

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -168,7 +169,11 @@ class tokenizer {
   std::vector<token_kind> kind_;
   std::vector<uint32_t> attr_;
   std::unordered_map<std::string, token_id, string_hash, std::equal_to<>> index_;
-  std::unordered_map<std::string, int32_t, string_hash, std::equal_to<>> merge_rank_;  // "left right"
+  // BPE merges as llama.cpp reads them ("left right", split at the first
+  // space after the first byte; the first of duplicates wins). Merges of two
+  // tokens are keyed by the pair of ids; the rare others by their texts.
+  std::unordered_map<uint64_t, int32_t> pair_rank_;
+  std::map<std::pair<std::string, std::string>, int32_t> text_rank_;
   std::vector<token_id> special_;  // tokens matched as whole words, longest text first
   std::vector<token_id> eog_;
   token_id byte_tokens_[256];
