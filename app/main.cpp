@@ -199,8 +199,11 @@ void add_serve(command_line& c) {
 void add_chat(command_line& c) {
   auto& a = c.chat_args;
   CLI::App* cmd = c.chat;
-  cmd->add_option("--host", a.host, "Node address")->capture_default_str();
-  cmd->add_option("--port", a.port, "Node BASP port")->capture_default_str();
+  cmd->add_option("--host", a.host,
+                  "Node address, or several nodes: HOST:PORT,HOST:PORT,... (the client uses one that answers and moves "
+                  "to the next when it dies)")
+      ->capture_default_str();
+  cmd->add_option("--port", a.port, "Node BASP port (for --host entries without one)")->capture_default_str();
   cmd->add_option("-p,--prompt", a.prompt, "Send this one message, print the reply, exit");
   cmd->add_option("--session", a.session, "Session id (with --token)");
   cmd->add_option("--token", a.token, "Session token");
@@ -221,8 +224,11 @@ void add_chat(command_line& c) {
 void add_bench(command_line& c) {
   auto& a = c.bench_server_args;
   CLI::App* cmd = c.bench;
-  cmd->add_option("--host", a.host, "Node address")->capture_default_str();
-  cmd->add_option("--port", a.port, "Node BASP port")->capture_default_str();
+  cmd->add_option("--host", a.host,
+                  "Node address, or several nodes: HOST:PORT,HOST:PORT,... (the client uses one that answers and moves "
+                  "to the next when it dies)")
+      ->capture_default_str();
+  cmd->add_option("--port", a.port, "Node BASP port (for --host entries without one)")->capture_default_str();
   cmd->add_option("--sessions", a.sessions, "Concurrent sessions")->capture_default_str();
   cmd->add_option("--turns", a.turns, "Turns per session")->capture_default_str();
   cmd->add_option("-n,--max-tokens", a.max_tokens, "Tokens per reply at most")->capture_default_str();

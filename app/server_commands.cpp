@@ -231,8 +231,8 @@ int bench(const bench_server_cli& a) {
   const double wall = seconds_since(t0);
   const double tps = static_cast<double>(rep.tokens) / wall;
   const double mean_batch = rep.batch_n ? rep.batch_sum / static_cast<double>(rep.batch_n) : 0;
-  std::printf("bench: %d sessions x %d turns against %s:%d in %.2f s\n", a.sessions, a.turns, a.host.c_str(), a.port,
-              wall);
+  const std::string target = a.host.find(',') != std::string::npos ? a.host : a.host + ":" + std::to_string(a.port);
+  std::printf("bench: %d sessions x %d turns against %s in %.2f s\n", a.sessions, a.turns, target.c_str(), wall);
   std::printf("  turns %lld, errors %lld, refused (before retries) %d, prompt tokens prefilled %lld\n",
               static_cast<long long>(rep.turns), static_cast<long long>(rep.errors), rep.refused,
               static_cast<long long>(rep.prompt_tokens));

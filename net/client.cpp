@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <future>
 #include <mutex>
@@ -32,10 +33,43 @@ bool retryable(const client_error& e) {
          e.code == brigade_errc::session_moved;
 }
 
+std::string name(const endpoint& e) { return e.host + ":" + std::to_string(e.port); }
+
 }  // namespace
+
+bool parse_endpoints(const std::string& list, int default_port, std::vector<endpoint>& out, std::string& error) {
+  out.clear();
+  size_t at = 0;
+  while (at <= list.size()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string entry = list.substr(at, comma - at);
+    at = comma + 1;
+    if (entry.empty()) {
+      error = "--host '" + list + "' has an empty entry; give host or host:port, separated by commas";
+      return false;
+    }
+    endpoint e{entry, default_port};
+    const size_t colon = entry.rfind(':');
+    if (colon != std::string::npos && entry.find(':') == colon) {  // host:port (IPv6 literals have several)
+      const std::string p = entry.substr(colon + 1);
+      char* end = nullptr;
+      const long v = std::strtol(p.c_str(), &end, 10);
+      if (p.empty() || *end != '\0' || v < 1 || v > 65535 || colon == 0) {
+        error = "--host entry '" + entry + "' is not host:port with a port from 1 to 65535";
+        return false;
+      }
+      e.host = entry.substr(0, colon);
+      e.port = static_cast<int>(v);
+    }
+    out.push_back(std::move(e));
+  }
+  return true;
+}
 
 struct client::impl {
   client_options opt;
+  std::vector<endpoint> eps;
+  size_t current = 0;  // the endpoint in use (guarded by mu)
   client_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   std::mutex mu;
@@ -48,27 +82,47 @@ struct client::impl {
       out.message = error_sentence(*sys, e);
     } else {
       out.transport = true;
-      out.message = "lost the connection to " + opt.host + ":" + std::to_string(opt.port) + " (" + sys->render(e) + ")";
+      out.message = "lost the connection to " + name(eps[index()]) + " (" + sys->render(e) + ")";
     }
     return out;
   }
 
-  bool connect(client_error& err) {
+  size_t index() {
+    std::lock_guard<std::mutex> g(mu);
+    return current;
+  }
+
+  /// Connects to the endpoints in turn, from the current one (or, with
+  /// `move_on`, the next), until one answers.
+  bool connect(client_error& err, bool move_on = false) {
+    const size_t first = (index() + (move_on ? 1 : 0)) % eps.size();
+    std::string tried;
+    for (size_t k = 0; k < eps.size(); ++k) {
+      const size_t i = (first + k) % eps.size();
+      if (connect_to(i, err)) return true;
+      if (!err.transport) return false;  // a node answered and refused (e.g. its protocol version)
+      tried += (tried.empty() ? "" : "; ") + err.message;
+    }
+    if (eps.size() > 1) err.message = "no node answered: " + tried;
+    return false;
+  }
+
+  bool connect_to(size_t i, client_error& err) {
+    const endpoint& ep = eps[i];
     caf::scoped_actor self{*sys};
     bool ok = false;
     caf::actor gw;
-    self->request(sys->middleman().actor_handle(), opt.connect_timeout, caf::connect_atom::value, opt.host,
-                  static_cast<uint16_t>(opt.port))
+    self->request(sys->middleman().actor_handle(), opt.connect_timeout, caf::connect_atom::value, ep.host,
+                  static_cast<uint16_t>(ep.port))
         .receive(
             [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
               gw = caf::actor_cast<caf::actor>(ptr);
               ok = static_cast<bool>(gw);
-              if (!ok) err = {brigade_errc::internal, true, "no brigade node is published on that port"};
+              if (!ok) err = {brigade_errc::internal, true, "no brigade node is published on " + name(ep)};
             },
             [&](caf::error& e) {
               err = {brigade_errc::internal, true,
-                     "cannot connect to " + opt.host + ":" + std::to_string(opt.port) + " (" + sys->render(e) +
-                         "); is `brigade serve` running there?"};
+                     "cannot connect to " + name(ep) + " (" + sys->render(e) + "); is `brigade serve` running there?"};
             });
     if (!ok) return false;
     // Tests speak another version through this variable to check the refusal.
@@ -83,6 +137,7 @@ struct client::impl {
     if (!ok) return false;
     std::lock_guard<std::mutex> g(mu);
     gateway = gw;
+    current = i;
     return true;
   }
 
@@ -104,7 +159,7 @@ struct client::impl {
       std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(base * jitter(rng))));
       if (err.transport) {
         client_error cerr;
-        if (!connect(cerr)) err = cerr;  // keep trying until the attempts run out
+        if (!connect(cerr, /*move_on=*/true)) err = cerr;  // keep trying until the attempts run out
       }
     }
   }
@@ -125,6 +180,11 @@ client::~client() {
 std::unique_ptr<client> client::connect(const client_options& opt, client_error& err) {
   auto p = std::make_unique<impl>();
   p->opt = opt;
+  std::string why;
+  if (!parse_endpoints(opt.host, opt.port, p->eps, why)) {
+    err = {brigade_errc::bad_request, false, why};
+    return nullptr;
+  }
   p->sys = std::make_unique<caf::actor_system>(p->cfg);
   if (!p->connect(err)) return nullptr;
   return std::unique_ptr<client>(new client(std::move(p)));

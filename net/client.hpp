@@ -7,6 +7,10 @@
 // stored the turn. It retries on `overloaded` and on a lost connection with
 // jittered exponential backoff, re-sending the same seq (the node replays a
 // committed seq instead of running it twice), reconnecting as needed.
+//
+// `host` may name several nodes ("h1:p1,h2:p2,h3"; an entry without a port
+// uses `port`): the client uses the first that answers and, when the
+// connection to it is lost, moves on to the next (cyclically) and re-sends.
 #pragma once
 
 #include <chrono>
@@ -28,13 +32,20 @@ struct client_error {
 };
 
 struct client_options {
-  std::string host = "127.0.0.1";
-  int port = 7420;
+  std::string host = "127.0.0.1";  // or a list: "h1:p1,h2:p2,..."
+  int port = 7420;                  // for entries without a port
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds turn_timeout{60000};  // silence (no token, no reply) before a retry
   int max_attempts = 8;                           // per call, the first included
   int credit_batch = 8;                           // chunks consumed before granting credit
 };
+
+struct endpoint {
+  std::string host;
+  int port = 0;
+};
+/// Parses `client_options::host`; false with a sentence naming the bad entry.
+bool parse_endpoints(const std::string& list, int default_port, std::vector<endpoint>& out, std::string& error);
 
 class client {
  public:

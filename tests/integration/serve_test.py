@@ -177,6 +177,17 @@ def main():
         vm = subprocess.run([BRIGADE, "chat", "--port", str(node.port), "--open"], capture_output=True, env=env)
         check(vm.returncode == 2 and "protocol version 999" in err_line(vm), f"version mismatch ({err_line(vm)})")
 
+        # several --host entries: the first that answers is used; all dead or a bad entry is a clear error
+        multi = subprocess.run([BRIGADE, "chat", "--host", f"127.0.0.1:1,127.0.0.1:{node.port}", "-p", "hi", "-n", "4"],
+                               capture_output=True, timeout=60)
+        check(multi.returncode == 0 and multi.stdout.strip(), f"--host list: a dead entry is skipped ({err_line(multi)})")
+        dead = subprocess.run([BRIGADE, "chat", "--host", "127.0.0.1:1,127.0.0.1:2", "-p", "hi"], capture_output=True,
+                              timeout=60)
+        check(dead.returncode == 1 and "no node answered" in err_line(dead) and "127.0.0.1:2" in err_line(dead),
+              f"--host list: every entry dead is named ({err_line(dead)})")
+        bad = subprocess.run([BRIGADE, "chat", "--host", "127.0.0.1:x", "-p", "hi"], capture_output=True, timeout=60)
+        check(bad.returncode == 2 and "127.0.0.1:x" in err_line(bad), f"--host: a bad entry is named ({err_line(bad)})")
+
         # 50 concurrent sessions, every acknowledged turn stored exactly once
         rc, res, err = bench(node, 50, 2, 16, "--verify")
         check(rc == 0 and res.get("turns") == 100 and res.get("errors") == 0 and res.get("lost") == 0 and
