@@ -366,6 +366,18 @@ class parser {
     return true;
   }
 
+  // An escape inside a class (after '\\'): its ranges, complemented for \S \D \W.
+  bool class_escape(std::vector<range>& er) {
+    if (!more()) {
+      fail("a trailing '\\' in a class");
+      return false;
+    }
+    bool neg = false;
+    if (!escape_ranges(er, neg)) return false;
+    if (neg) er = complement(er);
+    return true;
+  }
+
   std::unique_ptr<node> parse_class() {
     bool negated = false;
     if (peek() == '^') {
@@ -378,13 +390,7 @@ class parser {
       if (peek() == '\\') {
         ++i_;
         std::vector<range> er;
-        bool neg = false;
-        if (!more()) {
-          fail("a trailing '\\' in a class");
-          return nullptr;
-        }
-        if (!escape_ranges(er, neg)) return nullptr;
-        if (neg) er = complement(er);
+        if (!class_escape(er)) return nullptr;
         if (last_escape_is_set_) {  // a set: cannot start a range
           rs.insert(rs.end(), er.begin(), er.end());
           continue;
@@ -398,12 +404,7 @@ class parser {
         uint32_t hi = s_[i_++];
         if (hi == '\\') {
           std::vector<range> er;
-          bool neg = false;
-          if (!more()) {
-            fail("a trailing '\\' in a class");
-            return nullptr;
-          }
-          if (!escape_ranges(er, neg)) return nullptr;
+          if (!class_escape(er)) return nullptr;
           if (last_escape_is_set_) {
             fail("a class range ending in a set");
             return nullptr;

@@ -1,10 +1,9 @@
-// The real SentencePiece vocabulary (llama.cpp's ggml-vocab-llama-spm.gguf
-// from BRIGADE_TESTDATA_DIR) that the actor-logic tests tokenize with.
+// Real vocabularies (llama.cpp's ggml-vocab-*.gguf from BRIGADE_TESTDATA_DIR)
+// that the actor-logic tests tokenize with.
 #pragma once
 
 #include <gtest/gtest.h>
 
-#include <memory>
 #include <string>
 
 #include "kernels/model/gguf.hpp"
@@ -12,25 +11,22 @@
 
 namespace brigade::test {
 
+/// The tokenizer of testdata/vocab/NAME (it copies what it needs; the file is not kept).
+inline tokenizer load_vocab(const std::string& name) {
+  auto f = gguf::gguf_file::open(std::string(BRIGADE_TESTDATA_DIR_DEFAULT) + "/vocab/" + name);
+  EXPECT_TRUE(f.ok()) << "set BRIGADE_TESTDATA_DIR to the test data folder";
+  return *tokenizer::from_gguf(*f);
+}
+
+/// SentencePiece (ggml-vocab-llama-spm.gguf).
 inline const tokenizer& spm_vocab() {
-  static const auto file = [] {
-    auto f = gguf::gguf_file::open(std::string(BRIGADE_TESTDATA_DIR_DEFAULT) + "/vocab/ggml-vocab-llama-spm.gguf");
-    EXPECT_TRUE(f.ok()) << "set BRIGADE_TESTDATA_DIR to the test data folder";
-    return std::make_unique<gguf::gguf_file>(std::move(*f));
-  }();
-  static const tokenizer t = *tokenizer::from_gguf(*file);
+  static const tokenizer t = load_vocab("ggml-vocab-llama-spm.gguf");
   return t;
 }
 
-/// The real byte-level BPE vocabulary (ggml-vocab-gpt-2.gguf), whose
-/// <|endoftext|> is a control token.
+/// Byte-level BPE (ggml-vocab-gpt-2.gguf), whose <|endoftext|> is a control token.
 inline const tokenizer& gpt2_vocab() {
-  static const auto file = [] {
-    auto f = gguf::gguf_file::open(std::string(BRIGADE_TESTDATA_DIR_DEFAULT) + "/vocab/ggml-vocab-gpt-2.gguf");
-    EXPECT_TRUE(f.ok()) << "set BRIGADE_TESTDATA_DIR to the test data folder";
-    return std::make_unique<gguf::gguf_file>(std::move(*f));
-  }();
-  static const tokenizer t = *tokenizer::from_gguf(*file);
+  static const tokenizer t = load_vocab("ggml-vocab-gpt-2.gguf");
   return t;
 }
 
