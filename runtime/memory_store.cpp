@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -33,27 +34,35 @@ class memory_store final : public session_store {
     done(s);
   }
 
-  void acquire(const std::string& id, const std::string& owner, load_fn done) override {
+  void acquire(const std::string& id, const claimant& who, acquire_fn done) override {
     store_result<session_snapshot> r = missing(id);
+    lease_holder holder;
     {
       std::lock_guard<std::mutex> g(mu_);
       expire_locked();
       if (auto it = sessions_.find(id); it != sessions_.end()) {
         entry& e = it->second;
         const int64_t now = clock_ms_();
-        if (!e.snap.meta.owner.empty() && e.snap.meta.owner != owner && e.lease_until_ms > now) {
-          r = store_status{store_errc::conflict, "session " + id + ": owned by node " + e.snap.meta.owner + " for " +
+        const auto& m = e.snap.meta;
+        const bool held = !m.owner.empty() && m.owner != who.node && e.lease_until_ms > now;
+        const bool void_lease = held && !m.owner_incarnation.empty() &&
+                                std::find(who.dead.begin(), who.dead.end(), m.owner_incarnation) != who.dead.end();
+        if (held && !void_lease) {
+          holder = {m.owner, m.owner_incarnation, e.lease_until_ms - now};
+          r = store_status{store_errc::conflict, "session " + id + ": owned by node " + m.owner + " for " +
                                                      std::to_string(e.lease_until_ms - now) + " ms more"};
         } else {
           ++e.snap.meta.epoch;
-          e.snap.meta.owner = owner;
+          e.snap.meta.owner = who.node;
+          e.snap.meta.owner_incarnation = who.incarnation;
           e.lease_until_ms = now + lease_ms_;
           e.touched_ms = now;
           r = e.snap;
+          r->failover = void_lease;
         }
       }
     }
-    done(std::move(r));
+    done(std::move(r), holder);
   }
 
   void renew(const std::string& id, uint64_t epoch, done_fn done) override {

@@ -15,7 +15,12 @@
 
 namespace brigade::runtime::redis {
 
+/// Turn records and snapshots.
 constexpr int schema_version = 1;
+/// The meta hash (field `v`): 2 added `inc`, the holder's incarnation. A
+/// meta of version 1 is read as one without a holder incarnation and
+/// rewritten as version 2 by the next acquire.
+constexpr int meta_schema_version = 2;
 
 void pack_turn(msgpack::packer<msgpack::sbuffer>& pk, const turn_record& t);
 /// Throws on a malformed record (the callers catch).

@@ -9,32 +9,47 @@ namespace brigade::runtime::redis {
   "local t = redis.call('TIME')\n" \
   "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-// KEYS: meta. ARGV: schema, owner, model, token hash, created, ttl ms, lease ms.
+// KEYS: meta. ARGV: schema, owner, model, token hash, created, ttl ms, lease
+// ms, owner incarnation.
 extern const char* const create_script = BRIGADE_LUA_NOW R"(
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS session already exists') end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'seq', 0, 'epoch', 1, 'owner', ARGV[2], 'lease', now + tonumber(ARGV[7]),
-           'model', ARGV[3], 'token', ARGV[4], 'created', ARGV[5], 'snap_seq', 0)
+           'model', ARGV[3], 'token', ARGV[4], 'created', ARGV[5], 'snap_seq', 0, 'inc', ARGV[8])
 if tonumber(ARGV[6]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 return 'OK')";
 
-// KEYS: meta, turns, snap. ARGV: owner, lease ms, ttl ms, schema.
-// Free, expired or already ours (the same node name, restarted): take it
-// with epoch + 1. Returns the new epoch.
+// KEYS: meta, turns, snap. ARGV: owner, lease ms, ttl ms, schema, owner
+// incarnation, then the incarnations the cluster declared dead.
+// Free, expired, already ours (the same node name, restarted) or held by a
+// dead incarnation (failover): take it with epoch + 1. A meta of schema 1
+// (no incarnation) is rewritten as schema 2. Returns {new epoch, 1 if a dead
+// incarnation's lease was taken over else 0}; a live lease elsewhere is the
+// error "OWNED <ms left> <incarnation or -> <node>".
 extern const char* const acquire_script = BRIGADE_LUA_NOW R"(
-local m = redis.call('HMGET', KEYS[1], 'v', 'epoch', 'owner', 'lease')
+local m = redis.call('HMGET', KEYS[1], 'v', 'epoch', 'owner', 'lease', 'inc')
 if not m[1] then return redis.error_reply('MISSING session is not in the store (expired or deleted)') end
-if m[1] ~= ARGV[4] then
+if m[1] ~= ARGV[4] and m[1] ~= '1' then
   return redis.error_reply('SCHEMA stored with schema version \'' .. m[1] .. '\', this node reads version ' .. ARGV[4]) end
 local epoch = tonumber(m[2])
 local lease = tonumber(m[4] or '0')
 if not epoch or not lease then return redis.error_reply('SCHEMA the session\'s meta record is damaged') end
+local failover = 0
 if m[3] and m[3] ~= '' and m[3] ~= ARGV[1] and lease > now then
-  return redis.error_reply('OWNED owned by node ' .. m[3] .. ' for ' .. (lease - now) .. ' ms more') end
-redis.call('HSET', KEYS[1], 'epoch', epoch + 1, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]))
+  local inc = m[5] or ''
+  if inc ~= '' then
+    for i = 6, #ARGV do if ARGV[i] == inc then failover = 1 end end
+  end
+  if failover == 0 then
+    if inc == '' then inc = '-' end
+    return redis.error_reply('OWNED ' .. (lease - now) .. ' ' .. inc .. ' ' .. m[3])
+  end
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[4], 'epoch', epoch + 1, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]),
+           'inc', ARGV[5])
 if tonumber(ARGV[3]) > 0 then
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 end
-return epoch + 1)";
+return {epoch + 1, failover})";
 
 // KEYS: meta, turns, snap. ARGV: epoch, lease ms, ttl ms.
 extern const char* const renew_script = BRIGADE_LUA_NOW R"(

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include "runtime/redis_connection.hpp"
 #include "runtime/redis_records.hpp"
@@ -35,34 +36,43 @@ class redis_store final : public session_store {
   }
 
   void create(const session_meta& m, done_fn done) override {
-    commits_->submit({{"EVAL", create_script, "1", key(m.id, "meta"), std::to_string(schema_version), m.owner, m.model,
-                       m.token_hash, std::to_string(m.created_ms), std::to_string(ttl_ms_), std::to_string(lease_ms_)}},
+    commits_->submit({{"EVAL", create_script, "1", key(m.id, "meta"), std::to_string(meta_schema_version), m.owner,
+                       m.model, m.token_hash, std::to_string(m.created_ms), std::to_string(ttl_ms_),
+                       std::to_string(lease_ms_), m.owner_incarnation}},
                      [this, done, id = m.id](std::vector<redisReply*>& r, const std::string& err) {
                        done(status_of(r[0], err, id));
                      });
   }
 
-  void acquire(const std::string& id, const std::string& owner, load_fn done) override {
-    std::vector<command> cmds{{"EVAL", acquire_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), owner,
-                               std::to_string(lease_ms_), std::to_string(ttl_ms_), std::to_string(schema_version)}};
+  void acquire(const std::string& id, const claimant& who, acquire_fn done) override {
+    command script{"EVAL",           acquire_script,    "3", key(id, "meta"), key(id, "turns"), key(id, "snap"),
+                   who.node,         std::to_string(lease_ms_), std::to_string(ttl_ms_),
+                   std::to_string(meta_schema_version), who.incarnation};
+    for (const std::string& d : who.dead) script.push_back(d);
+    std::vector<command> cmds{std::move(script)};
     for (auto& c : read_commands(id)) cmds.push_back(std::move(c));
-    commits_->submit(std::move(cmds), [this, done, id, owner](std::vector<redisReply*>& r, const std::string& err) {
-      if (store_status s = status_of(r[0], err, id); !s) return done(s);
+    commits_->submit(std::move(cmds), [this, done, id, who](std::vector<redisReply*>& r, const std::string& err) {
+      lease_holder holder = holder_of(r[0]);
+      if (store_status s = status_of(r[0], err, id); !s) return done(s, holder);
       // The script and the read are one round trip but two steps: another
       // acquire (an old process under the same node name) may fall between.
       // The script's epoch is ours; a newer one read back means we lost.
-      const uint64_t epoch = r[0]->type == REDIS_REPLY_INTEGER ? static_cast<uint64_t>(r[0]->integer) : 0;
+      const redisReply* a = r[0];
+      const bool shaped = a->type == REDIS_REPLY_ARRAY && a->elements == 2;
+      const uint64_t epoch = shaped ? static_cast<uint64_t>(a->element[0]->integer) : 0;
       store_result<session_snapshot> snap = decode(r.back(), err, id);
       if (!snap) {  // unreadable data: give the lease back rather than hold a session nobody can serve
         release(id, epoch, [](store_status) {});
-        return done(snap);
+        return done(snap, holder);
       }
       if (snap->meta.epoch != epoch)
-        return done(store_status{store_errc::conflict, "session " + id + ": taken by another process of node " + owner +
-                                                           " while restoring (epoch " + std::to_string(epoch) +
-                                                           " is not the current " + std::to_string(snap->meta.epoch) +
-                                                           ")"});
-      done(std::move(snap));
+        return done(store_status{store_errc::conflict, "session " + id + ": taken by another process of node " +
+                                                           who.node + " while restoring (epoch " +
+                                                           std::to_string(epoch) + " is not the current " +
+                                                           std::to_string(snap->meta.epoch) + ")"},
+                    holder);
+      snap->failover = shaped && a->element[1]->integer == 1;
+      done(std::move(snap), holder);
     });
   }
 
@@ -184,6 +194,18 @@ class redis_store final : public session_store {
 
   std::string where() const { return commits_->where(); }
 
+  /// The holder named by an acquire's "OWNED <ms> <incarnation or -> <node>".
+  static lease_holder holder_of(const redisReply* r) {
+    lease_holder h;
+    if (!r || r->type != REDIS_REPLY_ERROR) return h;
+    std::istringstream in(std::string(r->str, r->len));
+    std::string word;
+    if (!(in >> word) || word != "OWNED" || !(in >> h.remaining_ms >> h.incarnation)) return {};
+    if (h.incarnation == "-") h.incarnation.clear();
+    std::getline(in >> std::ws, h.node);
+    return h;
+  }
+
   store_status status_of(const redisReply* r, const std::string& conn_error, const std::string& id) const {
     if (!r) return {store_errc::io, where() + ": " + conn_error};
     if (r->type != REDIS_REPLY_ERROR) return {};
@@ -191,7 +213,12 @@ class redis_store final : public session_store {
     const std::string word = msg.substr(0, msg.find(' '));
     const std::string rest = msg.find(' ') == std::string::npos ? msg : msg.substr(msg.find(' ') + 1);
     if (word == "MISSING") return {store_errc::not_found, "session " + id + ": " + rest};
-    if (word == "EPOCH" || word == "OWNED") return {store_errc::conflict, "session " + id + ": " + rest};
+    if (word == "OWNED") {
+      const lease_holder h = holder_of(r);
+      return {store_errc::conflict, "session " + id + ": owned by node " + h.node + " for " +
+                                        std::to_string(h.remaining_ms) + " ms more"};
+    }
+    if (word == "EPOCH") return {store_errc::conflict, "session " + id + ": " + rest};
     if (word == "SEQ" || word == "EXISTS") return {store_errc::invalid_argument, "session " + id + ": " + rest};
     if (word == "SCHEMA") return {store_errc::malformed, "session " + id + ": " + rest};
     return {store_errc::io, where() + ": " + msg};
@@ -228,10 +255,12 @@ class redis_store final : public session_store {
         snap.meta.token_hash = v;
       else if (f == "created")
         snap.meta.created_ms = std::strtoll(v.c_str(), nullptr, 10);
+      else if (f == "inc")
+        snap.meta.owner_incarnation = v;
     }
-    if (version != std::to_string(schema_version))
+    if (version != std::to_string(meta_schema_version) && version != "1")
       return store_status{store_errc::malformed, "session " + id + ": stored with schema version '" + version +
-                                                     "', this node reads version " + std::to_string(schema_version)};
+                                                     "', this node reads version " + std::to_string(meta_schema_version)};
     if (store_status s = unpack_history(id, tx->element[1], tx->element[2], snap.turns); !s) return s;
     return snap;
   }

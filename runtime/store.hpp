@@ -55,6 +55,7 @@ struct session_meta {
   std::string token_hash;  // SHA-256 of the secret token, hex; the token itself is never stored
   std::string model;       // identity of the model the session was created with
   std::string owner;       // node name holding the lease
+  std::string owner_incarnation;  // the holder's process (cluster incarnation; "" outside a cluster)
   uint64_t epoch = 1;      // raised by every acquire; writes must carry it
   int64_t created_ms = 0;
 };
@@ -68,22 +69,49 @@ struct store_options {
   uint32_t compact_min = 64;
 };
 
+/// Who asks for a session's lease at acquire.
+struct claimant {
+  std::string node;         // node name
+  std::string incarnation;  // this process in the cluster ("" outside a cluster)
+  /// Incarnations the cluster declared dead: a lease they hold is void, so
+  /// their sessions are taken at once instead of when the lease expires.
+  std::vector<std::string> dead;
+};
+
+/// The live holder of a lease that refused an acquire (empty otherwise).
+struct lease_holder {
+  std::string node;
+  std::string incarnation;
+  int64_t remaining_ms = 0;
+};
+
 struct session_snapshot {
   session_meta meta;
   std::vector<turn_record> turns;  // in seq order, seq 1..n
+  bool failover = false;           // acquire: the lease of a dead incarnation was taken over
 };
 
 class session_store {
  public:
   using done_fn = std::function<void(store_status)>;
   using load_fn = std::function<void(store_result<session_snapshot>)>;
+  /// The acquire's result; on a conflict with a live lease, its holder.
+  using acquire_fn = std::function<void(store_result<session_snapshot>, lease_holder)>;
   virtual ~session_store() = default;
   /// Creates an empty session owned by `meta.owner` with epoch 1; fails if
   /// the id exists.
   virtual void create(const session_meta& meta, done_fn done) = 0;
-  /// Takes the lease for `owner` (see above), raises the epoch, and returns
-  /// the whole session with its new epoch in `meta.epoch`.
-  virtual void acquire(const std::string& id, const std::string& owner, load_fn done) = 0;
+  /// Takes the lease for `who` (see above), raises the epoch, and returns
+  /// the whole session with its new epoch in `meta.epoch`. A lease held by
+  /// one of `who.dead` is taken at once (failover); `meta.owner_incarnation`
+  /// of the result is then the dead holder's, `meta.owner` the new one.
+  virtual void acquire(const std::string& id, const claimant& who, acquire_fn done) = 0;
+  /// The same, outside a cluster.
+  void acquire(const std::string& id, const std::string& owner, load_fn done) {
+    acquire(id, claimant{owner, {}, {}}, [done](store_result<session_snapshot> r, const lease_holder&) {
+      done(std::move(r));
+    });
+  }
   /// Extends the lease of the owner of `epoch`; conflict if it lost it.
   virtual void renew(const std::string& id, uint64_t epoch, done_fn done) = 0;
   /// Gives the lease back (the epoch stays), so any node may take the

@@ -65,6 +65,12 @@ class redis_raw {
     freeReplyObject(r);
     return out;
   }
+  std::string get_field(const std::string& key, const std::string& field) {
+    redisReply* r = run({"HGET", key, field});
+    std::string out = r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "";
+    freeReplyObject(r);
+    return out;
+  }
   std::string get(const std::string& key) {
     redisReply* r = run({"GET", key});
     std::string out = r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "";
@@ -154,6 +160,7 @@ TEST(RedisCompat, ContinuesSessionsTheEarlierBuildWrote) {
   ASSERT_TRUE(s.ok()) << s.error().message();
   EXPECT_EQ(s->meta.epoch, 2u);
   expect_turns(*s, 6);
+  EXPECT_EQ(r.get_field(key(compacted_id, "meta"), "v"), "2");  // rewritten as meta schema 2
   ASSERT_TRUE(wait([&](auto done) { st->append(compacted_id, 2, compat_turn(7), done); }));
   ASSERT_TRUE(wait([&](auto done) { st->compact(compacted_id, done); }));
   auto again = wait_load(*st, compacted_id);
@@ -164,7 +171,8 @@ TEST(RedisCompat, ContinuesSessionsTheEarlierBuildWrote) {
 TEST(RedisCompat, WritesTheSameBytesAsTheEarlierBuild) {
   // The same session written by this build: every record and the snapshot
   // equal the earlier build's bytes, and the meta hash has the same fields
-  // and values (but the lease deadline, which is Redis' clock).
+  // and values (but the lease deadline, which is Redis' clock), except that
+  // meta schema 2 (issue 13) names the holder's incarnation in `inc`.
   redis_raw r(fixture_port());
   for (const auto& id : {compacted_id, plain_id}) r.exec({"DEL", key(id, "meta"), key(id, "turns"), key(id, "snap")});
   auto st = store();
@@ -176,6 +184,7 @@ TEST(RedisCompat, WritesTheSameBytesAsTheEarlierBuild) {
     m.model = model_id;
     m.owner = "alpha";
     m.created_ms = created_ms;
+    m.owner_incarnation = "0123abcd";
     ASSERT_TRUE(wait([&](auto done) { st->create(m, done); }));
     for (uint64_t seq = 1; seq <= n; ++seq) {
       ASSERT_TRUE(wait([&](auto done) { st->append(id, 1, compat_turn(seq), done); }));
@@ -193,6 +202,8 @@ TEST(RedisCompat, WritesTheSameBytesAsTheEarlierBuild) {
     freeReplyObject(h);
     const auto fields = golden_meta(id);
     std::map<std::string, std::string> want(fields.begin(), fields.end());
+    want["v"] = "2";
+    want["inc"] = "0123abcd";
     ASSERT_EQ(got.size(), want.size());
     for (const auto& [f, v] : want)
       if (f != "lease") EXPECT_EQ(got[f], v) << id << " meta field " << f;

@@ -134,9 +134,66 @@ inline void leases_expire_unless_renewed(const factory& make) {
   EXPECT_EQ(wait([&](auto d) { s->renew(id, 1, d); }).code(), store_errc::conflict);
 }
 
+struct claim_result {
+  store_result<session_snapshot> r;
+  lease_holder holder;
+};
+
+inline claim_result claim(session_store& s, const std::string& id, const claimant& who) {
+  std::promise<claim_result> p;
+  s.acquire(id, who, [&](store_result<session_snapshot> r, lease_holder h) {
+    p.set_value({std::move(r), std::move(h)});
+  });
+  return p.get_future().get();
+}
+
+/// Failover: a lease held by an incarnation the cluster declared dead is
+/// taken at once; a live holder's is refused, naming the holder.
+inline void dead_incarnations_lose_their_leases_at_once(const factory& make) {
+  store_options o;
+  o.lease = std::chrono::seconds(30);
+  auto s = make(o);
+  const std::string id = random_hex(16);
+  session_meta m = meta(id, "node-a");
+  m.owner_incarnation = "inc-a1";
+  ASSERT_TRUE(wait([&](auto d) { s->create(m, d); }).ok());
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(1), d); }).ok());
+  EXPECT_EQ(load(*s, id)->meta.owner_incarnation, "inc-a1");
+  // node-a is alive (another incarnation is dead): refused, with the holder.
+  auto live = claim(*s, id, {"node-b", "inc-b1", {"inc-x"}});
+  ASSERT_FALSE(live.r.ok());
+  EXPECT_EQ(live.r.error().code(), store_errc::conflict);
+  EXPECT_EQ(live.holder.node, "node-a");
+  EXPECT_EQ(live.holder.incarnation, "inc-a1");
+  EXPECT_GT(live.holder.remaining_ms, 20000);
+  // Declared dead: taken now, the epoch raised, node-a fenced off.
+  auto b = claim(*s, id, {"node-b", "inc-b1", {"inc-x", "inc-a1"}});
+  ASSERT_TRUE(b.r.ok()) << b.r.error().message();
+  EXPECT_TRUE(b.r->failover);
+  EXPECT_EQ(b.r->meta.epoch, 2u);
+  EXPECT_EQ(b.r->meta.owner, "node-b");
+  EXPECT_EQ(b.r->meta.owner_incarnation, "inc-b1");
+  EXPECT_TRUE(b.holder.node.empty());
+  EXPECT_EQ(wait([&](auto d) { s->append(id, 1, turn(2), d); }).code(), store_errc::conflict);
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 2, turn(2), d); }).ok());
+  // A stale report naming node-b's old incarnation does not move it again.
+  auto c = claim(*s, id, {"node-c", "inc-c1", {"inc-a1"}});
+  ASSERT_FALSE(c.r.ok());
+  EXPECT_EQ(c.holder.incarnation, "inc-b1");
+  // The same name restarted (a new incarnation) takes it back without a death.
+  auto b2 = claim(*s, id, {"node-b", "inc-b2", {}});
+  ASSERT_TRUE(b2.r.ok()) << b2.r.error().message();
+  EXPECT_FALSE(b2.r->failover);
+  EXPECT_EQ(b2.r->meta.epoch, 3u);
+  EXPECT_EQ(load(*s, id)->meta.owner_incarnation, "inc-b2");
+}
+
 }  // namespace brigade::runtime::contract
 
 #define BRIGADE_STORE_CONTRACT_TESTS(Suite, make)                                                        \
   TEST(Suite, TurnsAndChecks) { ::brigade::runtime::contract::turns_and_checks(make); }                  \
   TEST(Suite, LeasesFenceStaleOwners) { ::brigade::runtime::contract::leases_fence_stale_owners(make); } \
-  TEST(Suite, LeasesExpireUnlessRenewed) { ::brigade::runtime::contract::leases_expire_unless_renewed(make); }
+  TEST(Suite, LeasesExpireUnlessRenewed) { ::brigade::runtime::contract::leases_expire_unless_renewed(make); } \
+  TEST(Suite, DeadIncarnationsLoseTheirLeasesAtOnce) {                                                   \
+    ::brigade::runtime::contract::dead_incarnations_lose_their_leases_at_once(make);                     \
+  }
