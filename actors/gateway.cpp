@@ -15,6 +15,7 @@ namespace {
 struct gateway_state {
   std::shared_ptr<node_context> ctx;
   caf::actor supervisor;
+  caf::actor cluster;  // null outside a cluster
   bool draining = false;
   static inline const char* name = "brigade.gateway";
 };
@@ -76,6 +77,32 @@ caf::result<caf::message> chat(self_ptr self, chat_atom a, chat_request& req) {
   return self->delegate(st.supervisor, a, std::move(req));
 }
 
+/// A request a peer forwarded: checked like a client's, never forwarded again.
+caf::result<caf::message> peer_chat(self_ptr self, chat_request& req) {
+  auto& st = self->state;
+  if (auto err = validate(st, req)) return err;
+  if (st.draining) return shutting_down_error();
+  return self->delegate(st.supervisor, peer_atom::value, chat_atom::value, std::move(req));
+}
+
+template <class Atom>
+caf::result<caf::message> peer_by_id(self_ptr self, Atom a, const std::string& id, const std::string& token) {
+  if (auto err = check_ids(id, token)) return err;
+  return self->delegate(self->state.supervisor, peer_atom::value, a, id, token);
+}
+
+/// Node-internal messages are obeyed only when they come from this node's
+/// own actors (the gateway is published: anyone may send it anything).
+bool from_this_node(self_ptr self) {
+  const auto& sender = self->current_sender();
+  return sender && sender->node() == self->node();
+}
+
+caf::error not_clustered() {
+  return make_error(brigade_errc::bad_request,
+                    "this node is not in a cluster (its store is memory); start nodes with --store redis://...");
+}
+
 /// history, close and fault: well-formed ids go on to the supervisor.
 template <class Atom>
 caf::result<caf::message> by_id(self_ptr self, Atom a, const std::string& id, const std::string& token) {
@@ -94,9 +121,26 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
       [=](history_atom a, str id, str token) { return by_id(self, a, id, token); },
       [=](close_atom a, str id, str token) { return by_id(self, a, id, token); },
       [=](fault_atom a, str id, str token) { return by_id(self, a, id, token); },
+      [=](peer_atom, chat_atom, chat_request& req) { return peer_chat(self, req); },
+      [=](peer_atom, history_atom a, str id, str token) { return peer_by_id(self, a, id, token); },
+      [=](peer_atom, close_atom a, str id, str token) { return peer_by_id(self, a, id, token); },
+      [=](whois_atom) { return caf::make_message(self->state.ctx->cfg.node_name, self->state.ctx->cluster->incarnation()); },
+      [=](ping_atom a, str name, str inc) -> caf::result<caf::message> {
+        if (!self->state.cluster) return not_clustered();
+        return self->delegate(self->state.cluster, a, name, inc);
+      },
+      [=](cluster_atom a) -> caf::result<caf::message> {
+        if (!self->state.cluster) return not_clustered();
+        return self->delegate(self->state.cluster, a);
+      },
+      [=](cluster_atom, caf::actor& c) {
+        if (from_this_node(self)) self->state.cluster = std::move(c);
+      },
       [=](drain_atom a) {
+        if (!from_this_node(self)) return;
         self->state.draining = true;
         self->send(self->state.supervisor, a);
+        if (self->state.cluster) self->send(self->state.cluster, a);
       },
   };
 }
@@ -105,6 +149,16 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
 
 caf::actor spawn_gateway(caf::actor_system& sys, std::shared_ptr<node_context> ctx, caf::actor supervisor) {
   return sys.spawn(gateway_fn, std::move(ctx), std::move(supervisor));
+}
+
+void set_gateway_cluster(caf::actor_system& sys, caf::actor gateway, caf::actor cluster) {
+  caf::scoped_actor self{sys};
+  self->send(gateway, cluster_atom::value, std::move(cluster));
+}
+
+void drain_gateway(caf::actor_system& sys, caf::actor gateway) {
+  caf::scoped_actor self{sys};
+  self->send(gateway, drain_atom::value);
 }
 
 }  // namespace brigade::actors

@@ -10,7 +10,11 @@
 //   (b_history, id, token)                     -> std::vector<turn_record>
 //   (b_close, id, token)                       -> bool
 //   (b_fault, id, token)                       -> (fault injection only) the session crashes
-//   (b_drain)                                  local: refuse new turns from now on
+//   (b_cluster)                                -> cluster_status (cluster members only)
+//   (b_whois)                                  -> (node name, incarnation)
+//   (b_ping, name, incarnation)                -> incarnation (from peers; cluster members only)
+//   (b_peer, b_chat|b_history|b_close, ...)    a request a peer forwarded (served here, never forwarded again)
+//   (b_drain)                                  from this node only: refuse new turns from now on
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -22,5 +26,10 @@
 namespace brigade::actors {
 
 caf::actor spawn_gateway(caf::actor_system& sys, std::shared_ptr<node_context> ctx, caf::actor supervisor);
+/// Gives the gateway the cluster actor (after both are spawned). The
+/// gateway obeys such node-internal messages only from this node's actors.
+void set_gateway_cluster(caf::actor_system& sys, caf::actor gateway, caf::actor cluster);
+/// SIGTERM: the gateway refuses new work from now on.
+void drain_gateway(caf::actor_system& sys, caf::actor gateway);
 
 }  // namespace brigade::actors

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "actors/batch_loop.hpp"
+#include "runtime/membership.hpp"
 #include "runtime/store.hpp"
 
 namespace brigade::actors {
@@ -21,13 +22,32 @@ using restart_atom = caf::atom_constant<caf::atom("b_restart")>;  // supervisor:
 using stored_atom = caf::atom_constant<caf::atom("b_stored")>;    // session: the store answered an append
 using loaded_atom = caf::atom_constant<caf::atom("b_loaded")>;    // session: the store answered an acquire
 using renew_atom = caf::atom_constant<caf::atom("b_renew")>;      // session: renew the lease / its answer
+// The cluster actor (actors/cluster.hpp) and what it tells others:
+using fwd_atom = caf::atom_constant<caf::atom("b_fwd")>;        // (fwd, node, request...): forward to that node
+using owner_atom = caf::atom_constant<caf::atom("b_owner")>;    // supervisor: (owner, id, node) caches an owner
+using fence_atom = caf::atom_constant<caf::atom("b_fence")>;    // supervisor, sessions: declared dead, stop serving
+using hbeat_atom = caf::atom_constant<caf::atom("b_hbeat")>;    // cluster: heartbeat timer
+using tick_atom = caf::atom_constant<caf::atom("b_tick")>;      // cluster: ping timer
+using table_atom = caf::atom_constant<caf::atom("b_table")>;    // cluster: the heartbeat's answer
+using rejoin_atom = caf::atom_constant<caf::atom("b_rejoin")>;  // cluster: rejoin timer / its answer
+using report_atom = caf::atom_constant<caf::atom("b_report")>;  // cluster: a report's answer
+using status_atom = caf::atom_constant<caf::atom("b_status")>;  // cluster: the table read for `cluster status`
 
 struct store_reply {
   runtime::store_status st;
 };
 
+struct table_reply {
+  std::shared_ptr<runtime::store_result<runtime::member_table>> r;
+};
+
+struct report_reply {
+  std::shared_ptr<runtime::store_result<bool>> r;
+};
+
 struct loaded_snapshot {
   std::shared_ptr<runtime::store_result<runtime::session_snapshot>> r;
+  runtime::lease_holder holder;  // the live holder that refused the acquire, if any
 };
 
 }  // namespace brigade::actors
@@ -35,3 +55,5 @@ struct loaded_snapshot {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::gen_event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::store_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::loaded_snapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::table_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::report_reply)

@@ -6,10 +6,14 @@
 #include <caf/io/all.hpp>
 
 #include <cstdlib>
+#include <future>
+#include <optional>
 #include <thread>
 
 #include "actors/gateway.hpp"
+#include "actors/cluster.hpp"
 #include "actors/messages.hpp"
+#include "actors/node_cluster.hpp"
 #include "actors/node_model.hpp"
 #include "actors/supervisor.hpp"
 #include "kernels/engine/make_engine.hpp"
@@ -26,11 +30,16 @@ namespace brigade::actors {
 namespace {
 
 struct node_system_config : caf::actor_system_config {
-  node_system_config() {
+  explicit node_system_config(const runtime::node_config& cfg) {
     register_types(*this);
     load<caf::io::middleman>();
+    // CAF closes any connection silent for connection-timeout, clients'
+    // included: it must outlast stall-timeout, so that a client that stops
+    // reading ends as `stalled` (its turn cancelled), not as a lost link.
+    // Frozen peers are found by the cluster's own pings, far sooner.
+    const auto timeout = std::max<runtime::duration>(std::chrono::seconds(5), cfg.stall_timeout + std::chrono::seconds(2));
     set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
-    set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
+    set("middleman.connection-timeout", caf::timespan{timeout});
     // The engine's threads need the cores; actors only route messages. Two
     // scheduler threads (not CAF's default of 2 per core) cut context
     // switches; the middleman does its own I/O without extra workers.
@@ -45,12 +54,48 @@ struct node::impl {
   std::shared_ptr<node_context> ctx;
   std::unique_ptr<node_system_config> sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
-  caf::actor supervisor, gateway;
+  caf::actor supervisor, gateway, cluster;
+  std::shared_ptr<runtime::membership> members;  // null outside a cluster
+  runtime::member me;
   runtime::http_endpoint http;
   std::string host, model_desc;
   int port = 0, metrics_port = 0;
   std::atomic<bool> draining{false};
   bool stopped = false;
+
+  /// Joins the cluster and starts the cluster actor.
+  status join(const runtime::redis_url& url) {
+    runtime::member m;
+    m.name = ctx->cfg.node_name;
+    m.address = advertised_address(ctx->cfg, port);
+    m.incarnation = ctx->cluster->incarnation();
+    m.state = "joining";
+    m.model = ctx->model_id;
+    m.version = protocol_version;
+    m.capacity = ctx->cfg.capacity;
+    auto j = join_cluster(*sys, ctx->cfg, url, m);
+    if (!j) return j.error();
+    members = j->table;
+    me = j->me;
+    cluster = spawn_cluster(*sys, ctx, members, me, supervisor);
+    set_gateway_cluster(*sys, gateway, cluster);
+    caf::anon_send(supervisor, cluster_atom::value, cluster);
+    runtime::log(runtime::log_level::info, "",
+                 "joined cluster " + ctx->cluster->cluster() + " as " + me.name + " (incarnation " + me.incarnation +
+                     ", advertised at " + me.address + ")");
+    return {};
+  }
+
+  /// Leaves the membership table (before the connections close, so the
+  /// peers see a member leave rather than one to declare dead).
+  void leave() {
+    if (!members) return;
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    me.incarnation = ctx->cluster->incarnation();
+    members->leave(me, [done](runtime::store_status) { done->set_value(); });
+    f.wait_for(std::chrono::seconds(2));
+  }
 
   void stop() {
     if (stopped) return;
@@ -58,6 +103,9 @@ struct node::impl {
     http.stop();
     if (sys) {
       if (port) sys->middleman().unpublish(gateway, static_cast<uint16_t>(port));
+      leave();
+      if (cluster) caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
+      cluster = nullptr;
       caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
       gateway = nullptr;
@@ -71,6 +119,7 @@ struct node::impl {
     // The store sends what is queued (lease releases) and runs its callbacks,
     // which message actors: while the actor system still exists.
     if (ctx) ctx->store.reset();
+    members.reset();
     sys.reset();
     ctx.reset();
   }
@@ -92,7 +141,9 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   if (cfg.lease < std::chrono::milliseconds(100))
     return status{errc::invalid_argument, "--lease " + runtime::format_duration(cfg.lease) +
                                               " is too short: sessions renew every lease/3; use at least 100ms"};
+  if (auto s = check_cluster_flags(cfg); !s) return s;
   std::shared_ptr<runtime::session_store> store;
+  std::optional<runtime::redis_url> redis;
   runtime::store_options so;
   so.retention = cfg.retention;
   so.lease = cfg.lease;
@@ -102,6 +153,7 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
     auto url = runtime::parse_redis_url(cfg.store);
     if (!url) return status{errc::invalid_argument, "--store: " + url.error().message() + " (or memory)"};
     store = runtime::make_redis_store(*url, so);
+    redis = *url;
   }
   std::string model_path = cfg.model;
   if (model_path.empty()) {
@@ -145,6 +197,8 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
                        " tokens the file gives as its context length (llama.context_length); replies past that "
                        "length may degrade");
   ctx->model_id = model_identity(**model);
+  if (redis)
+    ctx->cluster = std::make_shared<cluster_view>(cfg.cluster.empty() ? "brigade" : cfg.cluster, runtime::random_hex(8));
   ctx->fault_injection = fault_injection;
   p->model_desc = (*model)->describe() + ", " + ctx->loop->backend_name();
 
@@ -154,7 +208,7 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   if (cfg.node_name.empty())
     cfg.node_name = cfg.host + ":" + (cfg.port != 0 ? std::to_string(cfg.port) : "pid" + std::to_string(::getpid()));
   ctx->cfg = cfg;
-  p->sys_cfg = std::make_unique<node_system_config>();
+  p->sys_cfg = std::make_unique<node_system_config>(cfg);
   p->sys = std::make_unique<caf::actor_system>(*p->sys_cfg);
   p->supervisor = spawn_supervisor(*p->sys, ctx);
   p->gateway = spawn_gateway(*p->sys, ctx, p->supervisor);
@@ -170,6 +224,12 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   p->host = cfg.host;
   p->ctx = ctx;
   runtime::configure_log(cfg.log_level, cfg.node_name);
+  if (redis) {
+    if (auto s = p->join(*redis); !s) {
+      p->stop();
+      return s;
+    }
+  }
   for (const std::string& w : warnings) runtime::log(runtime::log_level::warn, "", w);
   std::string http_error;
   impl* raw = p.get();
@@ -191,7 +251,7 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
 bool node::drain_and_stop() {
   auto& p = *p_;
   p.draining = true;
-  caf::anon_send(p.gateway, drain_atom::value);
+  drain_gateway(*p.sys, p.gateway);
   const auto deadline = std::chrono::steady_clock::now() + p.ctx->cfg.drain_grace;
   bool drained = true;
   while (p.ctx->turns_in_flight.load() > 0 || p.ctx->loop->load() > 0) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "actors/batch_loop.hpp"
+#include "actors/cluster_view.hpp"
 #include "kernels/model/chat_template.hpp"
 #include "runtime/config.hpp"
 #include "runtime/metrics.hpp"
@@ -20,6 +21,7 @@ struct node_context {
   std::shared_ptr<batch_loop> loop;
   std::shared_ptr<runtime::session_store> store;
   std::shared_ptr<runtime::node_metrics> metrics;
+  std::shared_ptr<cluster_view> cluster = std::make_shared<cluster_view>();  // disabled outside a cluster
   chat_format format = chat_format::chatml;
   std::string model_id;          // file name and parameter count, stored with sessions
   bool fault_injection = false;  // accept b_fault (tests of supervision)

@@ -42,6 +42,7 @@ struct session_state {
   bool owner = false;  // holds the lease (meta.epoch is current) until released or lost
   std::shared_ptr<cleanup_info> cleanup;
   caf::typed_response_promise<bool> closing;
+  caf::actor supervisor;
   static inline const char* name = "brigade.session";
 };
 
@@ -380,17 +381,23 @@ caf::result<bool> fault(self_ptr self, const std::string& token) {
 
 // -- behaviours -------------------------------------------------------------------
 
+void on_fenced(self_ptr self);
+
 caf::behavior running(self_ptr self) {
   using str = const std::string&;
   return {
       [=](chat_atom, chat_request& req) { return start_turn(self, req); },
+      [=](peer_atom, chat_atom, chat_request& req) { return start_turn(self, req); },
       [=](gen_event& e) { on_event(self, e); },
       [=](stored_atom, uint64_t turn_id, store_reply& s) { on_stored(self, turn_id, s.st); },
       [=](credit_atom, str, uint64_t seq, uint32_t n) { on_credit(self, seq, n); },
       [=](stall_atom, uint64_t turn_id, uint64_t gen) { on_stall(self, turn_id, gen); },
       [=](history_atom, str, str token) { return history(self, token); },
+      [=](peer_atom, history_atom, str, str token) { return history(self, token); },
       [=](close_atom, str, str token) { return close(self, token); },
+      [=](peer_atom, close_atom, str, str token) { return close(self, token); },
       [=](close_atom, store_reply& s) { on_closed(self, s.st); },
+      [=](fence_atom) { on_fenced(self); },
       [=](drain_atom) {
         release_lease(self);
         self->quit();
@@ -408,9 +415,34 @@ caf::behavior dead(self_ptr self, caf::error why) {
   self->send(self, drain_atom::value);
   return {
       [=](chat_atom, chat_request&) -> caf::result<turn_result> { return why; },
+      [=](peer_atom, chat_atom, chat_request&) -> caf::result<turn_result> { return why; },
       [=](history_atom, str, str) -> caf::result<std::vector<turn_record>> { return why; },
+      [=](peer_atom, history_atom, str, str) -> caf::result<std::vector<turn_record>> { return why; },
       [=](close_atom, str, str) -> caf::result<bool> { return why; },
+      [=](peer_atom, close_atom, str, str) -> caf::result<bool> { return why; },
       [=](fault_atom, str, str) -> caf::result<bool> { return why; },
+      [=](credit_atom, str, uint64_t, uint32_t) {},
+      [=](drain_atom) { self->quit(); },
+  };
+}
+
+/// The session is owned by another live node: what was queued here goes to
+/// it through the cluster actor (requests that a peer forwarded here are not
+/// forwarded again), then this actor quits; the supervisor sends later
+/// requests straight to the owner.
+caf::behavior forwarding(self_ptr self, std::string node, caf::error moved) {
+  using str = const std::string&;
+  auto sup = self->state.supervisor;
+  self->send(sup, owner_atom::value, self->state.meta.id, node);
+  self->send(self, drain_atom::value);
+  return {
+      [=](chat_atom a, chat_request& r) { return self->delegate(sup, fwd_atom::value, node, a, std::move(r)); },
+      [=](history_atom a, str id, str token) { return self->delegate(sup, fwd_atom::value, node, a, id, token); },
+      [=](close_atom a, str id, str token) { return self->delegate(sup, fwd_atom::value, node, a, id, token); },
+      [=](peer_atom, chat_atom, chat_request&) -> caf::result<turn_result> { return moved; },
+      [=](peer_atom, history_atom, str, str) -> caf::result<std::vector<turn_record>> { return moved; },
+      [=](peer_atom, close_atom, str, str) -> caf::result<bool> { return moved; },
+      [=](fault_atom, str, str) -> caf::result<bool> { return moved; },
       [=](credit_atom, str, uint64_t, uint32_t) {},
       [=](drain_atom) { self->quit(); },
   };
@@ -437,10 +469,19 @@ caf::error restore_error(self_ptr self, const runtime::store_result<runtime::ses
   return {};
 }
 
-void on_loaded(self_ptr self, runtime::store_result<runtime::session_snapshot>& r) {
+void on_loaded(self_ptr self, runtime::store_result<runtime::session_snapshot>& r,
+               const runtime::lease_holder& holder) {
   auto& st = self->state;
   self->set_default_handler(caf::print_and_drop);
-  if (auto err = restore_error(self, r)) return self->become(dead(self, std::move(err)));
+  if (auto err = restore_error(self, r)) {
+    if (st.ctx->cluster->enabled() && !holder.node.empty() && holder.node != st.ctx->cfg.node_name)
+      return self->become(forwarding(self, holder.node, std::move(err)));
+    return self->become(dead(self, std::move(err)));
+  }
+  if (r->failover) {
+    st.ctx->metrics->add_session_handoff("failover");
+    log(log_level::info, st.meta.id, "taken over from a node declared dead");
+  }
   st.meta = r->meta;
   st.owner = true;
   st.conv->restore(std::move(r->turns));
@@ -457,12 +498,13 @@ caf::behavior restoring(self_ptr self) {
   self->set_default_handler(caf::skip);
   auto& st = self->state;
   st.ctx->store->acquire(
-      st.meta.id, st.ctx->cfg.node_name, [me = me(self)](runtime::store_result<runtime::session_snapshot> r) {
-        caf::anon_send(
-            me, loaded_atom::value,
-            loaded_snapshot{std::make_shared<runtime::store_result<runtime::session_snapshot>>(std::move(r))});
+      st.meta.id, st.ctx->cluster->claimant(st.ctx->cfg.node_name),
+      [me = me(self)](runtime::store_result<runtime::session_snapshot> r, runtime::lease_holder holder) {
+        caf::anon_send(me, loaded_atom::value,
+                       loaded_snapshot{std::make_shared<runtime::store_result<runtime::session_snapshot>>(std::move(r)),
+                                       std::move(holder)});
       });
-  return {[=](loaded_atom, loaded_snapshot& snap) { on_loaded(self, *snap.r); }};
+  return {[=](loaded_atom, loaded_snapshot& snap) { on_loaded(self, *snap.r, snap.holder); }};
 }
 
 /// A crash: CAF does not fail promises the actor held, so fail the turn's
@@ -483,6 +525,19 @@ caf::error on_exception(caf::scheduled_actor* sa, std::exception_ptr& eptr) {
   return make_error(brigade_errc::internal, "session crashed: " + what);
 }
 
+/// This node was declared dead: the session stops without touching the
+/// store (another node may own it already); a waiting client retries
+/// elsewhere, and a turn whose append landed replays there.
+void on_fenced(self_ptr self) {
+  auto& st = self->state;
+  st.owner = false;
+  fail_turn(self,
+            session_moved_error("session " + st.meta.id + ": this node was declared dead by the cluster and stopped "
+                                "serving it"),
+            true);
+  self->quit();
+}
+
 /// Shutdown: tell a waiting client, do not leave its promise hanging.
 void on_exit(self_ptr self, const caf::exit_msg& m) {
   fail_turn(self, shutting_down_error(), true);
@@ -492,9 +547,11 @@ void on_exit(self_ptr self, const caf::exit_msg& m) {
   self->quit(m.reason);
 }
 
-caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runtime::session_meta meta, bool restore) {
+caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runtime::session_meta meta, bool restore,
+                         caf::actor supervisor) {
   auto& st = self->state;
   st.ctx = ctx;
+  st.supervisor = std::move(supervisor);
   st.meta = std::move(meta);
   st.cleanup = std::make_shared<cleanup_info>();
   st.conv = std::make_unique<conversation>(ctx->vocab(), ctx->format, ctx->loop->n_ctx(),
@@ -520,8 +577,8 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
 }  // namespace
 
 caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx, runtime::session_meta meta,
-                         bool restore) {
-  return sys.spawn(session_fn, std::move(ctx), std::move(meta), restore);
+                         bool restore, caf::actor supervisor) {
+  return sys.spawn(session_fn, std::move(ctx), std::move(meta), restore, std::move(supervisor));
 }
 
 }  // namespace brigade::actors

@@ -26,7 +26,9 @@ namespace brigade::actors {
 
 /// Spawns a session. With `restore` it loads its history from the store
 /// first (queuing requests meanwhile); otherwise it starts empty with `meta`.
+/// `supervisor` receives (b_owner, id, node) and (b_fwd, node, request...)
+/// when the session turns out to be owned by another live node.
 caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx, runtime::session_meta meta,
-                         bool restore);
+                         bool restore, caf::actor supervisor);
 
 }  // namespace brigade::actors

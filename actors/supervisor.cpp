@@ -33,6 +33,8 @@ struct supervisor_state {
   std::map<std::string, std::deque<clock_type::time_point>> crashes;
   std::map<std::string, std::string> failed;  // id -> why
   std::map<std::string, pending_open> opening;
+  caf::actor cluster;                          // null outside a cluster
+  std::map<std::string, std::string> owners;  // session -> the live node that owns it (bounded cache)
   bool draining = false;
   static inline const char* name = "brigade.supervisor";
 };
@@ -41,7 +43,7 @@ using self_ptr = caf::stateful_actor<supervisor_state>*;
 
 caf::actor start_session(self_ptr self, const runtime::session_meta& meta, bool restore) {
   auto& st = self->state;
-  caf::actor s = spawn_session(self->system(), st.ctx, meta, restore);
+  caf::actor s = spawn_session(self->system(), st.ctx, meta, restore, caf::actor_cast<caf::actor>(self));
   self->monitor(s);
   st.live[meta.id] = s;
   st.by_addr[s.address()] = meta.id;
@@ -106,10 +108,15 @@ void restart(self_ptr self, const std::string& id) {
   start_session(self, meta, true);
 }
 
+caf::error fenced_error() {
+  return session_moved_error("this node was declared dead by the cluster and is rejoining; use another node");
+}
+
 /// A new session: stored first (with this node's lease), then spawned.
 caf::result<caf::message> open(self_ptr self) {
   auto& st = self->state;
   if (st.draining) return shutting_down_error();
+  if (!st.ctx->cluster->serving()) return fenced_error();
   if (static_cast<int>(st.live.size() + st.opening.size()) >= st.ctx->cfg.max_sessions)
     return max_sessions_error(*st.ctx);
   pending_open p;
@@ -118,6 +125,7 @@ caf::result<caf::message> open(self_ptr self) {
   p.meta.token_hash = runtime::sha256_hex(p.token);
   p.meta.model = st.ctx->model_id;
   p.meta.owner = st.ctx->cfg.node_name;
+  p.meta.owner_incarnation = st.ctx->cluster->incarnation();
   p.meta.created_ms = runtime::now_ms();
   p.rp = self->make_response_promise();
   const std::string id = p.meta.id;
@@ -144,12 +152,46 @@ void on_created(self_ptr self, const std::string& id, const runtime::store_statu
   st.opening.erase(it);
 }
 
-/// Hands a request to the session's actor (restoring it if needed).
+/// Hands a request to the session's actor (restoring it if needed), or to
+/// the session's owner when another live node holds it (known from an
+/// earlier restore). `forwarded`: a peer sent it, it is never forwarded again.
 template <class... Ts>
-caf::result<caf::message> to_session(self_ptr self, const std::string& id, Ts&&... xs) {
+caf::result<caf::message> to_session(self_ptr self, const std::string& id, bool forwarded, Ts&&... xs) {
+  auto& st = self->state;
+  if (!st.ctx->cluster->serving()) return fenced_error();
+  if (!forwarded && st.cluster && !st.live.count(id)) {
+    auto o = st.owners.find(id);
+    if (o != st.owners.end() && st.ctx->cluster->reachable(o->second))
+      return self->delegate(st.cluster, fwd_atom::value, o->second, std::forward<Ts>(xs)...);
+  }
   auto s = find(self, id);
   if (!s) return s.error();
+  if (forwarded) return self->delegate(*s, peer_atom::value, std::forward<Ts>(xs)...);
   return self->delegate(*s, std::forward<Ts>(xs)...);
+}
+
+void remember_owner(self_ptr self, const std::string& id, const std::string& node) {
+  auto& owners = self->state.owners;
+  if (node.empty()) {
+    owners.erase(id);
+    return;
+  }
+  if (owners.size() >= 65536) owners.clear();  // bounded: a miss costs one restore attempt
+  owners[id] = node;
+}
+
+/// This node was declared dead: every session stops serving at once.
+void fence(self_ptr self) {
+  auto& st = self->state;
+  for (auto& [id, s] : st.live) self->send(s, fence_atom::value);
+  st.owners.clear();
+}
+
+/// A session found its owner elsewhere and hands its queued requests over.
+template <class... Ts>
+caf::result<caf::message> to_cluster(self_ptr self, Ts&&... xs) {
+  if (!self->state.cluster) return make_error(brigade_errc::internal, "forwarding outside a cluster");
+  return self->delegate(self->state.cluster, fwd_atom::value, std::forward<Ts>(xs)...);
 }
 
 caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
@@ -164,10 +206,25 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
       [=](restart_atom, str id) { restart(self, id); },
       [=](open_atom) { return open(self); },
       [=](stored_atom, str id, store_reply& s) { on_created(self, id, s.st); },
-      [=](chat_atom a, chat_request& req) { return to_session(self, req.session_id, a, std::move(req)); },
-      [=](history_atom a, str id, str token) { return to_session(self, id, a, id, token); },
-      [=](close_atom a, str id, str token) { return to_session(self, id, a, id, token); },
-      [=](fault_atom a, str id, str token) { return to_session(self, id, a, id, token); },
+      [=](chat_atom a, chat_request& req) {
+        const std::string id = req.session_id;
+        return to_session(self, id, false, a, std::move(req));
+      },
+      [=](history_atom a, str id, str token) { return to_session(self, id, false, a, id, token); },
+      [=](close_atom a, str id, str token) { return to_session(self, id, false, a, id, token); },
+      [=](fault_atom a, str id, str token) { return to_session(self, id, false, a, id, token); },
+      [=](peer_atom, chat_atom a, chat_request& req) {
+        const std::string id = req.session_id;
+        return to_session(self, id, true, a, std::move(req));
+      },
+      [=](peer_atom, history_atom a, str id, str token) { return to_session(self, id, true, a, id, token); },
+      [=](peer_atom, close_atom a, str id, str token) { return to_session(self, id, true, a, id, token); },
+      [=](fwd_atom, str node, chat_atom a, chat_request& req) { return to_cluster(self, node, a, std::move(req)); },
+      [=](fwd_atom, str node, history_atom a, str id, str token) { return to_cluster(self, node, a, id, token); },
+      [=](fwd_atom, str node, close_atom a, str id, str token) { return to_cluster(self, node, a, id, token); },
+      [=](owner_atom, str id, str node) { remember_owner(self, id, node); },
+      [=](cluster_atom, caf::actor& c) { self->state.cluster = std::move(c); },
+      [=](fence_atom) { fence(self); },
       [=](drain_atom) { self->state.draining = true; },
   };
 }

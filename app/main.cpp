@@ -92,7 +92,10 @@ struct command_line {
   CLI::App* chat = nullptr;
   CLI::App* bench = nullptr;
   CLI::App* demo = nullptr;
+  CLI::App* cluster = nullptr;
+  CLI::App* cluster_status = nullptr;
 #ifdef BRIGADE_HAVE_SERVER_DEPS
+  cluster_cli cluster_args;
   server_cli serve_args;
   std::map<std::string, std::string> flag_values;
   std::vector<std::pair<std::string, CLI::Option*>> flag_opts;
@@ -237,6 +240,15 @@ void add_bench(command_line& c) {
                 "Afterwards, check every acknowledged turn is in its session's history exactly once");
 }
 
+void add_cluster(command_line& c) {
+  auto& a = c.cluster_args;
+  CLI::App* cmd = c.cluster_status;
+  cmd->add_option("--host", a.host, "Any node, or several: HOST:PORT,HOST:PORT,... (the first that answers)")
+      ->capture_default_str();
+  cmd->add_option("--port", a.port, "Node BASP port (for --host entries without one)")->capture_default_str();
+  cmd->add_flag("--json", a.json, "Print one JSON object as the last line");
+}
+
 void add_demo(command_line& c) {
   c.demo->add_option("--seconds", c.demo_args.seconds, "How long the users chat")->capture_default_str();
   c.demo->add_option("--users", c.demo_args.users, "Simulated users")->capture_default_str();
@@ -249,7 +261,11 @@ void add_server_commands(CLI::App& app, command_line& c) {
   c.chat = app.add_subcommand("chat", "Chat with a node (interactive, or -p TEXT for scripts)");
   c.bench = app.add_subcommand("bench", "Load a node with many concurrent sessions over BASP");
   c.demo = app.add_subcommand("demo", "Start a node in-process and chat with it as many users, live");
+  c.cluster = app.add_subcommand("cluster", "Inspect the cluster of nodes that share a Redis database");
+  c.cluster->require_subcommand(1);
+  c.cluster_status = c.cluster->add_subcommand("status", "One line per member (name, state, load), read from any node");
 #ifdef BRIGADE_HAVE_SERVER_DEPS
+  add_cluster(c);
   add_serve(c);
   add_chat(c);
   add_bench(c);
@@ -288,8 +304,9 @@ int dispatch(command_line& c) {
   }
   if (*c.bench) return bench(c.bench_server_args);
   if (*c.demo) return demo(c.demo_args);
+  if (*c.cluster_status) return cluster_status_command(c.cluster_args);
 #else
-  for (CLI::App* sub : {c.serve, c.chat, c.bench, c.demo})
+  for (CLI::App* sub : {c.serve, c.chat, c.bench, c.demo, c.cluster})
     if (*sub)
       return fail(exit_other, "'" + sub->get_name() +
                                   "' is not built in this engine-only build (CAF, hiredis, msgpack-cxx, "

@@ -109,6 +109,60 @@ int serve(const server_cli& a) {
   return exit_ok;
 }
 
+namespace {
+
+/// The node object of docs/cli.md as JSON.
+std::string node_json(const node_status& n) {
+  json::object o;
+  o.add("name", n.name).add("address", n.address).add("state", n.state).add("model", n.model);
+  o.add("version", static_cast<int64_t>(n.version)).add("capacity", n.capacity);
+  static const char* const figures[] = {"sessions",          "queue_depth",         "tokens_per_second",
+                                        "ttft_p50_seconds",  "ttft_p99_seconds",    "mean_batch_size",
+                                        "engine_busy_ratio", "kv_cache_usage_ratio", "session_restarts",
+                                        "requests_rejected"};
+  for (const char* f : figures) {
+    double v = 0;
+    for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
+      if (n.figure_names[i] == f) v = n.figure_values[i];
+    o.add(f, v);
+  }
+  o.add("heartbeat_age_seconds", n.heartbeat_age_seconds);
+  return o.str();
+}
+
+double figure(const node_status& n, const std::string& name) {
+  for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
+    if (n.figure_names[i] == name) return n.figure_values[i];
+  return 0;
+}
+
+}  // namespace
+
+int cluster_status_command(const cluster_cli& a) {
+  net::client_options o;
+  o.host = a.host;
+  o.port = a.port;
+  net::client_error err;
+  auto c = net::client::connect(o, err);
+  if (!c) return fail_client(err);
+  cluster_status st;
+  if (!c->cluster(st, err)) return fail_client(err);
+  if (a.json) {
+    std::string nodes = "[";
+    for (const auto& n : st.nodes) nodes += (nodes.size() > 1 ? "," : "") + node_json(n);
+    nodes += "]";
+    std::printf("%s\n",
+                json::object().add("cluster", st.cluster).add_null("desired_replicas").add_raw("nodes", nodes).str().c_str());
+    return exit_ok;
+  }
+  std::printf("cluster %s: %zu members\n", st.cluster.c_str(), st.nodes.size());
+  for (const auto& n : st.nodes)
+    std::printf("  %-20s %-9s %-22s sessions %4.0f  queue %3.0f  %7.1f tokens/s  ttft p99 %6.3fs  heartbeat %.1fs ago\n",
+                n.name.c_str(), n.state.c_str(), n.address.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
+                figure(n, "tokens_per_second"), figure(n, "ttft_p99_seconds"), n.heartbeat_age_seconds);
+  return exit_ok;
+}
+
 int chat(const chat_cli& a) {
   net::client_options o;
   o.host = a.host;

@@ -45,6 +45,14 @@ struct bench_server_cli {
 };
 int bench(const bench_server_cli& a);
 
+struct cluster_cli {
+  std::string host = "127.0.0.1";
+  int port = 7420;
+  bool json = false;
+};
+/// `brigade cluster status`: the membership table, read through any node.
+int cluster_status_command(const cluster_cli& a);
+
 struct demo_cli {
   double seconds = 15;
   int users = 32;

@@ -345,6 +345,23 @@ bool client::close(const std::string& id, const std::string& token, client_error
       err, nullptr);
 }
 
+bool client::cluster(cluster_status& out, client_error& err) {
+  return p_->with_retries(
+      [&](client_error& e) {
+        caf::scoped_actor self{*p_->sys};
+        bool ok = false;
+        self->request(p_->gw(), p_->opt.connect_timeout * 2, cluster_atom::value)
+            .receive(
+                [&](cluster_status& s) {
+                  out = std::move(s);
+                  ok = true;
+                },
+                [&](caf::error& x) { e = p_->to_error(x); });
+        return ok;
+      },
+      err, nullptr);
+}
+
 bool client::inject_fault(const std::string& id, const std::string& token, client_error& err) {
   caf::scoped_actor self{*p_->sys};
   bool ok = true;

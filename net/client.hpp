@@ -62,6 +62,8 @@ class client {
             turn_result& out, client_error& err, int* refused = nullptr);
   bool history(const std::string& id, const std::string& token, std::vector<turn_record>& out, client_error& err);
   bool close(const std::string& id, const std::string& token, client_error& err);
+  /// The cluster's membership table as the node reads it now.
+  bool cluster(cluster_status& out, client_error& err);
   /// Crashes the session's actor (nodes started with fault injection only).
   bool inject_fault(const std::string& id, const std::string& token, client_error& err);
 

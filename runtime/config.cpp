@@ -199,6 +199,38 @@ const std::vector<config_key>& config_keys() {
                              "ownership lease on a live session, renewed while it lives; a node restarted with the "
                              "same node-name takes its sessions back at once, another node after the lease expires",
                              &node_config::lease));
+    k.push_back(string_key("cluster",
+                           "cluster name in the Redis database (default brigade; one cluster per database; not with "
+                           "--store memory)",
+                           &node_config::cluster));
+    k.push_back(string_key("advertise",
+                           "HOST:PORT the other nodes dial (default: host:port; required when host is 0.0.0.0)",
+                           &node_config::advertise));
+    k.push_back({"capacity", "this node's weight in placement", "",
+                 [](node_config& c, const std::string& v) -> status {
+                   char* end = nullptr;
+                   const std::string t = trim(v);
+                   const double x = std::strtod(t.c_str(), &end);
+                   if (t.empty() || *end != '\0' || !std::isfinite(x) || x <= 0 || x > 1e6)
+                     return bad(v, "a weight (a number above 0, at most 1e6)");
+                   c.capacity = x;
+                   return {};
+                 },
+                 [](const node_config& c) {
+                   std::string s = std::to_string(c.capacity);
+                   s.erase(s.find_last_not_of('0') + 1);
+                   if (s.back() == '.') s.pop_back();
+                   return s;
+                 }});
+    k.push_back(duration_key("heartbeat", "membership heartbeat period", &node_config::heartbeat));
+    k.push_back(int_key("heartbeat-misses", "heartbeats a member may miss before it is dead", "",
+                        &node_config::heartbeat_misses, 2, 100));
+    k.push_back(duration_key("ping-interval", "period (and deadline) of the pings between members",
+                             &node_config::ping_interval));
+    k.push_back(int_key("ping-misses", "pings in a row a peer may miss before it is suspected", "",
+                        &node_config::ping_misses, 1, 100));
+    k.push_back(duration_key("member-forget", "dead members leave the membership table after this",
+                             &node_config::member_forget));
     k.push_back(string_key("log-level", "error, warn, info or debug (conversation text only at debug)",
                            &node_config::log_level, {"error", "warn", "info", "debug"}));
     return k;

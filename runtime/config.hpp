@@ -58,6 +58,15 @@ struct node_config {
   std::string store = "memory";                   // memory | redis://[user:password@]host:port/db
   duration retention = std::chrono::minutes(30);  // sliding expiry; 0 keeps forever
   duration lease = std::chrono::seconds(15);      // ownership lease of a live session
+  // cluster (a node on Redis is a member; docs/cluster.md)
+  std::string cluster;                                   // cluster name; "" = "brigade" (Redis stores only)
+  std::string advertise;                                 // HOST:PORT other nodes dial; "" = host:port
+  double capacity = 1;                                   // weight in placement
+  duration heartbeat = std::chrono::seconds(1);          // membership heartbeat period
+  int heartbeat_misses = 3;                              // missed heartbeats before a member is dead
+  duration ping_interval = std::chrono::milliseconds(250);  // peer pings (each with this deadline)
+  int ping_misses = 3;                                   // missed pings in a row before a peer is suspected
+  duration member_forget = std::chrono::minutes(1);      // dead members leave the table after this
   // logging
   std::string log_level = "info";  // error | warn | info | debug
 };

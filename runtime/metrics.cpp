@@ -7,11 +7,39 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
+#include <numeric>
+#include <vector>
 
 namespace brigade::runtime {
 
 namespace {
+/// The last `cap` samples, in a ring.
+struct recent {
+  static constexpr size_t cap = 512;
+  std::vector<double> v;
+  size_t next = 0;
+  void add(double x) {
+    if (v.size() < cap) {
+      v.push_back(x);
+    } else {
+      v[next] = x;
+      next = (next + 1) % cap;
+    }
+  }
+  double quantile(double q) const {
+    if (v.empty()) return 0;
+    std::vector<double> s = v;
+    const size_t k = std::min(s.size() - 1, static_cast<size_t>(q * static_cast<double>(s.size())));
+    std::nth_element(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(k), s.end());
+    return s[k];
+  }
+  double mean() const { return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }
+};
+
 prometheus::Histogram::BucketBoundaries seconds_buckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 }
@@ -33,6 +61,14 @@ struct node_metrics::impl {
   prometheus::Counter* restarts;
   prometheus::Gauge* kv;
   prometheus::Histogram* store_latency;
+  prometheus::Family<prometheus::Gauge>* cluster_nodes;
+  prometheus::Counter* forwarded;
+  prometheus::Family<prometheus::Counter>* handoffs;
+  prometheus::Gauge* store_up;
+  // Recent samples for the node object's percentiles and means.
+  mutable std::mutex mu;
+  recent ttft_recent, batch_recent;
+  std::atomic<uint64_t> rejected_total{0};
 
   explicit impl(std::string dev) : device(std::move(dev)) {
     using namespace prometheus;
@@ -72,6 +108,21 @@ struct node_metrics::impl {
                          .Help("Store write latency")
                          .Register(reg)
                          .Add({}, seconds_buckets());
+    cluster_nodes = &BuildGauge().Name("brigade_cluster_nodes").Help("Members of the cluster by state").Register(reg);
+    forwarded = &BuildCounter()
+                     .Name("brigade_turns_forwarded_total")
+                     .Help("Requests this node forwarded to the session's owner")
+                     .Register(reg)
+                     .Add({});
+    handoffs = &BuildCounter()
+                    .Name("brigade_session_handoffs_total")
+                    .Help("Sessions this node took over, by reason")
+                    .Register(reg);
+    store_up = &BuildGauge()
+                    .Name("brigade_store_up")
+                    .Help("1 while the last store round trip within a heartbeat period succeeded")
+                    .Register(reg)
+                    .Add({});
   }
 };
 
@@ -79,18 +130,54 @@ node_metrics::node_metrics(std::string device) : p_(std::make_unique<impl>(std::
 node_metrics::~node_metrics() = default;
 
 void node_metrics::set_queue_depth(double v) { p_->queue_depth->Set(v); }
-void node_metrics::observe_ttft(double s) { p_->ttft->Observe(s); }
+void node_metrics::observe_ttft(double s) {
+  p_->ttft->Observe(s);
+  std::lock_guard<std::mutex> g(p_->mu);
+  p_->ttft_recent.add(s);
+}
 void node_metrics::observe_generation_latency(double s) { p_->gen_latency->Observe(s); }
 void node_metrics::observe_time_per_output_token(double s) { p_->tpot->Observe(s); }
-void node_metrics::observe_batch_size(double n) { p_->batch_size->Observe(n); }
+void node_metrics::observe_batch_size(double n) {
+  p_->batch_size->Observe(n);
+  std::lock_guard<std::mutex> g(p_->mu);
+  p_->batch_recent.add(n);
+}
 void node_metrics::set_engine_busy_ratio(double v) { p_->busy->Set(v); }
 void node_metrics::add_tokens_generated(double n) { p_->tokens->Increment(n); }
 void node_metrics::add_prompt_tokens(double n) { p_->prompt->Increment(n); }
 void node_metrics::set_sessions_active(double v) { p_->sessions->Set(v); }
-void node_metrics::add_rejected(const std::string& reason) { p_->rejected->Add({{"reason", reason}}).Increment(); }
+void node_metrics::add_rejected(const std::string& reason) {
+  p_->rejected->Add({{"reason", reason}}).Increment();
+  p_->rejected_total.fetch_add(1);
+}
 void node_metrics::add_session_restart() { p_->restarts->Increment(); }
 void node_metrics::set_kv_cache_usage(double r) { p_->kv->Set(r); }
 void node_metrics::observe_store_latency(double s) { p_->store_latency->Observe(s); }
+
+void node_metrics::set_cluster_nodes(const std::string& state, double n) {
+  p_->cluster_nodes->Add({{"state", state}}).Set(n);
+}
+void node_metrics::add_turn_forwarded() { p_->forwarded->Increment(); }
+void node_metrics::add_session_handoff(const std::string& reason) {
+  p_->handoffs->Add({{"reason", reason}}).Increment();
+}
+void node_metrics::set_store_up(bool up) { p_->store_up->Set(up ? 1 : 0); }
+
+std::map<std::string, double> node_metrics::figures() const {
+  std::map<std::string, double> f;
+  f["sessions"] = p_->sessions->Value();
+  f["queue_depth"] = p_->queue_depth->Value();
+  f["tokens_generated_total"] = p_->tokens->Value();
+  f["engine_busy_ratio"] = p_->busy->Value();
+  f["kv_cache_usage_ratio"] = p_->kv->Value();
+  f["session_restarts"] = p_->restarts->Value();
+  f["requests_rejected"] = static_cast<double>(p_->rejected_total.load());
+  std::lock_guard<std::mutex> g(p_->mu);
+  f["ttft_p50_seconds"] = p_->ttft_recent.quantile(0.5);
+  f["ttft_p99_seconds"] = p_->ttft_recent.quantile(0.99);
+  f["mean_batch_size"] = p_->batch_recent.mean();
+  return f;
+}
 
 std::string node_metrics::serialize() const { return prometheus::TextSerializer{}.Serialize(p_->reg.Collect()); }
 

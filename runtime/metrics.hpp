@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,19 @@ class node_metrics {
   void add_session_restart();
   void set_kv_cache_usage(double ratio);
   void observe_store_latency(double seconds);
+  // cluster (docs/cluster.md)
+  void set_cluster_nodes(const std::string& state, double n);
+  void add_turn_forwarded();
+  void add_session_handoff(const std::string& reason);  // failover | drain
+  void set_store_up(bool up);
+
+  /// The load figures of the node object (docs/cli.md), as of now:
+  /// sessions, queue_depth, tokens_generated_total (a counter: the caller
+  /// turns it into tokens_per_second), ttft_p50_seconds and ttft_p99_seconds
+  /// and mean_batch_size (over the last 512 turns / steps),
+  /// engine_busy_ratio, kv_cache_usage_ratio, session_restarts,
+  /// requests_rejected.
+  std::map<std::string, double> figures() const;
 
   /// The Prometheus text exposition of every metric.
   std::string serialize() const;

@@ -32,6 +32,11 @@ using history_atom = caf::atom_constant<caf::atom("b_history")>;  // (history, i
 using close_atom = caf::atom_constant<caf::atom("b_close")>;      // (close, id, token) -> bool
 using credit_atom = caf::atom_constant<caf::atom("b_credit")>;    // (credit, id, seq, u32 n): n more chunks
 using fault_atom = caf::atom_constant<caf::atom("b_fault")>;      // (fault, id, token): crash (fault injection only)
+using cluster_atom = caf::atom_constant<caf::atom("b_cluster")>;  // (cluster) -> cluster_status
+// Between the nodes of a cluster (docs/cluster.md):
+using peer_atom = caf::atom_constant<caf::atom("b_peer")>;    // (peer, chat|history|close, ...): forwarded, never again
+using ping_atom = caf::atom_constant<caf::atom("b_ping")>;    // (ping, name, incarnation) -> incarnation
+using whois_atom = caf::atom_constant<caf::atom("b_whois")>;  // (whois) -> (name, incarnation)
 
 /// brigade's error codes (category "brigade"); each has a one-line meaning.
 enum class brigade_errc : uint8_t {
@@ -129,6 +134,37 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, turn_record& x) {
   return f(caf::meta::type_name("turn_record"), x.seq, x.user, x.assistant, x.prompt_tokens, x.generated_tokens,
            x.committed_at_ms);
+}
+
+/// One member of the cluster, as `cluster status` shows it (the node object
+/// of docs/cli.md): identity, state and the load figures of its heartbeat
+/// (`figure_names[i]` = `figure_values[i]`: sessions, queue_depth, ...).
+struct node_status {
+  std::string name;
+  std::string address;
+  std::string state;  // joining | active | draining | dead
+  std::string model;
+  uint32_t version = 0;
+  double capacity = 1;
+  double heartbeat_age_seconds = 0;
+  std::vector<std::string> figure_names;
+  std::vector<double> figure_values;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_status& x) {
+  return f(caf::meta::type_name("node_status"), x.name, x.address, x.state, x.model, x.version, x.capacity,
+           x.heartbeat_age_seconds, x.figure_names, x.figure_values);
+}
+
+struct cluster_status {
+  std::string cluster;
+  std::vector<node_status> nodes;  // by name
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_status& x) {
+  return f(caf::meta::type_name("cluster_status"), x.cluster, x.nodes);
 }
 
 /// Registers every type above (call on both sides before the actor_system).

@@ -1,0 +1,532 @@
+#include "actors/cluster.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <map>
+#include <set>
+
+#include "actors/messages.hpp"
+#include "runtime/hashing.hpp"
+#include "runtime/log.hpp"
+#include "runtime/protocol.hpp"
+
+namespace brigade::actors {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using runtime::log;
+using runtime::log_level;
+
+/// A request forwarded to a peer, failed at once if that peer goes.
+struct pending_forward {
+  std::string peer;
+  std::string session;
+  std::function<void(caf::error)> fail;
+};
+
+struct peer {
+  std::string incarnation;
+  std::string address;
+  std::string state;
+  caf::actor gateway;  // null until connected
+  bool connecting = false;
+  int missed = 0;                    // pings in a row without an answer
+  std::string suspicion;             // why it is suspected ("" while it answers)
+  clock_type::time_point reported;   // when this node last reported it
+  bool reported_once = false;
+};
+
+struct cluster_state {
+  std::shared_ptr<node_context> ctx;
+  std::shared_ptr<runtime::membership> table;
+  runtime::member me;
+  caf::actor supervisor;
+  std::map<std::string, peer> peers;
+  std::map<std::string, clock_type::time_point> pinged_by;  // peers that reached this node, when last
+  std::map<uint64_t, pending_forward> forwards;
+  std::map<uint64_t, caf::typed_response_promise<cluster_status>> status_waiting;
+  uint64_t next_forward = 1;
+  runtime::member_table last;
+  bool fenced = false;
+  uint64_t heartbeat_gen = 0;
+  std::chrono::seconds rejoin_backoff{5};
+  std::set<std::string> version_warned;
+  double last_tokens = -1;
+  clock_type::time_point last_tokens_at;
+  static inline const char* name = "brigade.cluster";
+};
+
+using self_ptr = caf::stateful_actor<cluster_state>*;
+
+const runtime::node_config& cfg(self_ptr self) { return self->state.ctx->cfg; }
+
+std::chrono::milliseconds ms(runtime::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d); }
+
+// -- forwarding ---------------------------------------------------------------------
+
+/// Removes a pending forward; false if it was already failed.
+bool take(self_ptr self, uint64_t id) { return self->state.forwards.erase(id) > 0; }
+
+/// Fails every request forwarded to `name` (it died, left or was replaced).
+void fail_forwards(self_ptr self, const std::string& name, const std::string& why) {
+  auto& fw = self->state.forwards;
+  for (auto it = fw.begin(); it != fw.end();) {
+    if (it->second.peer != name) {
+      ++it;
+      continue;
+    }
+    self->send(self->state.supervisor, owner_atom::value, it->second.session, std::string{});
+    it->second.fail(session_moved_error("session " + it->second.session + ": its node " + name + " " + why));
+    it = fw.erase(it);
+  }
+}
+
+template <class Result, class... Ts>
+caf::result<Result> forward(self_ptr self, const std::string& node, const std::string& session, Ts&&... xs) {
+  auto& st = self->state;
+  auto it = st.peers.find(node);
+  if (it == st.peers.end() || !it->second.gateway)
+    return session_moved_error("session " + session + " is owned by node " + node +
+                               ", which this node cannot reach now");
+  auto rp = self->make_response_promise<Result>();
+  const uint64_t id = st.next_forward++;
+  st.forwards.emplace(id, pending_forward{node, session, [rp](caf::error e) mutable { rp.deliver(std::move(e)); }});
+  const auto timeout = std::max<runtime::duration>(std::chrono::minutes(10), cfg(self).stall_timeout * 4);
+  self->request(it->second.gateway, timeout, peer_atom::value, std::forward<Ts>(xs)...)
+      .then(
+          [=](Result& r) mutable {
+            if (take(self, id)) rp.deliver(std::move(r));
+          },
+          [=](caf::error& e) mutable {
+            if (!take(self, id)) return;
+            if (brigade_code(e) == static_cast<uint8_t>(brigade_errc::session_moved))
+              self->send(self->state.supervisor, owner_atom::value, session, std::string{});
+            rp.deliver(std::move(e));
+          });
+  return rp;
+}
+
+// -- peers --------------------------------------------------------------------------
+
+void publish_reachable(self_ptr self) {
+  std::set<std::string> r;
+  for (const auto& [name, p] : self->state.peers)
+    if (p.gateway && p.suspicion.empty()) r.insert(name);
+  self->state.ctx->cluster->set_reachable(std::move(r));
+}
+
+/// Forgets the connection to a peer (it died, left, or was replaced).
+void drop_peer(self_ptr self, const std::string& name, const std::string& why) {
+  auto& st = self->state;
+  auto it = st.peers.find(name);
+  if (it == st.peers.end()) return;
+  if (it->second.gateway) self->demonitor(it->second.gateway);
+  st.peers.erase(it);
+  fail_forwards(self, name, why);
+  publish_reachable(self);
+}
+
+bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
+  const auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = addr.substr(0, colon);
+  const long p = std::strtol(addr.c_str() + colon + 1, nullptr, 10);
+  if (p <= 0 || p > 65535) return false;
+  port = static_cast<uint16_t>(p);
+  return true;
+}
+
+void connect(self_ptr self, const std::string& name) {
+  auto& p = self->state.peers[name];
+  std::string host;
+  uint16_t port = 0;
+  if (!split_address(p.address, host, port)) {
+    log(log_level::warn, "", "member " + name + " advertises an address that is not HOST:PORT: " + p.address);
+    return;
+  }
+  p.connecting = true;
+  const std::string inc = p.incarnation;
+  self->request(self->system().middleman().actor_handle(), std::chrono::seconds(1), caf::connect_atom::value, host,
+                port)
+      .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            auto it = self->state.peers.find(name);
+            if (it == self->state.peers.end() || it->second.incarnation != inc) return;
+            it->second.connecting = false;
+            it->second.gateway = caf::actor_cast<caf::actor>(ptr);
+            if (!it->second.gateway) return;
+            it->second.missed = 0;
+            it->second.suspicion.clear();
+            self->monitor(it->second.gateway);
+            log(log_level::info, "", "connected to member " + name + " at " + it->second.address);
+            publish_reachable(self);
+          },
+          [=](caf::error& e) {
+            auto it = self->state.peers.find(name);
+            if (it == self->state.peers.end() || it->second.incarnation != inc) return;
+            it->second.connecting = false;
+            log(log_level::debug, "", "cannot connect to member " + name + ": " + self->system().render(e));
+          });
+}
+
+bool reaches_majority(self_ptr self, std::string& why) {
+  auto& st = self->state;
+  int active = st.me.state == "active" ? 1 : 0, reached = active;
+  for (const auto& m : st.last.members) {
+    if (m.name == st.me.name || m.state != "active") continue;
+    ++active;
+    auto it = st.peers.find(m.name);
+    if (it != st.peers.end() && it->second.gateway && it->second.suspicion.empty()) ++reached;
+  }
+  if (active <= 2 || reached * 2 > active) return true;
+  why = "it reaches " + std::to_string(reached) + " of " + std::to_string(active) + " active members";
+  return false;
+}
+
+void fence(self_ptr self, const std::string& why);
+
+/// Reports a suspected peer (again once its earlier vote may have expired).
+void report(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  auto it = st.peers.find(name);
+  if (it == st.peers.end() || it->second.suspicion.empty() || st.fenced) return;
+  auto& p = it->second;
+  const auto now = clock_type::now();
+  if (p.reported_once && now - p.reported < st.table->options().vote_ttl / 2) return;
+  std::string why;
+  if (!reaches_majority(self, why)) {
+    log(log_level::warn, "", "suspects member " + name + " (" + p.suspicion + ") but may not vote: " + why);
+    return;
+  }
+  p.reported = now;
+  if (!p.reported_once) log(log_level::info, "", "suspects member " + name + ": " + p.suspicion + "; reporting it");
+  p.reported_once = true;
+  const std::string inc = p.incarnation;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  st.table->report(st.me, name, inc, [me, name, inc](runtime::store_result<bool> r) {
+    caf::anon_send(me, report_atom::value, name, inc,
+                   report_reply{std::make_shared<runtime::store_result<bool>>(std::move(r))});
+  });
+}
+
+void on_reported(self_ptr self, const std::string& name, const std::string& inc, runtime::store_result<bool>& r) {
+  if (!r.ok()) {
+    if (r.error().code() == runtime::store_errc::conflict) return fence(self, r.error().message());
+    log(log_level::warn, "", "cannot report member " + name + ": " + r.error().message());
+    return;
+  }
+  if (!*r) return;
+  log(log_level::warn, "", "member " + name + " (incarnation " + inc + ") is declared dead");
+  self->state.ctx->cluster->add_dead(inc);
+  auto it = self->state.peers.find(name);
+  if (it != self->state.peers.end() && it->second.incarnation == inc) drop_peer(self, name, "was declared dead");
+}
+
+void suspect(self_ptr self, const std::string& name, const std::string& why) {
+  auto it = self->state.peers.find(name);
+  if (it == self->state.peers.end()) return;
+  if (it->second.suspicion.empty()) it->second.suspicion = why;
+  publish_reachable(self);
+  report(self, name);
+}
+
+void ping_peers(self_ptr self) {
+  auto& st = self->state;
+  const auto deadline = cfg(self).ping_interval;
+  for (auto& [name, p] : st.peers) {
+    if (!p.gateway) {
+      if (!p.suspicion.empty()) report(self, name);  // renews its vote while it stays unreachable
+      continue;
+    }
+    const std::string peer_name = name, inc = p.incarnation;
+    self->request(p.gateway, deadline, ping_atom::value, st.me.name, st.me.incarnation)
+        .then(
+            [=](std::string& answer) {
+              auto it = self->state.peers.find(peer_name);
+              if (it == self->state.peers.end() || it->second.incarnation != inc) return;
+              if (answer != inc) return suspect(self, peer_name, "another process answers at its address");
+              it->second.missed = 0;
+              if (!it->second.suspicion.empty()) {
+                log(log_level::info, "", "member " + peer_name + " answers again");
+                it->second.suspicion.clear();
+                it->second.reported_once = false;
+                publish_reachable(self);
+              }
+            },
+            [=](caf::error&) {
+              auto it = self->state.peers.find(peer_name);
+              if (it == self->state.peers.end() || it->second.incarnation != inc) return;
+              if (++it->second.missed >= cfg(self).ping_misses)
+                suspect(self, peer_name, std::to_string(it->second.missed) + " pings in a row unanswered");
+            });
+  }
+}
+
+void on_peer_down(self_ptr self, const caf::down_msg& d) {
+  for (auto& [name, p] : self->state.peers) {
+    if (!p.gateway || p.gateway.address() != d.source) continue;
+    p.gateway = nullptr;
+    const std::string n = name;
+    suspect(self, n, "its connection was lost");
+    return;
+  }
+}
+
+// -- the table ------------------------------------------------------------------------
+
+/// The load figures of this node's heartbeat (the node object of docs/cli.md).
+std::map<std::string, double> figures(self_ptr self) {
+  auto& st = self->state;
+  auto f = st.ctx->metrics->figures();
+  const double tokens = f["tokens_generated_total"];
+  const auto now = clock_type::now();
+  double rate = 0;
+  if (st.last_tokens >= 0) {
+    const double dt = std::chrono::duration<double>(now - st.last_tokens_at).count();
+    if (dt > 0) rate = (tokens - st.last_tokens) / dt;
+  }
+  st.last_tokens = tokens;
+  st.last_tokens_at = now;
+  f.erase("tokens_generated_total");
+  f["tokens_per_second"] = rate;
+  return f;
+}
+
+void heartbeat(self_ptr self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.heartbeat_gen || st.fenced) return;
+  st.me.load = figures(self);
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  st.table->heartbeat(st.me, [me](runtime::store_result<runtime::member_table> r) {
+    caf::anon_send(me, table_atom::value,
+                   table_reply{std::make_shared<runtime::store_result<runtime::member_table>>(std::move(r))});
+  });
+  self->delayed_send(self, cfg(self).heartbeat, hbeat_atom::value, gen);
+}
+
+/// Joining -> active once a majority of the live members reached this node.
+void maybe_activate(self_ptr self) {
+  auto& st = self->state;
+  if (st.me.state != "joining") return;
+  const auto recent = clock_type::now() - 3 * cfg(self).heartbeat;
+  int live = 0, reached = 1;
+  for (const auto& m : st.last.members) {
+    if (m.state == "dead") continue;
+    ++live;
+    auto it = st.pinged_by.find(m.name);
+    if (m.name != st.me.name && it != st.pinged_by.end() && it->second >= recent) ++reached;
+  }
+  if (reached * 2 <= std::max(live, 1)) return;
+  st.me.state = "active";
+  log(log_level::info, "", "active in cluster " + st.ctx->cluster->cluster() + " (" + std::to_string(reached) +
+                               " of " + std::to_string(live) + " members reach it)");
+  self->send(self, hbeat_atom::value, ++st.heartbeat_gen);  // tell the table now
+}
+
+void count_states(self_ptr self) {
+  std::map<std::string, double> n{{"joining", 0}, {"active", 0}, {"draining", 0}, {"dead", 0}};
+  for (const auto& m : self->state.last.members) n[m.state] += 1;
+  for (const auto& [state, count] : n) self->state.ctx->metrics->set_cluster_nodes(state, count);
+}
+
+void track_member(self_ptr self, const runtime::member& m) {
+  auto& st = self->state;
+  if (m.version != protocol_version) {
+    if (st.version_warned.insert(m.name + m.incarnation).second)
+      log(log_level::warn, "", "member " + m.name + " speaks protocol version " + std::to_string(m.version) +
+                                   " and this node " + std::to_string(protocol_version) +
+                                   "; this node does not forward to it (run one release per cluster)");
+    return;
+  }
+  auto it = st.peers.find(m.name);
+  if (it != st.peers.end() && it->second.incarnation != m.incarnation) {
+    drop_peer(self, m.name, "was replaced by another process");
+    it = st.peers.end();
+  }
+  peer& p = st.peers[m.name];
+  p.incarnation = m.incarnation;
+  p.address = m.address;
+  p.state = m.state;
+  if (!p.gateway && !p.connecting) connect(self, m.name);
+}
+
+void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r) {
+  auto& st = self->state;
+  if (st.fenced) return;
+  if (!r.ok()) {
+    st.ctx->metrics->set_store_up(false);
+    if (r.error().code() == runtime::store_errc::conflict) return fence(self, r.error().message());
+    log(log_level::warn, "", "membership heartbeat failed: " + r.error().message());
+    return;
+  }
+  st.ctx->metrics->set_store_up(true);
+  st.last = std::move(*r);
+  std::set<std::string> dead, present;
+  for (const auto& m : st.last.members) {
+    if (m.name == st.me.name) continue;
+    present.insert(m.name);
+    if (m.state == "dead") {
+      dead.insert(m.incarnation);
+      auto it = st.peers.find(m.name);
+      if (it != st.peers.end() && it->second.incarnation == m.incarnation) drop_peer(self, m.name, "is dead");
+      continue;
+    }
+    track_member(self, m);
+  }
+  std::vector<std::string> gone;
+  for (const auto& [name, p] : st.peers)
+    if (!present.count(name)) gone.push_back(name);
+  for (const auto& name : gone) drop_peer(self, name, "left the cluster");
+  st.ctx->cluster->set_dead(std::move(dead));
+  count_states(self);
+  maybe_activate(self);
+  publish_reachable(self);
+}
+
+// -- declared dead, rejoining -------------------------------------------------------------
+
+void fence(self_ptr self, const std::string& why) {
+  auto& st = self->state;
+  if (st.fenced) return;
+  st.fenced = true;
+  st.ctx->cluster->set_serving(false);
+  log(log_level::error, "",
+      why + ": this node stops serving every session and rejoins in " + std::to_string(st.rejoin_backoff.count()) +
+          "s with a new incarnation");
+  self->send(st.supervisor, fence_atom::value);
+  std::vector<std::string> names;
+  for (const auto& [name, p] : st.peers) names.push_back(name);
+  for (const auto& name : names) drop_peer(self, name, "is out of reach: this node was declared dead");
+  st.pinged_by.clear();
+  self->delayed_send(self, st.rejoin_backoff, rejoin_atom::value);
+}
+
+void rejoin(self_ptr self) {
+  auto& st = self->state;
+  st.me.incarnation = runtime::random_hex(8);
+  st.me.state = "joining";
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  st.table->join(st.me, "", [me](runtime::store_status s, const runtime::member&) {
+    caf::anon_send(me, rejoin_atom::value, store_reply{std::move(s)});
+  });
+}
+
+void on_rejoined(self_ptr self, const runtime::store_status& s) {
+  auto& st = self->state;
+  if (!s.ok()) {
+    st.rejoin_backoff = std::min(st.rejoin_backoff * 2, std::chrono::seconds(60));
+    log(log_level::warn, "",
+        "cannot rejoin: " + s.message() + "; retrying in " + std::to_string(st.rejoin_backoff.count()) + "s");
+    self->delayed_send(self, st.rejoin_backoff, rejoin_atom::value);
+    return;
+  }
+  st.ctx->cluster->set_incarnation(st.me.incarnation);
+  st.fenced = false;
+  st.ctx->cluster->set_serving(true);
+  st.rejoin_backoff = std::chrono::seconds(5);
+  log(log_level::info, "", "rejoined as incarnation " + st.me.incarnation);
+  self->send(self, hbeat_atom::value, ++st.heartbeat_gen);
+}
+
+// -- cluster status ---------------------------------------------------------------------
+
+cluster_status status_of(const std::string& cluster, const runtime::member_table& t) {
+  cluster_status out;
+  out.cluster = cluster;
+  for (const auto& m : t.members) {
+    node_status n;
+    n.name = m.name;
+    n.address = m.address;
+    n.state = m.state;
+    n.model = m.model;
+    n.version = m.version;
+    n.capacity = m.capacity;
+    n.heartbeat_age_seconds = static_cast<double>(t.now_ms - m.heartbeat_ms) / 1000.0;
+    for (const auto& [k, v] : m.load) {
+      n.figure_names.push_back(k);
+      n.figure_values.push_back(v);
+    }
+    out.nodes.push_back(std::move(n));
+  }
+  std::sort(out.nodes.begin(), out.nodes.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+caf::result<cluster_status> status(self_ptr self) {
+  auto& st = self->state;
+  const uint64_t id = st.next_forward++;
+  st.status_waiting.emplace(id, self->make_response_promise<cluster_status>());
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  st.table->table([me, id](runtime::store_result<runtime::member_table> r) {
+    caf::anon_send(me, status_atom::value, id,
+                   table_reply{std::make_shared<runtime::store_result<runtime::member_table>>(std::move(r))});
+  });
+  return st.status_waiting[id];
+}
+
+void on_status(self_ptr self, uint64_t id, runtime::store_result<runtime::member_table>& r) {
+  auto& st = self->state;
+  auto it = st.status_waiting.find(id);
+  if (it == st.status_waiting.end()) return;
+  if (r.ok())
+    it->second.deliver(status_of(st.ctx->cluster->cluster(), *r));
+  else
+    it->second.deliver(make_error(brigade_errc::store_unavailable,
+                                  "cannot read the membership table: " + r.error().message() + "; retry later"));
+  st.status_waiting.erase(it);
+}
+
+caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::shared_ptr<runtime::membership> table,
+                         runtime::member me, caf::actor supervisor) {
+  using str = const std::string&;
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.table = std::move(table);
+  st.me = std::move(me);
+  st.supervisor = std::move(supervisor);
+  self->set_down_handler([=](caf::down_msg& d) { on_peer_down(self, d); });
+  self->send(self, hbeat_atom::value, st.heartbeat_gen);
+  self->send(self, tick_atom::value);
+  return {
+      [=](hbeat_atom, uint64_t gen) { heartbeat(self, gen); },
+      [=](table_atom, table_reply& r) { on_table(self, *r.r); },
+      [=](tick_atom) {
+        ping_peers(self);
+        self->delayed_send(self, cfg(self).ping_interval, tick_atom::value);
+      },
+      [=](report_atom, str name, str inc, report_reply& r) { on_reported(self, name, inc, *r.r); },
+      [=](rejoin_atom) { rejoin(self); },
+      [=](rejoin_atom, store_reply& s) { on_rejoined(self, s.st); },
+      [=](ping_atom, str name, str) -> std::string {
+        self->state.pinged_by[name] = clock_type::now();
+        maybe_activate(self);
+        return self->state.me.incarnation;
+      },
+      [=](cluster_atom) { return status(self); },
+      [=](status_atom, uint64_t id, table_reply& r) { on_status(self, id, *r.r); },
+      [=](drain_atom) {
+        self->state.me.state = "draining";
+        self->send(self, hbeat_atom::value, ++self->state.heartbeat_gen);
+      },
+      [=](fwd_atom, str node, chat_atom a, chat_request& req) {
+        self->state.ctx->metrics->add_turn_forwarded();
+        const std::string sid = req.session_id;
+        return forward<turn_result>(self, node, sid, a, std::move(req));
+      },
+      [=](fwd_atom, str node, history_atom a, str id, str token) {
+        return forward<std::vector<turn_record>>(self, node, id, a, id, token);
+      },
+      [=](fwd_atom, str node, close_atom a, str id, str token) { return forward<bool>(self, node, id, a, id, token); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_cluster(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                         std::shared_ptr<runtime::membership> table, runtime::member me, caf::actor supervisor) {
+  return sys.spawn(cluster_fn, std::move(ctx), std::move(table), std::move(me), std::move(supervisor));
+}
+
+}  // namespace brigade::actors
