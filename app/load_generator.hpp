@@ -38,9 +38,12 @@ struct load_report {
 void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>& stop, load_report& rep, int user,
               bool verify = false);
 
-/// Simulated users over one client connection (bench and demo).
+/// Simulated users over one client connection (bench and demo). With
+/// several nodes in `host`, one client per node: user u starts on node
+/// u mod n (the list rotated), so sessions spread over the nodes, and each
+/// client fails over to the others in turn.
 struct load_run {
-  std::unique_ptr<net::client> client;
+  std::vector<std::unique_ptr<net::client>> clients;
   load_report rep;
   std::atomic<bool> stop{false};
   clock_type::time_point t0;
@@ -49,15 +52,28 @@ struct load_run {
   /// Connects and starts `n_users`, each running `turns` turns (0: until stop).
   bool start(const std::string& host, int port, int n_users, int turns, int max_tokens, bool verify,
              net::client_error& err) {
-    net::client_options o;
-    o.host = host;
-    o.port = port;
-    client = net::client::connect(o, err);
-    if (!client) return false;
+    std::vector<net::endpoint> eps;
+    if (!net::parse_endpoints(host, port, eps, err.message)) {
+      err.code = brigade_errc::bad_request;
+      return false;
+    }
+    for (size_t k = 0; k < eps.size(); ++k) {
+      net::client_options o;
+      o.port = port;
+      o.host.clear();
+      for (size_t i = 0; i < eps.size(); ++i) {
+        const auto& e = eps[(k + i) % eps.size()];
+        o.host += (i ? "," : "") + e.host + ":" + std::to_string(e.port);
+      }
+      auto c = net::client::connect(o, err);
+      if (!c) return false;
+      clients.push_back(std::move(c));
+    }
     t0 = clock_type::now();
     for (int u = 0; u < n_users; ++u)
-      users.emplace_back(
-          [this, u, turns, max_tokens, verify] { run_user(*client, turns, max_tokens, stop, rep, u, verify); });
+      users.emplace_back([this, u, turns, max_tokens, verify] {
+        run_user(*clients[static_cast<size_t>(u) % clients.size()], turns, max_tokens, stop, rep, u, verify);
+      });
     return true;
   }
   void join() {

@@ -364,7 +364,7 @@ int demo(const demo_cli& a) {
   std::printf("  %-28s %10.1f\n", "mean engine batch size", rep.batch_n ? rep.batch_sum / rep.batch_n : 0.0);
   std::printf("  %-28s %10d\n", "refused, then retried", rep.refused);
   std::printf("  %-28s %10lld\n", "failed turns", static_cast<long long>(rep.errors));
-  run.client.reset();
+  run.clients.clear();
   (*n)->drain_and_stop();
   return rep.errors ? exit_other : exit_ok;
 }
