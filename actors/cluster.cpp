@@ -50,6 +50,7 @@ struct cluster_state {
   uint64_t next_forward = 1;
   runtime::member_table last;
   bool fenced = false;
+  bool beat_pending = false;  // a heartbeat sent and not answered yet
   uint64_t heartbeat_gen = 0;
   std::chrono::seconds rejoin_backoff{5};
   std::set<std::string> version_warned;
@@ -269,6 +270,8 @@ void on_peer_down(self_ptr self, const caf::down_msg& d) {
     if (!p.gateway || p.gateway.address() != d.source) continue;
     p.gateway = nullptr;
     const std::string n = name;
+    // Replies cannot come back over a lost connection: fail what waits now.
+    fail_forwards(self, n, "lost its connection to this node");
     suspect(self, n, "its connection was lost");
     return;
   }
@@ -297,6 +300,8 @@ std::map<std::string, double> figures(self_ptr self) {
 void heartbeat(self_ptr self, uint64_t gen) {
   auto& st = self->state;
   if (gen != st.heartbeat_gen || st.fenced) return;
+  if (st.beat_pending) st.ctx->metrics->set_store_up(false);  // no answer within a heartbeat period
+  st.beat_pending = true;
   st.me.load = figures(self);
   caf::actor me = caf::actor_cast<caf::actor>(self);
   st.table->heartbeat(st.me, [me](runtime::store_result<runtime::member_table> r) {
@@ -354,6 +359,7 @@ void track_member(self_ptr self, const runtime::member& m) {
 
 void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r) {
   auto& st = self->state;
+  st.beat_pending = false;
   if (st.fenced) return;
   if (!r.ok()) {
     st.ctx->metrics->set_store_up(false);

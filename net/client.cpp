@@ -149,15 +149,22 @@ struct client::impl {
   /// Runs `call` with retries on transient failures.
   bool with_retries(const std::function<bool(client_error&)>& call, client_error& err, int* refused) {
     std::mt19937 rng(std::random_device{}());
+    const bool several = eps.size() > 1;
     for (int attempt = 1;; ++attempt) {
       if (call(err)) return true;
-      if (!retryable(err) || attempt >= opt.max_attempts) return false;
+      // With several nodes, a draining node's refusal sends the call to another.
+      const bool elsewhere = several && !err.transport &&
+                             (err.code == brigade_errc::shutting_down || err.code == brigade_errc::session_moved);
+      if (!(retryable(err) || elsewhere) || attempt >= opt.max_attempts) return false;
       if (err.code == brigade_errc::overloaded && !err.transport && refused) ++*refused;
-      // Jittered exponential backoff: 100ms, 200ms, ... capped at 2s, +-50%.
-      const double base = std::min(2000.0, 100.0 * (1 << std::min(attempt - 1, 5)));
-      std::uniform_real_distribution<double> jitter(0.5, 1.5);
-      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(base * jitter(rng))));
-      if (err.transport) {
+      // Jittered exponential backoff: 100ms, 200ms, ... capped at 2s, +-50%;
+      // none before the first try of another node after a lost connection.
+      if (!(err.transport && several && attempt == 1)) {
+        const double base = std::min(2000.0, 100.0 * (1 << std::min(attempt - 1, 5)));
+        std::uniform_real_distribution<double> jitter(0.5, 1.5);
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(base * jitter(rng))));
+      }
+      if (err.transport || elsewhere) {
         client_error cerr;
         if (!connect(cerr, /*move_on=*/true)) err = cerr;  // keep trying until the attempts run out
       }
