@@ -3,7 +3,10 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <signal.h>
+#include <unistd.h>
 #include <map>
+#include <type_traits>
 #include <set>
 
 #include "actors/messages.hpp"
@@ -63,7 +66,6 @@ using self_ptr = caf::stateful_actor<cluster_state>*;
 
 const runtime::node_config& cfg(self_ptr self) { return self->state.ctx->cfg; }
 
-std::chrono::milliseconds ms(runtime::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d); }
 
 // -- forwarding ---------------------------------------------------------------------
 
@@ -91,6 +93,7 @@ caf::result<Result> forward(self_ptr self, const std::string& node, const std::s
   if (it == st.peers.end() || !it->second.gateway)
     return session_moved_error("session " + session + " is owned by node " + node +
                                ", which this node cannot reach now");
+  if (std::is_same<Result, turn_result>::value) st.ctx->metrics->add_turn_forwarded();
   auto rp = self->make_response_promise<Result>();
   const uint64_t id = st.next_forward++;
   st.forwards.emplace(id, pending_forward{node, session, [rp](caf::error e) mutable { rp.deliver(std::move(e)); }});
@@ -160,6 +163,7 @@ void connect(self_ptr self, const std::string& name) {
             if (!it->second.gateway) return;
             it->second.missed = 0;
             it->second.suspicion.clear();
+            it->second.reported_once = false;
             self->monitor(it->second.gateway);
             log(log_level::info, "", "connected to member " + name + " at " + it->second.address);
             publish_reachable(self);
@@ -279,6 +283,21 @@ void on_peer_down(self_ptr self, const caf::down_msg& d) {
 
 // -- the table ------------------------------------------------------------------------
 
+/// Live members, and how many of them (this node included) reached this
+/// node lately.
+std::pair<int, int> reach(self_ptr self) {
+  auto& st = self->state;
+  const auto recent = clock_type::now() - 3 * cfg(self).heartbeat;
+  int live = 0, reached = 1;
+  for (const auto& m : st.last.members) {
+    if (m.state == "dead") continue;
+    ++live;
+    auto it = st.pinged_by.find(m.name);
+    if (m.name != st.me.name && it != st.pinged_by.end() && it->second >= recent) ++reached;
+  }
+  return {std::max(live, 1), reached};
+}
+
 /// The load figures of this node's heartbeat (the node object of docs/cli.md).
 std::map<std::string, double> figures(self_ptr self) {
   auto& st = self->state;
@@ -294,6 +313,10 @@ std::map<std::string, double> figures(self_ptr self) {
   st.last_tokens_at = now;
   f.erase("tokens_generated_total");
   f["tokens_per_second"] = rate;
+  // Why a joining node is not active yet (cluster status shows it).
+  const auto [live, reached] = reach(self);
+  f["members_live"] = live;
+  f["members_reaching"] = reached;
   return f;
 }
 
@@ -315,15 +338,8 @@ void heartbeat(self_ptr self, uint64_t gen) {
 void maybe_activate(self_ptr self) {
   auto& st = self->state;
   if (st.me.state != "joining") return;
-  const auto recent = clock_type::now() - 3 * cfg(self).heartbeat;
-  int live = 0, reached = 1;
-  for (const auto& m : st.last.members) {
-    if (m.state == "dead") continue;
-    ++live;
-    auto it = st.pinged_by.find(m.name);
-    if (m.name != st.me.name && it != st.pinged_by.end() && it->second >= recent) ++reached;
-  }
-  if (reached * 2 <= std::max(live, 1)) return;
+  const auto [live, reached] = reach(self);
+  if (reached * 2 <= live) return;
   st.me.state = "active";
   log(log_level::info, "", "active in cluster " + st.ctx->cluster->cluster() + " (" + std::to_string(reached) +
                                " of " + std::to_string(live) + " members reach it)");
@@ -421,6 +437,13 @@ void rejoin(self_ptr self) {
 
 void on_rejoined(self_ptr self, const runtime::store_status& s) {
   auto& st = self->state;
+  if (s.code() == runtime::store_errc::conflict) {
+    // Another live process serves under this name now: this one is not
+    // needed; it ends as on SIGTERM (drain, exit 0).
+    log(log_level::error, "", s.message() + ": this process shuts down");
+    ::kill(::getpid(), SIGTERM);  // process-directed: `serve` waits for it with sigwait
+    return;
+  }
   if (!s.ok()) {
     st.rejoin_backoff = std::min(st.rejoin_backoff * 2, std::chrono::seconds(60));
     log(log_level::warn, "",
@@ -517,7 +540,6 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
         self->send(self, hbeat_atom::value, ++self->state.heartbeat_gen);
       },
       [=](fwd_atom, str node, chat_atom a, chat_request& req) {
-        self->state.ctx->metrics->add_turn_forwarded();
         const std::string sid = req.session_id;
         return forward<turn_result>(self, node, sid, a, std::move(req));
       },

@@ -170,6 +170,13 @@ caf::result<caf::message> to_session(self_ptr self, const std::string& id, bool 
   return self->delegate(*s, std::forward<Ts>(xs)...);
 }
 
+/// Fault injection: only for a session of this node (never forwarded).
+caf::result<caf::message> fault_here(self_ptr self, const std::string& id, const std::string& token) {
+  auto s = find(self, id);
+  if (!s) return s.error();
+  return self->delegate(*s, fault_atom::value, id, token);
+}
+
 void remember_owner(self_ptr self, const std::string& id, const std::string& node) {
   auto& owners = self->state.owners;
   if (node.empty()) {
@@ -212,7 +219,7 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
       },
       [=](history_atom a, str id, str token) { return to_session(self, id, false, a, id, token); },
       [=](close_atom a, str id, str token) { return to_session(self, id, false, a, id, token); },
-      [=](fault_atom a, str id, str token) { return to_session(self, id, false, a, id, token); },
+      [=](fault_atom, str id, str token) { return fault_here(self, id, token); },
       [=](peer_atom, chat_atom a, chat_request& req) {
         const std::string id = req.session_id;
         return to_session(self, id, true, a, std::move(req));

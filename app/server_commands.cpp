@@ -89,9 +89,9 @@ int serve(const server_cli& a) {
   auto n = actors::node::start(*cfg, a.fault_injection);
   if (!n) {
     const errc c = n.error().code();
-    return fail(
-        c == errc::io && n.error().message().find("cannot serve") != std::string::npos ? exit_other : exit_bad_input,
-        n.error().message());
+    const std::string& why = n.error().message();
+    if (c == errc::io && why.find("store unavailable") != std::string::npos) return fail(exit_store, why);
+    return fail(c == errc::io && why.find("cannot serve") != std::string::npos ? exit_other : exit_bad_input, why);
   }
   runtime::log(runtime::log_level::info, "", "serving " + (*n)->model_description());
   std::printf("brigade: listening on %s:%d metrics %s:%d\n", (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(),
@@ -156,10 +156,15 @@ int cluster_status_command(const cluster_cli& a) {
     return exit_ok;
   }
   std::printf("cluster %s: %zu members\n", st.cluster.c_str(), st.nodes.size());
-  for (const auto& n : st.nodes)
-    std::printf("  %-20s %-9s %-22s sessions %4.0f  queue %3.0f  %7.1f tokens/s  ttft p99 %6.3fs  heartbeat %.1fs ago\n",
+  for (const auto& n : st.nodes) {
+    if (n.state == "joining")
+      std::printf("  %-20s joining: reached by %.0f of %.0f live members (a majority makes it active)\n", n.name.c_str(),
+                  figure(n, "members_reaching"), figure(n, "members_live"));
+    else
+      std::printf("  %-20s %-9s %-22s sessions %4.0f  queue %3.0f  %7.1f tokens/s  ttft p99 %6.3fs  heartbeat %.1fs ago\n",
                 n.name.c_str(), n.state.c_str(), n.address.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
                 figure(n, "tokens_per_second"), figure(n, "ttft_p99_seconds"), n.heartbeat_age_seconds);
+  }
   return exit_ok;
 }
 

@@ -52,7 +52,7 @@ if not v then return redis.error_reply('DEAD its entry is gone from the table') 
 local me = cmsgpack.unpack(v)
 if me.inc ~= ARGV[2] then
   return redis.error_reply('DEAD another process of this node (incarnation ' .. me.inc .. ') took its place') end
-if me.state == 'dead' then return redis.error_reply('DEAD it was declared dead (' .. (me.cause or '?') .. ')') end
+if me.state == 'dead' then return redis.error_reply('DEAD ' .. (me.cause or 'no cause recorded')) end
 me.hb = now
 me.state = ARGV[3]
 me.load = cmsgpack.unpack(ARGV[4])
@@ -85,7 +85,7 @@ const char* const report_script = BRIGADE_LUA_NOW BRIGADE_LUA_LIVE R"(
 local rv = redis.call('HGET', KEYS[1], ARGV[1])
 local rep = rv and cmsgpack.unpack(rv)
 if not rep or rep.inc ~= ARGV[2] or rep.state == 'dead' then
-  return redis.error_reply('DEAD the reporting node was declared dead') end
+  return redis.error_reply('DEAD its own entry is dead or another process took its place') end
 local sv = redis.call('HGET', KEYS[1], ARGV[3])
 local sus = sv and cmsgpack.unpack(sv)
 if not sus or sus.inc ~= ARGV[4] then return 'GONE' end
