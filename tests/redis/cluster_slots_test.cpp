@@ -53,10 +53,10 @@ class cluster_redis {
     const std::string p = std::to_string(port_);
     run("redis-server --port " + p + " --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir " + dir_ +
         " --cluster-enabled yes --cluster-config-file " + dir_ + "/nodes.conf --logfile " + dir_ + "/log");
-    for (int i = 0; i < 100 && run("redis-cli -p " + p + " ping").find("PONG") == std::string::npos; ++i)
+    for (int i = 0; i < 600 && run("redis-cli -p " + p + " ping").find("PONG") == std::string::npos; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     run("redis-cli -p " + p + " cluster addslotsrange 0 16383");
-    for (int i = 0; i < 100 && run("redis-cli -p " + p + " cluster info").find("cluster_state:ok") == std::string::npos;
+    for (int i = 0; i < 600 && run("redis-cli -p " + p + " cluster info").find("cluster_state:ok") == std::string::npos;
          ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
