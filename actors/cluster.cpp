@@ -35,6 +35,7 @@ struct peer {
   std::string state;
   caf::actor gateway;  // null until connected
   bool connecting = false;
+  bool lost = false;  // its connection dropped; a reconnect decides whether that is suspicious
   int missed = 0;                    // pings in a row without an answer
   std::string suspicion;             // why it is suspected ("" while it answers)
   clock_type::time_point reported;   // when this node last reported it
@@ -142,6 +143,8 @@ bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
   return true;
 }
 
+void suspect(self_ptr self, const std::string& name, const std::string& why);
+
 void connect(self_ptr self, const std::string& name) {
   auto& p = self->state.peers[name];
   std::string host;
@@ -162,6 +165,9 @@ void connect(self_ptr self, const std::string& name) {
             it->second.gateway = caf::actor_cast<caf::actor>(ptr);
             if (!it->second.gateway) return;
             it->second.missed = 0;
+            it->second.lost = false;
+            if (!it->second.suspicion.empty() && it->second.reported_once)
+              self->state.table->withdraw(self->state.me, inc, [](runtime::store_status) {});
             it->second.suspicion.clear();
             it->second.reported_once = false;
             self->monitor(it->second.gateway);
@@ -173,6 +179,7 @@ void connect(self_ptr self, const std::string& name) {
             if (it == self->state.peers.end() || it->second.incarnation != inc) return;
             it->second.connecting = false;
             log(log_level::debug, "", "cannot connect to member " + name + ": " + self->system().render(e));
+            if (it->second.lost) suspect(self, name, "its connection was lost and it accepts no new one");
           });
 }
 
@@ -225,6 +232,10 @@ void on_reported(self_ptr self, const std::string& name, const std::string& inc,
   if (!*r) return;
   log(log_level::warn, "", "member " + name + " (incarnation " + inc + ") is declared dead");
   self->state.ctx->cluster->add_dead(inc);
+  // The other members read the table now rather than at their next
+  // heartbeat, so whichever node gets one of its sessions next takes it.
+  for (const auto& [peer_name, p] : self->state.peers)
+    if (p.gateway && peer_name != name) self->send(p.gateway, died_atom::value, name, inc);
   auto it = self->state.peers.find(name);
   if (it != self->state.peers.end() && it->second.incarnation == inc) drop_peer(self, name, "was declared dead");
 }
@@ -256,6 +267,8 @@ void ping_peers(self_ptr self) {
               if (!it->second.suspicion.empty()) {
                 log(log_level::info, "", "member " + peer_name + " answers again");
                 it->second.suspicion.clear();
+                if (it->second.reported_once)
+                  self->state.table->withdraw(self->state.me, inc, [](runtime::store_status) {});
                 it->second.reported_once = false;
                 publish_reachable(self);
               }
@@ -263,6 +276,8 @@ void ping_peers(self_ptr self) {
             [=](caf::error&) {
               auto it = self->state.peers.find(peer_name);
               if (it == self->state.peers.end() || it->second.incarnation != inc) return;
+              // A process that did not run itself cannot tell a slow peer from its own stall.
+              if (!self->state.ctx->cluster->serving()) return;
               if (++it->second.missed >= cfg(self).ping_misses)
                 suspect(self, peer_name, std::to_string(it->second.missed) + " pings in a row unanswered");
             });
@@ -276,7 +291,11 @@ void on_peer_down(self_ptr self, const caf::down_msg& d) {
     const std::string n = name;
     // Replies cannot come back over a lost connection: fail what waits now.
     fail_forwards(self, n, "lost its connection to this node");
-    suspect(self, n, "its connection was lost");
+    // A dead process refuses a new connection at once; a live one (two
+    // nodes that dialled each other at the same moment drop one of the two
+    // connections) accepts it: suspect only the first.
+    p.lost = true;
+    if (!p.connecting) connect(self, n);
     return;
   }
 }
@@ -320,17 +339,24 @@ std::map<std::string, double> figures(self_ptr self) {
   return f;
 }
 
+/// One heartbeat now (the timer's, or an extra one to hear the table sooner).
+void send_heartbeat(self_ptr self) {
+  auto& st = self->state;
+  st.beat_pending = true;
+  st.me.load = figures(self);
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  const auto sent = clock_type::now();
+  st.table->heartbeat(st.me, [me, sent](runtime::store_result<runtime::member_table> r) {
+    caf::anon_send(me, table_atom::value,
+                   table_reply{std::make_shared<runtime::store_result<runtime::member_table>>(std::move(r)), sent});
+  });
+}
+
 void heartbeat(self_ptr self, uint64_t gen) {
   auto& st = self->state;
   if (gen != st.heartbeat_gen || st.fenced) return;
   if (st.beat_pending) st.ctx->metrics->set_store_up(false);  // no answer within a heartbeat period
-  st.beat_pending = true;
-  st.me.load = figures(self);
-  caf::actor me = caf::actor_cast<caf::actor>(self);
-  st.table->heartbeat(st.me, [me](runtime::store_result<runtime::member_table> r) {
-    caf::anon_send(me, table_atom::value,
-                   table_reply{std::make_shared<runtime::store_result<runtime::member_table>>(std::move(r))});
-  });
+  send_heartbeat(self);
   self->delayed_send(self, cfg(self).heartbeat, hbeat_atom::value, gen);
 }
 
@@ -373,7 +399,7 @@ void track_member(self_ptr self, const runtime::member& m) {
   if (!p.gateway && !p.connecting) connect(self, m.name);
 }
 
-void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r) {
+void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r, clock_type::time_point sent) {
   auto& st = self->state;
   st.beat_pending = false;
   if (st.fenced) return;
@@ -384,6 +410,7 @@ void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r) {
     return;
   }
   st.ctx->metrics->set_store_up(true);
+  st.ctx->cluster->beat(st.table->options().expiry, sent);
   st.last = std::move(*r);
   std::set<std::string> dead, present;
   for (const auto& m : st.last.members) {
@@ -452,6 +479,7 @@ void on_rejoined(self_ptr self, const runtime::store_status& s) {
     return;
   }
   st.ctx->cluster->set_incarnation(st.me.incarnation);
+  st.ctx->cluster->beat(st.table->options().expiry);
   st.fenced = false;
   st.ctx->cluster->set_serving(true);
   st.rejoin_backoff = std::chrono::seconds(5);
@@ -490,7 +518,7 @@ caf::result<cluster_status> status(self_ptr self) {
   caf::actor me = caf::actor_cast<caf::actor>(self);
   st.table->table([me, id](runtime::store_result<runtime::member_table> r) {
     caf::anon_send(me, status_atom::value, id,
-                   table_reply{std::make_shared<runtime::store_result<runtime::member_table>>(std::move(r))});
+                   table_reply{std::make_shared<runtime::store_result<runtime::member_table>>(std::move(r)), {}});
   });
   return st.status_waiting[id];
 }
@@ -515,13 +543,21 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
   st.table = std::move(table);
   st.me = std::move(me);
   st.supervisor = std::move(supervisor);
+  st.ctx->cluster->beat(st.table->options().expiry);  // the join just succeeded
   self->set_down_handler([=](caf::down_msg& d) { on_peer_down(self, d); });
   self->send(self, hbeat_atom::value, st.heartbeat_gen);
   self->send(self, tick_atom::value);
   return {
       [=](hbeat_atom, uint64_t gen) { heartbeat(self, gen); },
-      [=](table_atom, table_reply& r) { on_table(self, *r.r); },
+      [=](table_atom, table_reply& r) { on_table(self, *r.r, r.sent); },
       [=](tick_atom) {
+        const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(cfg(self).ping_interval) *
+                            cfg(self).ping_misses;
+        if (self->state.ctx->cluster->tick(window) && !self->state.fenced) {
+          log(log_level::warn, "", "this process did not run for more than " + std::to_string(window.count()) +
+                                       " ms; it serves again once the membership table says it is alive");
+          send_heartbeat(self);
+        }
         ping_peers(self);
         self->delayed_send(self, cfg(self).ping_interval, tick_atom::value);
       },
@@ -532,6 +568,9 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
         self->state.pinged_by[name] = clock_type::now();
         maybe_activate(self);
         return self->state.me.incarnation;
+      },
+      [=](died_atom, str, str) {
+        if (!self->state.beat_pending && !self->state.fenced) send_heartbeat(self);
       },
       [=](cluster_atom) { return status(self); },
       [=](status_atom, uint64_t id, table_reply& r) { on_status(self, id, *r.r); },

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <string>
@@ -19,6 +20,9 @@ namespace brigade::actors {
 
 class cluster_view {
  public:
+  using clock = std::chrono::steady_clock;
+  using clock_point = clock::time_point;
+
   cluster_view() = default;
   cluster_view(std::string cluster, std::string incarnation)
       : enabled_(true), cluster_(std::move(cluster)), incarnation_(std::move(incarnation)) {}
@@ -36,15 +40,55 @@ class cluster_view {
     incarnation_ = std::move(inc);
   }
 
-  /// False from the moment this node learns it was declared dead until it
-  /// has rejoined: it serves no session meanwhile.
-  bool serving() const {
+  /// Whether this node may serve now, or why not ("" = it may): not from
+  /// the moment it learns it was declared dead until it has rejoined, and
+  /// not while its last successful heartbeat is older than the expiry (then
+  /// the others may have declared it dead by now: a node resumed after a
+  /// freeze must not answer from what it held before it hears the table).
+  std::string not_serving() const {
     std::lock_guard<std::mutex> g(mu_);
-    return serving_;
+    if (!enabled_) return "";
+    if (!serving_) return "this node was declared dead by the cluster and is rejoining";
+    const auto now = clock::now();
+    if (doubt_ || (window_.count() > 0 && now - last_tick_ > window_))
+      return "this node did not run for a while (frozen or starved), so it may have been declared dead; it checks "
+             "the membership table first";
+    const auto silent = now - last_beat_;
+    if (silent > expiry_)
+      return "this node has not reached the membership table for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) +
+             " ms, so it may have been declared dead";
+    return "";
   }
+  bool serving() const { return not_serving().empty(); }
   void set_serving(bool s) {
     std::lock_guard<std::mutex> g(mu_);
     serving_ = s;
+  }
+  /// A heartbeat sent at `sent` (or the join) succeeded; `expiry` is the
+  /// membership's. It ends a doubt that began before it was sent.
+  void beat(std::chrono::milliseconds expiry, clock_point sent = clock::now()) {
+    std::lock_guard<std::mutex> g(mu_);
+    last_beat_ = clock::now();
+    expiry_ = expiry;
+    if (doubt_ && sent >= doubt_since_) doubt_ = false;
+  }
+  /// The cluster actor's ping timer ran. A gap longer than `window` (the
+  /// time peers take to suspect a node) means this process stood still long
+  /// enough to be declared dead: it doubts until a heartbeat sent from now
+  /// on succeeds. True when this tick started a doubt.
+  bool tick(std::chrono::milliseconds window) {
+    std::lock_guard<std::mutex> g(mu_);
+    const auto now = clock::now();
+    window_ = window;
+    const bool gap = now - last_tick_ > window;
+    last_tick_ = now;
+    if (gap && !doubt_) {
+      doubt_ = true;
+      doubt_since_ = now;
+      return true;
+    }
+    return false;
   }
 
   /// Who this node is when it asks for a lease.
@@ -81,6 +125,12 @@ class cluster_view {
   mutable std::mutex mu_;
   std::string incarnation_;
   bool serving_ = true;
+  clock_point last_beat_ = clock::now();
+  std::chrono::milliseconds expiry_{3000};
+  clock_point last_tick_ = clock::now();
+  std::chrono::milliseconds window_{0};  // 0 until the first tick
+  bool doubt_ = false;
+  clock_point doubt_since_;
   std::set<std::string> dead_;
   std::set<std::string> reachable_;
 };

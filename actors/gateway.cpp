@@ -129,6 +129,9 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
         if (!self->state.cluster) return not_clustered();
         return self->delegate(self->state.cluster, a, name, inc);
       },
+      [=](died_atom a, str name, str inc) {
+        if (self->state.cluster) self->send(self->state.cluster, a, name, inc);
+      },
       [=](cluster_atom a) -> caf::result<caf::message> {
         if (!self->state.cluster) return not_clustered();
         return self->delegate(self->state.cluster, a);

@@ -5,6 +5,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
+#include <chrono>
 #include <memory>
 
 #include "actors/batch_loop.hpp"
@@ -39,6 +40,7 @@ struct store_reply {
 
 struct table_reply {
   std::shared_ptr<runtime::store_result<runtime::member_table>> r;
+  std::chrono::steady_clock::time_point sent;  // when the heartbeat was sent (status reads: unused)
 };
 
 struct report_reply {

@@ -238,7 +238,9 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
       cfg.host, cfg.metrics_port, ctx->metrics.get(),
       [raw]() -> std::string {
         if (raw->draining) return "draining";
-        if (raw->ctx && !raw->ctx->cluster->serving()) return "declared dead by the cluster; rejoining";
+        if (raw->ctx) {
+          if (std::string why = raw->ctx->cluster->not_serving(); !why.empty()) return why;
+        }
         if (raw->ctx && raw->ctx->loop->load() >= raw->ctx->cfg.queue_limit) return "the engine queue is full";
         return "";
       },

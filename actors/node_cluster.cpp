@@ -78,7 +78,10 @@ result<cluster_join> join_cluster(caf::actor_system& sys, const runtime::node_co
   const auto beat = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.heartbeat);
   o.expiry = beat * cfg.heartbeat_misses;
   o.forget = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.member_forget), o.expiry);
-  o.vote_ttl = std::max(o.expiry, std::chrono::milliseconds(1000));
+  // A vote is fresh for twice the time a peer takes to suspect a node (at
+  // least 1 s); the reporter renews it at half that while it suspects.
+  const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.ping_interval) * cfg.ping_misses;
+  o.vote_ttl = std::max(2 * window, std::chrono::milliseconds(1000));
   auto table = std::make_shared<runtime::membership>(url, o);
   auto [s, live] = join_once(*table, me, "");
   if (s.code() == store_errc::conflict && !live.incarnation.empty()) {

@@ -26,6 +26,7 @@ struct inflight {
   caf::response_promise rp;  // the turn_result, after the store acknowledged
   caf::actor reply_to;       // receives the token chunks (null once gone)
   turn t;
+  int64_t committed_at_ms = 0;  // the time stamped on the record sent to the store
 };
 
 /// Set by the session, read by its attach functor when the actor ends.
@@ -234,8 +235,9 @@ void commit(self_ptr self) {
   const uint64_t turn_id = st.turn->t.turn_id();
   auto metrics = st.ctx->metrics;
   const auto t_store = clock_type::now();
+  st.turn->committed_at_ms = runtime::now_ms();
   st.ctx->store->append(
-      st.meta.id, st.meta.epoch, st.turn->t.record(runtime::now_ms()),
+      st.meta.id, st.meta.epoch, st.turn->t.record(st.turn->committed_at_ms),
       [me = me(self), turn_id, metrics, t_store](runtime::store_status s) {
         metrics->observe_store_latency(std::chrono::duration<double>(clock_type::now() - t_store).count());
         caf::anon_send(me, stored_atom::value, turn_id, store_reply{std::move(s)});
@@ -276,7 +278,7 @@ void acknowledge(self_ptr self) {
   auto& st = self->state;
   auto& t = st.turn->t;
   const auto now = clock_type::now();
-  st.conv->commit(t.record(runtime::now_ms()), t.plan(), t.reply_ids());
+  st.conv->commit(t.record(st.turn->committed_at_ms), t.plan(), t.reply_ids());  // what the store holds
   const turn_stats stats = t.stats(now);
   st.ctx->metrics->observe_generation_latency(stats.total_seconds);
   st.ctx->metrics->add_tokens_generated(stats.generated_tokens);

@@ -108,15 +108,15 @@ void restart(self_ptr self, const std::string& id) {
   start_session(self, meta, true);
 }
 
-caf::error fenced_error() {
-  return session_moved_error("this node was declared dead by the cluster and is rejoining; use another node");
+caf::error not_serving_error(const node_context& ctx) {
+  return session_moved_error(ctx.cluster->not_serving() + "; use another node");
 }
 
 /// A new session: stored first (with this node's lease), then spawned.
 caf::result<caf::message> open(self_ptr self) {
   auto& st = self->state;
   if (st.draining) return shutting_down_error();
-  if (!st.ctx->cluster->serving()) return fenced_error();
+  if (!st.ctx->cluster->serving()) return not_serving_error(*st.ctx);
   if (static_cast<int>(st.live.size() + st.opening.size()) >= st.ctx->cfg.max_sessions)
     return max_sessions_error(*st.ctx);
   pending_open p;
@@ -158,7 +158,7 @@ void on_created(self_ptr self, const std::string& id, const runtime::store_statu
 template <class... Ts>
 caf::result<caf::message> to_session(self_ptr self, const std::string& id, bool forwarded, Ts&&... xs) {
   auto& st = self->state;
-  if (!st.ctx->cluster->serving()) return fenced_error();
+  if (!st.ctx->cluster->serving()) return not_serving_error(*st.ctx);
   if (!forwarded && st.cluster && !st.live.count(id)) {
     auto o = st.owners.find(id);
     if (o != st.owners.end() && st.ctx->cluster->reachable(o->second))

@@ -89,7 +89,7 @@ int serve(const server_cli& a) {
   auto n = actors::node::start(*cfg, a.fault_injection);
   if (!n) {
     const errc c = n.error().code();
-    const std::string& why = n.error().message();
+    const std::string why = n.error().message();
     if (c == errc::io && why.find("store unavailable") != std::string::npos) return fail(exit_store, why);
     return fail(c == errc::io && why.find("cannot serve") != std::string::npos ? exit_other : exit_bad_input, why);
   }

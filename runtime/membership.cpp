@@ -77,10 +77,12 @@ for i = 1, #all, 2 do
 end
 return out)";
 
-// KEYS: nodes, votes of the suspect's incarnation. ARGV: reporter name,
-// reporter incarnation, suspect name, suspect incarnation, expiry ms, vote
-// ttl ms. Returns 'DEAD' (declared now or before), 'GONE' (that incarnation
-// is no longer in the table) or 'VOTES n/needed'.
+// KEYS: nodes, votes of the suspect's incarnation (a sorted set: member ->
+// when it voted). ARGV: reporter name, reporter incarnation, suspect name,
+// suspect incarnation, expiry ms, vote ttl ms. A vote counts for `vote ttl`
+// after it was cast and while its voter is a live member. Returns 'DEAD'
+// (declared now or before), 'GONE' (that incarnation is no longer in the
+// table) or 'VOTES n/needed'.
 const char* const report_script = BRIGADE_LUA_NOW BRIGADE_LUA_LIVE R"(
 local rv = redis.call('HGET', KEYS[1], ARGV[1])
 local rep = rv and cmsgpack.unpack(rv)
@@ -90,18 +92,24 @@ local sv = redis.call('HGET', KEYS[1], ARGV[3])
 local sus = sv and cmsgpack.unpack(sv)
 if not sus or sus.inc ~= ARGV[4] then return 'GONE' end
 if sus.state == 'dead' then return 'DEAD' end
-local expiry = tonumber(ARGV[5])
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
+local expiry, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
 local active = 0
 local all = redis.call('HGETALL', KEYS[1])
+local alive = {}
 for i = 1, #all, 2 do
   local r = cmsgpack.unpack(all[i + 1])
+  if live(r, expiry) then alive[r.name] = true end
   if r.state == 'active' and live(r, expiry) then active = active + 1 end
 end
 local needed = 1
 if active > 2 then needed = math.floor(active / 2) + 1 end
-local voters = redis.call('SMEMBERS', KEYS[2])
+local voters = {}
+for _, v in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if alive[v] and v ~= ARGV[3] then voters[#voters + 1] = v end
+end
 if #voters < needed then return 'VOTES ' .. #voters .. '/' .. needed end
 sus.state = 'dead'
 sus.died = now
@@ -110,6 +118,12 @@ sus.cause = 'reported by ' .. table.concat(voters, ', ')
 redis.call('HSET', KEYS[1], ARGV[3], cmsgpack.pack(sus))
 redis.call('DEL', KEYS[2])
 return 'DEAD')";
+
+// KEYS: votes of an incarnation. ARGV: reporter name. The reporter hears the
+// suspect again: its vote is withdrawn.
+const char* const withdraw_script = R"(
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 'OK')";
 
 // KEYS: nodes. ARGV: name, incarnation.
 const char* const leave_script = R"(
@@ -294,6 +308,13 @@ void membership::report(const member& me, const std::string& suspect, const std:
                     const redisReply* x = r[0];
                     const bool text = x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS;
                     done(text && std::string(x->str, x->len) == "DEAD");
+                  });
+}
+
+void membership::withdraw(const member& me, const std::string& suspect_incarnation, done_fn done) {
+  p_->conn.submit({{"EVAL", withdraw_script, "1", cluster_key("votes:") + suspect_incarnation, me.name}},
+                  [this, done](std::vector<redisReply*>& r, const std::string& err) {
+                    done(p_->status_of(r[0], err));
                   });
 }
 

@@ -8,8 +8,8 @@
 //   brigade:{cluster}:name          the cluster name bound to this database
 //                                   (no expiry; delete it to rebind)
 //   brigade:{cluster}:nodes         hash: node name -> msgpack member record
-//   brigade:{cluster}:votes:INC     set: the members that reported INC
-//                                   (expires after a few heartbeats)
+//   brigade:{cluster}:votes:INC     sorted set: the members that reported
+//                                   INC -> when (a vote counts for vote_ttl)
 //
 // Rules (each enforced inside one script):
 // - join: refused when the database belongs to another cluster name, when a
@@ -21,8 +21,9 @@
 //   than `expiry` dead, drops dead ones after `forget`, and returns the table.
 // - report: a live member's vote against one incarnation; with A active
 //   members (the suspect included) the suspect is dead once
-//   max(1, A > 2 ? A/2 + 1 : 1) members reported it. Reports from a dead
-//   member and against a replaced incarnation are refused.
+//   (A > 2 ? A/2 + 1 : 1) live members reported it within vote_ttl. Reports
+//   from a dead member and against a replaced incarnation are refused; a
+//   reporter that hears the suspect again withdraws its vote.
 #pragma once
 
 #include <chrono>
@@ -65,7 +66,7 @@ struct membership_options {
   std::string cluster = "brigade";
   std::chrono::milliseconds expiry{3000};  // a heartbeat older than this is dead
   std::chrono::milliseconds forget{60000};  // dead entries leave the table after this
-  std::chrono::milliseconds vote_ttl{3000};  // a report counts this long
+  std::chrono::milliseconds vote_ttl{1500};  // a report counts this long
 };
 
 /// Errors: invalid_argument (another cluster, another model: the sentence
@@ -89,6 +90,8 @@ class membership {
   void heartbeat(const member& me, table_fn done);
   void report(const member& me, const std::string& suspect, const std::string& suspect_incarnation,
               report_fn done);
+  /// Withdraws this node's vote against `suspect_incarnation`.
+  void withdraw(const member& me, const std::string& suspect_incarnation, done_fn done);
   /// Removes this incarnation's entry (a node that leaves cleanly).
   void leave(const member& me, done_fn done);
   void table(table_fn done);

@@ -33,16 +33,24 @@ std::string run(const std::string& cmd) {
   return out;
 }
 
-int free_port() {
+bool bindable(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t n = sizeof a;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   close(fd);
-  return ntohs(a.sin_port);
+  return ok;
+}
+
+/// A free port whose cluster bus port (port + 10000, Redis' rule) is free too.
+int free_port() {
+  for (int i = 0; i < 1000; ++i) {
+    const int port = 20000 + static_cast<int>((static_cast<unsigned>(getpid()) * 7919u + i * 104729u) % 15000u);
+    if (bindable(port) && bindable(port + 10000)) return port;
+  }
+  return 0;
 }
 
 /// A cluster-mode redis-server for this test only.
