@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <unistd.h>
 #include <map>
-#include <type_traits>
 #include <set>
 
 #include "actors/messages.hpp"
@@ -50,6 +49,7 @@ struct cluster_state {
   std::map<std::string, peer> peers;
   std::map<std::string, clock_type::time_point> pinged_by;  // peers that reached this node, when last
   std::map<uint64_t, pending_forward> forwards;
+  std::map<caf::actor_addr, uint64_t> relays;  // relay -> its pending forward
   std::map<uint64_t, caf::typed_response_promise<cluster_status>> status_waiting;
   uint64_t next_forward = 1;
   runtime::member_table last;
@@ -94,7 +94,6 @@ caf::result<Result> forward(self_ptr self, const std::string& node, const std::s
   if (it == st.peers.end() || !it->second.gateway)
     return session_moved_error("session " + session + " is owned by node " + node +
                                ", which this node cannot reach now");
-  if (std::is_same<Result, turn_result>::value) st.ctx->metrics->add_turn_forwarded();
   auto rp = self->make_response_promise<Result>();
   const uint64_t id = st.next_forward++;
   st.forwards.emplace(id, pending_forward{node, session, [rp](caf::error e) mutable { rp.deliver(std::move(e)); }});
@@ -111,6 +110,81 @@ caf::result<Result> forward(self_ptr self, const std::string& node, const std::s
             rp.deliver(std::move(e));
           });
   return rp;
+}
+
+/// A forwarded turn's relay on the entry node: it asks the owner with itself
+/// as the token stream's reader, passes each chunk on to the client and each
+/// credit back to the owner's session, and answers the client last. Chunks
+/// and the result leave one actor for one actor, so they arrive in order
+/// (from the owner directly they might not: the client may hold a direct
+/// connection to the owner from an earlier failover). The owner's session
+/// watches the relay, the relay watches the client: a client that goes
+/// cancels its turn on the owner.
+struct relay_state {
+  caf::actor client;  // the original reply_to
+  caf::actor source;  // the owner's session (the sender of the chunks)
+  caf::typed_response_promise<turn_result> rp;
+  static inline const char* name = "brigade.relay";
+};
+
+caf::behavior relay_fn(caf::stateful_actor<relay_state>* self, caf::actor owner, caf::actor supervisor,
+                       runtime::duration timeout) {
+  self->set_down_handler([=](caf::down_msg& d) {
+    if (self->state.client && d.source == self->state.client.address()) self->quit();
+  });
+  return {
+      [=](chat_atom a, chat_request& req) -> caf::result<turn_result> {
+        auto& st = self->state;
+        st.client = req.reply_to;
+        if (st.client) self->monitor(st.client);
+        req.reply_to = caf::actor_cast<caf::actor>(self);
+        st.rp = self->make_response_promise<turn_result>();
+        const std::string session = req.session_id;
+        self->request(owner, timeout, peer_atom::value, a, std::move(req))
+            .then(
+                [=](turn_result& r) {
+                  self->state.rp.deliver(std::move(r));
+                  self->quit();
+                },
+                [=](caf::error& e) {
+                  if (brigade_code(e) == static_cast<uint8_t>(brigade_errc::session_moved))
+                    self->send(supervisor, owner_atom::value, session, std::string{});
+                  self->state.rp.deliver(std::move(e));
+                  self->quit();
+                });
+        return st.rp;
+      },
+      [=](token_chunk& c) {
+        self->state.source = caf::actor_cast<caf::actor>(self->current_sender());
+        if (self->state.client) self->send(self->state.client, std::move(c));
+      },
+      [=](credit_atom a, const std::string& id, uint64_t seq, uint32_t n) {
+        if (self->state.source) self->send(self->state.source, a, id, seq, n);
+      },
+      [=](fence_atom, caf::error& e) {  // the cluster actor: the owner died or left
+        if (self->state.rp.pending()) self->state.rp.deliver(std::move(e));
+        self->quit();
+      },
+  };
+}
+
+/// A chat for another node's session goes through a relay of its own.
+caf::result<caf::message> forward_chat(self_ptr self, const std::string& node, chat_request& req) {
+  auto& st = self->state;
+  auto it = st.peers.find(node);
+  if (it == st.peers.end() || !it->second.gateway)
+    return session_moved_error("session " + req.session_id + " is owned by node " + node +
+                               ", which this node cannot reach now");
+  st.ctx->metrics->add_turn_forwarded();
+  const auto timeout = std::max<runtime::duration>(std::chrono::minutes(10), cfg(self).stall_timeout * 4);
+  caf::actor relay = self->spawn(relay_fn, it->second.gateway, st.supervisor, timeout);
+  const uint64_t id = st.next_forward++;
+  st.forwards.emplace(id, pending_forward{node, req.session_id, [relay](caf::error e) {
+                                            caf::anon_send(relay, fence_atom::value, std::move(e));
+                                          }});
+  st.relays.emplace(relay.address(), id);
+  self->monitor(relay);
+  return self->delegate(relay, chat_atom::value, std::move(req));
 }
 
 // -- peers --------------------------------------------------------------------------
@@ -285,6 +359,11 @@ void ping_peers(self_ptr self) {
 }
 
 void on_peer_down(self_ptr self, const caf::down_msg& d) {
+  if (auto r = self->state.relays.find(d.source); r != self->state.relays.end()) {  // a relay ended
+    take(self, r->second);
+    self->state.relays.erase(r);
+    return;
+  }
   for (auto& [name, p] : self->state.peers) {
     if (!p.gateway || p.gateway.address() != d.source) continue;
     p.gateway = nullptr;
@@ -578,10 +657,7 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
         self->state.me.state = "draining";
         self->send(self, hbeat_atom::value, ++self->state.heartbeat_gen);
       },
-      [=](fwd_atom, str node, chat_atom a, chat_request& req) {
-        const std::string sid = req.session_id;
-        return forward<turn_result>(self, node, sid, a, std::move(req));
-      },
+      [=](fwd_atom, str node, chat_atom, chat_request& req) { return forward_chat(self, node, req); },
       [=](fwd_atom, str node, history_atom a, str id, str token) {
         return forward<std::vector<turn_record>>(self, node, id, a, id, token);
       },
