@@ -33,6 +33,7 @@ struct peer {
   std::string address;
   std::string state;
   caf::actor gateway;  // null until connected
+  caf::actor pinger;   // its cluster actor (or its gateway, if it does not say)
   bool connecting = false;
   bool lost = false;  // its connection dropped; a reconnect decides whether that is suspicious
   int missed = 0;                    // pings in a row without an answer
@@ -55,6 +56,7 @@ struct cluster_state {
   runtime::member_table last;
   bool fenced = false;
   bool beat_pending = false;  // a heartbeat sent and not answered yet
+  bool beat_again = false;    // send another as soon as it is answered
   uint64_t heartbeat_gen = 0;
   std::chrono::seconds rejoin_backoff{5};
   std::set<std::string> version_warned;
@@ -219,6 +221,29 @@ bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
 
 void suspect(self_ptr self, const std::string& name, const std::string& why);
 
+void on_connected(self_ptr self, const std::string& name, const std::string& inc, caf::actor gw, caf::actor pinger,
+                  const std::string& answer) {
+  auto it = self->state.peers.find(name);
+  if (it == self->state.peers.end() || it->second.incarnation != inc) return;
+  auto& p = it->second;
+  p.connecting = false;
+  if (answer != inc) {  // another process serves at that address now
+    if (p.lost) suspect(self, name, "another process answers at its address");
+    return;
+  }
+  p.gateway = std::move(gw);
+  p.pinger = std::move(pinger);
+  p.missed = 0;
+  p.lost = false;
+  if (!p.suspicion.empty() && p.reported_once)
+    self->state.table->withdraw(self->state.me, inc, [](runtime::store_status) {});
+  p.suspicion.clear();
+  p.reported_once = false;
+  self->monitor(p.gateway);
+  log(log_level::info, "", "connected to member " + name + " at " + p.address);
+  publish_reachable(self);
+}
+
 void connect(self_ptr self, const std::string& name) {
   auto& p = self->state.peers[name];
   std::string host;
@@ -233,20 +258,15 @@ void connect(self_ptr self, const std::string& name) {
                 port)
       .then(
           [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-            auto it = self->state.peers.find(name);
-            if (it == self->state.peers.end() || it->second.incarnation != inc) return;
-            it->second.connecting = false;
-            it->second.gateway = caf::actor_cast<caf::actor>(ptr);
-            if (!it->second.gateway) return;
-            it->second.missed = 0;
-            it->second.lost = false;
-            if (!it->second.suspicion.empty() && it->second.reported_once)
-              self->state.table->withdraw(self->state.me, inc, [](runtime::store_status) {});
-            it->second.suspicion.clear();
-            it->second.reported_once = false;
-            self->monitor(it->second.gateway);
-            log(log_level::info, "", "connected to member " + name + " at " + it->second.address);
-            publish_reachable(self);
+            auto gw = caf::actor_cast<caf::actor>(ptr);
+            if (!gw) return;
+            // Pings go straight to the peer's cluster actor (a thread of its
+            // own), not through its gateway, which queues behind the node's
+            // sessions on the scheduler.
+            self->request(gw, std::chrono::seconds(1), phello_atom::value, self->state.me.name,
+                          self->state.me.incarnation)
+                .then([=](caf::actor& pinger, std::string& answer) { on_connected(self, name, inc, gw, pinger, answer); },
+                      [=](caf::error&) { on_connected(self, name, inc, gw, gw, inc); });
           },
           [=](caf::error& e) {
             auto it = self->state.peers.find(name);
@@ -291,25 +311,29 @@ void report(self_ptr self, const std::string& name) {
   p.reported_once = true;
   const std::string inc = p.incarnation;
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  st.table->report(st.me, name, inc, [me, name, inc](runtime::store_result<bool> r) {
+  st.table->report(st.me, name, inc, [me, name, inc](runtime::store_result<runtime::membership::verdict> r) {
     caf::anon_send(me, report_atom::value, name, inc,
-                   report_reply{std::make_shared<runtime::store_result<bool>>(std::move(r))});
+                   report_reply{std::make_shared<runtime::store_result<runtime::membership::verdict>>(std::move(r))});
   });
 }
 
-void on_reported(self_ptr self, const std::string& name, const std::string& inc, runtime::store_result<bool>& r) {
+void on_reported(self_ptr self, const std::string& name, const std::string& inc,
+                 runtime::store_result<runtime::membership::verdict>& r) {
+  using verdict = runtime::membership::verdict;
   if (!r.ok()) {
     if (r.error().code() == runtime::store_errc::conflict) return fence(self, r.error().message());
     log(log_level::warn, "", "cannot report member " + name + ": " + r.error().message());
     return;
   }
-  if (!*r) return;
-  log(log_level::warn, "", "member " + name + " (incarnation " + inc + ") is declared dead");
+  if (*r == verdict::pending) return;
   self->state.ctx->cluster->add_dead(inc);
-  // The other members read the table now rather than at their next
-  // heartbeat, so whichever node gets one of its sessions next takes it.
-  for (const auto& [peer_name, p] : self->state.peers)
-    if (p.gateway && peer_name != name) self->send(p.gateway, died_atom::value, name, inc);
+  if (*r == verdict::declared) {
+    log(log_level::warn, "", "member " + name + " (incarnation " + inc + ") is declared dead");
+    // The other members read the table now rather than at their next
+    // heartbeat, so whichever node gets one of its sessions next takes it.
+    for (const auto& [peer_name, p] : self->state.peers)
+      if (p.gateway && peer_name != name) self->send(p.gateway, died_atom::value, name, inc);
+  }
   auto it = self->state.peers.find(name);
   if (it != self->state.peers.end() && it->second.incarnation == inc) drop_peer(self, name, "was declared dead");
 }
@@ -331,7 +355,7 @@ void ping_peers(self_ptr self) {
       continue;
     }
     const std::string peer_name = name, inc = p.incarnation;
-    self->request(p.gateway, deadline, ping_atom::value, st.me.name, st.me.incarnation)
+    self->request(p.pinger ? p.pinger : p.gateway, deadline, ping_atom::value, st.me.name, st.me.incarnation)
         .then(
             [=](std::string& answer) {
               auto it = self->state.peers.find(peer_name);
@@ -481,7 +505,12 @@ void track_member(self_ptr self, const runtime::member& m) {
 void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r, clock_type::time_point sent) {
   auto& st = self->state;
   st.beat_pending = false;
+  if (st.beat_again && !st.fenced) {
+    st.beat_again = false;
+    send_heartbeat(self);
+  }
   if (st.fenced) return;
+  st.ctx->cluster->set_store_down(!r.ok() && r.error().code() == runtime::store_errc::io);
   if (!r.ok()) {
     st.ctx->metrics->set_store_up(false);
     if (r.error().code() == runtime::store_errc::conflict) return fence(self, r.error().message());
@@ -559,6 +588,7 @@ void on_rejoined(self_ptr self, const runtime::store_status& s) {
   }
   st.ctx->cluster->set_incarnation(st.me.incarnation);
   st.ctx->cluster->beat(st.table->options().expiry);
+  st.ctx->cluster->reset_tick();
   st.fenced = false;
   st.ctx->cluster->set_serving(true);
   st.rejoin_backoff = std::chrono::seconds(5);
@@ -623,6 +653,7 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
   st.me = std::move(me);
   st.supervisor = std::move(supervisor);
   st.ctx->cluster->beat(st.table->options().expiry);  // the join just succeeded
+  st.ctx->cluster->reset_tick();
   self->set_down_handler([=](caf::down_msg& d) { on_peer_down(self, d); });
   self->send(self, hbeat_atom::value, st.heartbeat_gen);
   self->send(self, tick_atom::value);
@@ -631,7 +662,7 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
       [=](table_atom, table_reply& r) { on_table(self, *r.r, r.sent); },
       [=](tick_atom) {
         const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(cfg(self).ping_interval) *
-                            cfg(self).ping_misses;
+                            std::max(cfg(self).ping_misses, 2);
         if (self->state.ctx->cluster->tick(window) && !self->state.fenced) {
           log(log_level::warn, "", "this process did not run for more than " + std::to_string(window.count()) +
                                        " ms; it serves again once the membership table says it is alive");
@@ -643,13 +674,21 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
       [=](report_atom, str name, str inc, report_reply& r) { on_reported(self, name, inc, *r.r); },
       [=](rejoin_atom) { rejoin(self); },
       [=](rejoin_atom, store_reply& s) { on_rejoined(self, s.st); },
+      [=](phello_atom, str name, str) -> caf::result<caf::actor, std::string> {
+        self->state.pinged_by[name] = clock_type::now();
+        return {caf::actor_cast<caf::actor>(self), self->state.me.incarnation};
+      },
       [=](ping_atom, str name, str) -> std::string {
         self->state.pinged_by[name] = clock_type::now();
         maybe_activate(self);
         return self->state.me.incarnation;
       },
       [=](died_atom, str, str) {
-        if (!self->state.beat_pending && !self->state.fenced) send_heartbeat(self);
+        if (self->state.fenced) return;
+        if (self->state.beat_pending)
+          self->state.beat_again = true;  // the table read in flight may predate the death
+        else
+          send_heartbeat(self);
       },
       [=](cluster_atom) { return status(self); },
       [=](status_atom, uint64_t id, table_reply& r) { on_status(self, id, *r.r); },
@@ -669,7 +708,9 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
 
 caf::actor spawn_cluster(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                          std::shared_ptr<runtime::membership> table, runtime::member me, caf::actor supervisor) {
-  return sys.spawn(cluster_fn, std::move(ctx), std::move(table), std::move(me), std::move(supervisor));
+  // Detached (a thread of its own): pings are answered and timers fire on
+  // time even when the scheduler's threads are busy with the sessions.
+  return sys.spawn<caf::detached>(cluster_fn, std::move(ctx), std::move(table), std::move(me), std::move(supervisor));
 }
 
 }  // namespace brigade::actors

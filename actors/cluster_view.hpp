@@ -73,6 +73,21 @@ class cluster_view {
     expiry_ = expiry;
     if (doubt_ && sent >= doubt_since_) doubt_ = false;
   }
+  /// The cluster actor starts (or rejoins): no gap before this.
+  void reset_tick() {
+    std::lock_guard<std::mutex> g(mu_);
+    last_tick_ = clock::now();
+    doubt_ = false;
+  }
+  /// Whether the last heartbeat failed because the store is unreachable.
+  void set_store_down(bool down) {
+    std::lock_guard<std::mutex> g(mu_);
+    store_down_ = down;
+  }
+  bool store_down() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return store_down_;
+  }
   /// The cluster actor's ping timer ran. A gap longer than `window` (the
   /// time peers take to suspect a node) means this process stood still long
   /// enough to be declared dead: it doubts until a heartbeat sent from now
@@ -131,6 +146,7 @@ class cluster_view {
   std::chrono::milliseconds window_{0};  // 0 until the first tick
   bool doubt_ = false;
   clock_point doubt_since_;
+  bool store_down_ = false;
   std::set<std::string> dead_;
   std::set<std::string> reachable_;
 };

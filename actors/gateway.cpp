@@ -125,6 +125,10 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
       [=](peer_atom, history_atom a, str id, str token) { return peer_by_id(self, a, id, token); },
       [=](peer_atom, close_atom a, str id, str token) { return peer_by_id(self, a, id, token); },
       [=](whois_atom) { return caf::make_message(self->state.ctx->cfg.node_name, self->state.ctx->cluster->incarnation()); },
+      [=](phello_atom a, str name, str inc) -> caf::result<caf::message> {
+        if (!self->state.cluster) return not_clustered();
+        return self->delegate(self->state.cluster, a, name, inc);
+      },
       [=](ping_atom a, str name, str inc) -> caf::result<caf::message> {
         if (!self->state.cluster) return not_clustered();
         return self->delegate(self->state.cluster, a, name, inc);

@@ -44,7 +44,7 @@ struct table_reply {
 };
 
 struct report_reply {
-  std::shared_ptr<runtime::store_result<bool>> r;
+  std::shared_ptr<runtime::store_result<runtime::membership::verdict>> r;
 };
 
 struct loaded_snapshot {

@@ -40,6 +40,7 @@ struct session_state {
   std::unique_ptr<conversation> conv;
   std::optional<inflight> turn;
   uint64_t idle_gen = 0;
+  int restore_waits = 0;  // acquires retried while the lease holder is out of reach
   bool owner = false;  // holds the lease (meta.epoch is current) until released or lost
   std::shared_ptr<cleanup_info> cleanup;
   caf::typed_response_promise<bool> closing;
@@ -476,8 +477,18 @@ void on_loaded(self_ptr self, runtime::store_result<runtime::session_snapshot>& 
   auto& st = self->state;
   self->set_default_handler(caf::print_and_drop);
   if (auto err = restore_error(self, r)) {
-    if (st.ctx->cluster->enabled() && !holder.node.empty() && holder.node != st.ctx->cfg.node_name)
+    if (st.ctx->cluster->enabled() && !holder.node.empty() && holder.node != st.ctx->cfg.node_name) {
+      // A holder this node cannot reach is likely being declared dead right
+      // now: ask again shortly (requests stay queued) rather than send the
+      // client away, for up to a second.
+      if (!st.ctx->cluster->reachable(holder.node) && st.restore_waits < 20) {
+        ++st.restore_waits;
+        self->set_default_handler(caf::skip);
+        self->delayed_send(self, std::chrono::milliseconds(50), restart_atom::value);
+        return;
+      }
       return self->become(forwarding(self, holder.node, std::move(err)));
+    }
     return self->become(dead(self, std::move(err)));
   }
   if (r->failover) {
@@ -496,8 +507,7 @@ void on_loaded(self_ptr self, runtime::store_result<runtime::session_snapshot>& 
 
 /// Restoring: take the lease (epoch + 1) and load the history, keeping
 /// requests queued until then.
-caf::behavior restoring(self_ptr self) {
-  self->set_default_handler(caf::skip);
+void acquire(self_ptr self) {
   auto& st = self->state;
   st.ctx->store->acquire(
       st.meta.id, st.ctx->cluster->claimant(st.ctx->cfg.node_name),
@@ -506,7 +516,15 @@ caf::behavior restoring(self_ptr self) {
                        loaded_snapshot{std::make_shared<runtime::store_result<runtime::session_snapshot>>(std::move(r)),
                                        std::move(holder)});
       });
-  return {[=](loaded_atom, loaded_snapshot& snap) { on_loaded(self, *snap.r, snap.holder); }};
+}
+
+caf::behavior restoring(self_ptr self) {
+  self->set_default_handler(caf::skip);
+  acquire(self);
+  return {
+      [=](loaded_atom, loaded_snapshot& snap) { on_loaded(self, *snap.r, snap.holder); },
+      [=](restart_atom) { acquire(self); },
+  };
 }
 
 /// A crash: CAF does not fail promises the actor held, so fail the turn's

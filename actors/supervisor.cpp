@@ -109,6 +109,9 @@ void restart(self_ptr self, const std::string& id) {
 }
 
 caf::error not_serving_error(const node_context& ctx) {
+  if (ctx.cluster->store_down())
+    return make_error(brigade_errc::store_unavailable,
+                      "the store is unreachable (" + ctx.cluster->not_serving() + "); retry later");
   return session_moved_error(ctx.cluster->not_serving() + "; use another node");
 }
 

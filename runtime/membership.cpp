@@ -91,7 +91,7 @@ if not rep or rep.inc ~= ARGV[2] or rep.state == 'dead' then
 local sv = redis.call('HGET', KEYS[1], ARGV[3])
 local sus = sv and cmsgpack.unpack(sv)
 if not sus or sus.inc ~= ARGV[4] then return 'GONE' end
-if sus.state == 'dead' then return 'DEAD' end
+if sus.state == 'dead' then return 'WAS_DEAD' end
 local expiry, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
@@ -307,7 +307,8 @@ void membership::report(const member& me, const std::string& suspect, const std:
                     if (store_status s = p_->status_of(r[0], err); !s) return done(s);
                     const redisReply* x = r[0];
                     const bool text = x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS;
-                    done(text && std::string(x->str, x->len) == "DEAD");
+                    const std::string word = text ? std::string(x->str, x->len) : "";
+                    done(word == "DEAD" ? verdict::declared : word == "WAS_DEAD" ? verdict::was_dead : verdict::pending);
                   });
 }
 

@@ -77,7 +77,9 @@ class membership {
   using done_fn = std::function<void(store_status)>;
   using join_fn = std::function<void(store_status, member live)>;
   using table_fn = std::function<void(store_result<member_table>)>;
-  using report_fn = std::function<void(store_result<bool>)>;  // true: the suspect is now dead
+  /// What a report achieved.
+  enum class verdict { pending, declared, was_dead };  // votes missing; dead by this report; dead before
+  using report_fn = std::function<void(store_result<verdict>)>;
 
   membership(const redis_url& url, membership_options opt);
   ~membership();

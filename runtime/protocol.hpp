@@ -37,6 +37,7 @@ using cluster_atom = caf::atom_constant<caf::atom("b_cluster")>;  // (cluster) -
 using peer_atom = caf::atom_constant<caf::atom("b_peer")>;    // (peer, chat|history|close, ...): forwarded, never again
 using ping_atom = caf::atom_constant<caf::atom("b_ping")>;    // (ping, name, incarnation) -> incarnation
 using whois_atom = caf::atom_constant<caf::atom("b_whois")>;  // (whois) -> (name, incarnation)
+using phello_atom = caf::atom_constant<caf::atom("b_phello")>;  // (phello, name, inc) -> (cluster actor, inc)
 using died_atom = caf::atom_constant<caf::atom("b_died")>;    // (died, name, incarnation): re-read the table now
 
 /// brigade's error codes (category "brigade"); each has a one-line meaning.

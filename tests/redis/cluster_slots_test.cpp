@@ -153,7 +153,7 @@ TEST(ClusterSlots, Membership) {
     ASSERT_TRUE(r.ok()) << r.error().message();
   }
   for (const member& by : {a, b}) {
-    auto r = wait_for<store_result<bool>>([&](auto done) { t.report(by, c.name, c.incarnation, done); });
+    auto r = wait_for<store_result<membership::verdict>>([&](auto done) { t.report(by, c.name, c.incarnation, done); });
     ASSERT_TRUE(r.ok()) << r.error().message();
   }
   auto table = wait_for<store_result<member_table>>([&](auto done) { t.table(done); });

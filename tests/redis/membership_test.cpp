@@ -21,12 +21,14 @@ void clear_cluster_keys() {
   ASSERT_EQ(std::system(cmd.c_str()), 0);
 }
 
-std::unique_ptr<membership> table_of(const std::string& cluster = "brigade", int expiry_ms = 3000) {
+std::unique_ptr<membership> table_of(const std::string& cluster = "brigade", int expiry_ms = 3000,
+                                     int vote_ttl_ms = 1500) {
   redis_url u;
   u.port = test::redis_fixture_port();
   membership_options o;
   o.cluster = cluster;
   o.expiry = std::chrono::milliseconds(expiry_ms);
+  o.vote_ttl = std::chrono::milliseconds(vote_ttl_ms);
   return std::make_unique<membership>(u, o);
 }
 
@@ -54,9 +56,9 @@ store_result<member_table> beat(membership& t, const member& m) {
   return p.get_future().get();
 }
 
-store_result<bool> report(membership& t, const member& by, const member& suspect) {
-  std::promise<store_result<bool>> p;
-  t.report(by, suspect.name, suspect.incarnation, [&](store_result<bool> r) { p.set_value(std::move(r)); });
+store_result<membership::verdict> report(membership& t, const member& by, const member& suspect) {
+  std::promise<store_result<membership::verdict>> p;
+  t.report(by, suspect.name, suspect.incarnation, [&](store_result<membership::verdict> r) { p.set_value(std::move(r)); });
   return p.get_future().get();
 }
 
@@ -138,15 +140,17 @@ TEST(Membership, AMajorityOfReportsDeclaresDeath) {
   auto t = table_of();
   member a = active(*t, node("a", "i1")), b = active(*t, node("b", "i2")), c = active(*t, node("c", "i3"));
   // Three active: the suspect never votes, so both others must report.
+  using verdict = membership::verdict;
   auto first = report(*t, a, c);
   ASSERT_TRUE(first.ok()) << first.error().message();
-  EXPECT_FALSE(*first);
+  EXPECT_EQ(*first, verdict::pending);
   auto again = report(*t, a, c);  // the same reporter twice is one vote
   ASSERT_TRUE(again.ok());
-  EXPECT_FALSE(*again);
+  EXPECT_EQ(*again, verdict::pending);
   auto second = report(*t, b, c);
   ASSERT_TRUE(second.ok());
-  EXPECT_TRUE(*second);
+  EXPECT_EQ(*second, verdict::declared);
+  EXPECT_EQ(*report(*t, a, c), verdict::was_dead);
   EXPECT_EQ(beat(*t, c).error().code(), store_errc::conflict);
   // A dead member's reports are refused; a restarted c (new incarnation) is
   // not killed by a report against the old one.
@@ -154,8 +158,49 @@ TEST(Membership, AMajorityOfReportsDeclaresDeath) {
   member c2 = active(*t, node("c", "i4"));
   auto stale = report(*t, a, c);
   ASSERT_TRUE(stale.ok());
-  EXPECT_FALSE(*stale);
+  EXPECT_EQ(*stale, verdict::pending);
   EXPECT_TRUE(beat(*t, c2).ok());
+}
+
+store_status withdraw(membership& t, const member& by, const member& suspect) {
+  std::promise<store_status> p;
+  t.withdraw(by, suspect.incarnation, [&](store_status s) { p.set_value(s); });
+  return p.get_future().get();
+}
+
+TEST(Membership, VotesGoStaleAndCanBeWithdrawn) {
+  clear_cluster_keys();
+  using verdict = membership::verdict;
+  auto t = table_of("brigade", 3000, 300);
+  member a = active(*t, node("a", "i1")), b = active(*t, node("b", "i2")), c = active(*t, node("c", "i3"));
+  // a hears c again and withdraws: b's report alone is not a majority.
+  EXPECT_EQ(*report(*t, a, c), verdict::pending);
+  ASSERT_TRUE(withdraw(*t, a, c).ok());
+  EXPECT_EQ(*report(*t, b, c), verdict::pending);
+  // Votes that do not overlap within the vote ttl do not add up.
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  EXPECT_EQ(*report(*t, a, c), verdict::pending);
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  EXPECT_EQ(*report(*t, b, c), verdict::pending);
+  EXPECT_EQ(*report(*t, a, c), verdict::declared);  // these two overlap
+}
+
+TEST(Membership, ADeadVotersVoteDoesNotCount) {
+  clear_cluster_keys();
+  using verdict = membership::verdict;
+  auto t = table_of();
+  std::vector<member> m;
+  for (const char* n : {"a", "b", "c", "d", "e"}) m.push_back(active(*t, node(n, std::string("i") + n)));
+  // Five active: three reports are needed. a and b report e...
+  EXPECT_EQ(*report(*t, m[0], m[4]), verdict::pending);
+  EXPECT_EQ(*report(*t, m[1], m[4]), verdict::pending);
+  // ...then a is declared dead (b, c, d); four active now, three still needed.
+  EXPECT_EQ(*report(*t, m[1], m[0]), verdict::pending);
+  EXPECT_EQ(*report(*t, m[2], m[0]), verdict::pending);
+  EXPECT_EQ(*report(*t, m[3], m[0]), verdict::declared);
+  // c's report makes three voters against e, but a's vote no longer counts.
+  EXPECT_EQ(*report(*t, m[2], m[4]), verdict::pending);
+  EXPECT_EQ(*report(*t, m[3], m[4]), verdict::declared);
 }
 
 TEST(Membership, WithTwoMembersTheFirstReportWins) {
@@ -164,7 +209,7 @@ TEST(Membership, WithTwoMembersTheFirstReportWins) {
   member a = active(*t, node("a", "i1")), b = active(*t, node("b", "i2"));
   auto r = report(*t, a, b);
   ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(*r);
+  EXPECT_EQ(*r, membership::verdict::declared);
   // In a split each side reports the other: the loser's report is refused.
   EXPECT_EQ(report(*t, b, a).error().code(), store_errc::conflict);
   EXPECT_TRUE(beat(*t, a).ok());
