@@ -221,6 +221,14 @@ bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
 
 void suspect(self_ptr self, const std::string& name, const std::string& why);
 
+void connect_failed(self_ptr self, const std::string& name, const std::string& inc, const std::string& why) {
+  auto it = self->state.peers.find(name);
+  if (it == self->state.peers.end() || it->second.incarnation != inc) return;
+  it->second.connecting = false;
+  log(log_level::debug, "", "cannot connect to member " + name + ": " + why);
+  if (it->second.lost) suspect(self, name, "its connection was lost and it accepts no new one");
+}
+
 void on_connected(self_ptr self, const std::string& name, const std::string& inc, caf::actor gw, caf::actor pinger,
                   const std::string& answer) {
   auto it = self->state.peers.find(name);
@@ -263,18 +271,18 @@ void connect(self_ptr self, const std::string& name) {
             // Pings go straight to the peer's cluster actor (a thread of its
             // own), not through its gateway, which queues behind the node's
             // sessions on the scheduler.
-            self->request(gw, std::chrono::seconds(1), phello_atom::value, self->state.me.name,
-                          self->state.me.incarnation)
-                .then([=](caf::actor& pinger, std::string& answer) { on_connected(self, name, inc, gw, pinger, answer); },
-                      [=](caf::error&) { on_connected(self, name, inc, gw, gw, inc); });
-          },
-          [=](caf::error& e) {
             auto it = self->state.peers.find(name);
-            if (it == self->state.peers.end() || it->second.incarnation != inc) return;
-            it->second.connecting = false;
-            log(log_level::debug, "", "cannot connect to member " + name + ": " + self->system().render(e));
-            if (it->second.lost) suspect(self, name, "its connection was lost and it accepts no new one");
-          });
+            const bool lost = it != self->state.peers.end() && it->second.lost;
+            const auto deadline = lost ? std::chrono::milliseconds(300) : std::chrono::milliseconds(1000);
+            self->request(gw, deadline, phello_atom::value, self->state.me.name, self->state.me.incarnation)
+                .then([=](caf::actor& pinger, std::string& answer) { on_connected(self, name, inc, gw, pinger, answer); },
+                      [=](caf::error& e) {
+                        if (e == caf::sec::unexpected_message)  // a build without b_phello: ping its gateway
+                          return on_connected(self, name, inc, gw, gw, inc);
+                        connect_failed(self, name, inc, "no answer to b_phello: " + self->system().render(e));
+                      });
+          },
+          [=](caf::error& e) { connect_failed(self, name, inc, self->system().render(e)); });
 }
 
 bool reaches_majority(self_ptr self, std::string& why) {
@@ -397,8 +405,11 @@ void on_peer_down(self_ptr self, const caf::down_msg& d) {
     // A dead process refuses a new connection at once; a live one (two
     // nodes that dialled each other at the same moment drop one of the two
     // connections) accepts it: suspect only the first.
+    // CAF's middleman caches the endpoint's handle until it sees the same
+    // death: dial again once it has (a moment later), or the dial would
+    // return the dead handle.
     p.lost = true;
-    if (!p.connecting) connect(self, n);
+    self->delayed_send(self, std::chrono::milliseconds(20), redial_atom::value, n, p.incarnation);
     return;
   }
 }
@@ -682,6 +693,12 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
         self->state.pinged_by[name] = clock_type::now();
         maybe_activate(self);
         return self->state.me.incarnation;
+      },
+      [=](redial_atom, str name, str inc) {
+        auto it = self->state.peers.find(name);
+        if (it != self->state.peers.end() && it->second.incarnation == inc && !it->second.gateway &&
+            !it->second.connecting)
+          connect(self, name);
       },
       [=](died_atom, str, str) {
         if (self->state.fenced) return;

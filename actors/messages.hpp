@@ -33,6 +33,7 @@ using table_atom = caf::atom_constant<caf::atom("b_table")>;    // cluster: the 
 using rejoin_atom = caf::atom_constant<caf::atom("b_rejoin")>;  // cluster: rejoin timer / its answer
 using report_atom = caf::atom_constant<caf::atom("b_report")>;  // cluster: a report's answer
 using status_atom = caf::atom_constant<caf::atom("b_status")>;  // cluster: the table read for `cluster status`
+using redial_atom = caf::atom_constant<caf::atom("b_redial")>;  // cluster: dial a peer whose connection dropped
 
 struct store_reply {
   runtime::store_status st;
