@@ -1,5 +1,9 @@
 #include "net/client.hpp"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
@@ -64,6 +68,41 @@ bool parse_endpoints(const std::string& list, int default_port, std::vector<endp
     out.push_back(std::move(e));
   }
   return true;
+}
+
+std::vector<std::string> resolve_host(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::vector<std::string> out;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return out;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    const void* addr = a->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                                               : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    if (inet_ntop(a->ai_family, addr, buf, sizeof buf)) out.emplace_back(buf);
+  }
+  freeaddrinfo(res);
+  return out;
+}
+
+std::vector<endpoint> expand_endpoints(const std::vector<endpoint>& eps, const resolver& resolve) {
+  std::vector<endpoint> out;
+  auto add = [&out](endpoint e) {
+    for (const auto& o : out)
+      if (o.host == e.host && o.port == e.port) return;
+    out.push_back(std::move(e));
+  };
+  for (const endpoint& e : eps) {
+    const std::vector<std::string> addrs = resolve(e.host);
+    if (addrs.size() <= 1) {
+      add(e);  // one address (or none: the connect says why) keeps the name
+      continue;
+    }
+    for (const auto& a : addrs) add({a, e.port});
+  }
+  return out;
 }
 
 struct client::impl {
@@ -192,6 +231,7 @@ std::unique_ptr<client> client::connect(const client_options& opt, client_error&
     err = {brigade_errc::bad_request, false, why};
     return nullptr;
   }
+  p->eps = expand_endpoints(p->eps);
   p->sys = std::make_unique<caf::actor_system>(p->cfg);
   if (!p->connect(err)) return nullptr;
   return std::unique_ptr<client>(new client(std::move(p)));

@@ -47,6 +47,16 @@ struct endpoint {
 /// Parses `client_options::host`; false with a sentence naming the bad entry.
 bool parse_endpoints(const std::string& list, int default_port, std::vector<endpoint>& out, std::string& error);
 
+/// The addresses a host name stands for (numeric, in the resolver's order;
+/// empty when it does not resolve).
+using resolver = std::function<std::vector<std::string>(const std::string& host)>;
+/// getaddrinfo (IPv4 and IPv6, TCP).
+std::vector<std::string> resolve_host(const std::string& host);
+/// Each entry whose name resolves to several addresses becomes one entry
+/// per address (same port, in order, duplicates dropped), so a name with
+/// several A records is several nodes to fail over between.
+std::vector<endpoint> expand_endpoints(const std::vector<endpoint>& eps, const resolver& resolve = resolve_host);
+
 class client {
  public:
   /// Connects and checks the protocol version.
