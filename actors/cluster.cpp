@@ -1,7 +1,7 @@
 #include "actors/cluster.hpp"
 
 #include <caf/all.hpp>
-#include <caf/io/all.hpp>
+#include <caf/io/middleman.hpp>
 
 #include <signal.h>
 #include <unistd.h>
@@ -68,7 +68,6 @@ struct cluster_state {
 using self_ptr = caf::stateful_actor<cluster_state>*;
 
 const runtime::node_config& cfg(self_ptr self) { return self->state.ctx->cfg; }
-
 
 // -- forwarding ---------------------------------------------------------------------
 
@@ -655,6 +654,19 @@ void on_status(self_ptr self, uint64_t id, runtime::store_result<runtime::member
   st.status_waiting.erase(it);
 }
 
+/// The ping timer: notes whether this process stood still, pings the peers.
+void on_tick(self_ptr self) {
+  const auto window =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg(self).ping_interval) * std::max(cfg(self).ping_misses, 2);
+  if (self->state.ctx->cluster->tick(window) && !self->state.fenced) {
+    log(log_level::warn, "", "this process did not run for more than " + std::to_string(window.count()) +
+                                 " ms; it serves again once the membership table says it is alive");
+    send_heartbeat(self);
+  }
+  ping_peers(self);
+  self->delayed_send(self, cfg(self).ping_interval, tick_atom::value);
+}
+
 caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::shared_ptr<runtime::membership> table,
                          runtime::member me, caf::actor supervisor) {
   using str = const std::string&;
@@ -671,17 +683,7 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
   return {
       [=](hbeat_atom, uint64_t gen) { heartbeat(self, gen); },
       [=](table_atom, table_reply& r) { on_table(self, *r.r, r.sent); },
-      [=](tick_atom) {
-        const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(cfg(self).ping_interval) *
-                            std::max(cfg(self).ping_misses, 2);
-        if (self->state.ctx->cluster->tick(window) && !self->state.fenced) {
-          log(log_level::warn, "", "this process did not run for more than " + std::to_string(window.count()) +
-                                       " ms; it serves again once the membership table says it is alive");
-          send_heartbeat(self);
-        }
-        ping_peers(self);
-        self->delayed_send(self, cfg(self).ping_interval, tick_atom::value);
-      },
+      [=](tick_atom) { on_tick(self); },
       [=](report_atom, str name, str inc, report_reply& r) { on_reported(self, name, inc, *r.r); },
       [=](rejoin_atom) { rejoin(self); },
       [=](rejoin_atom, store_reply& s) { on_rejoined(self, s.st); },

@@ -1,7 +1,7 @@
 #include "actors/node_cluster.hpp"
 
 #include <caf/all.hpp>
-#include <caf/io/all.hpp>
+#include <caf/io/middleman.hpp>
 
 #include <future>
 
