@@ -447,6 +447,7 @@ caf::behavior forwarding(self_ptr self, std::string node, caf::error moved) {
       [=](peer_atom, close_atom, str, str) -> caf::result<bool> { return moved; },
       [=](fault_atom, str, str) -> caf::result<bool> { return moved; },
       [=](credit_atom, str, uint64_t, uint32_t) {},
+      [=](fence_atom) {},  // it quits anyway once its queue is handed over
       [=](drain_atom) { self->quit(); },
   };
 }

@@ -112,6 +112,13 @@ int serve(const server_cli& a) {
 namespace {
 
 /// The node object of docs/cli.md as JSON.
+/// A load figure of the node's heartbeat (0 when it has none).
+double figure(const node_status& n, const std::string& name) {
+  for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
+    if (n.figure_names[i] == name) return n.figure_values[i];
+  return 0;
+}
+
 std::string node_json(const node_status& n) {
   json::object o;
   o.add("name", n.name).add("address", n.address).add("state", n.state).add("model", n.model);
@@ -120,20 +127,9 @@ std::string node_json(const node_status& n) {
                                         "ttft_p50_seconds",  "ttft_p99_seconds",    "mean_batch_size",
                                         "engine_busy_ratio", "kv_cache_usage_ratio", "session_restarts",
                                         "requests_rejected"};
-  for (const char* f : figures) {
-    double v = 0;
-    for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
-      if (n.figure_names[i] == f) v = n.figure_values[i];
-    o.add(f, v);
-  }
+  for (const char* f : figures) o.add(f, figure(n, f));
   o.add("heartbeat_age_seconds", n.heartbeat_age_seconds);
   return o.str();
-}
-
-double figure(const node_status& n, const std::string& name) {
-  for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
-    if (n.figure_names[i] == name) return n.figure_values[i];
-  return 0;
 }
 
 }  // namespace
