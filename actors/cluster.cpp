@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <openssl/crypto.h>
 
 #include <signal.h>
 #include <unistd.h>
@@ -57,6 +58,7 @@ struct cluster_state {
   bool fenced = false;
   bool beat_pending = false;  // a heartbeat sent and not answered yet
   bool beat_again = false;    // send another as soon as it is answered
+  bool announce = false;      // tell the peers to re-read the table after the next heartbeat (active, draining)
   uint64_t heartbeat_gen = 0;
   std::chrono::seconds rejoin_backoff{5};
   std::set<std::string> version_warned;
@@ -71,8 +73,14 @@ const runtime::node_config& cfg(self_ptr self) { return self->state.ctx->cfg; }
 
 // -- forwarding ---------------------------------------------------------------------
 
+void count_forwards(self_ptr self) { self->state.ctx->cluster->set_forwards(self->state.forwards.size()); }
+
 /// Removes a pending forward; false if it was already failed.
-bool take(self_ptr self, uint64_t id) { return self->state.forwards.erase(id) > 0; }
+bool take(self_ptr self, uint64_t id) {
+  const bool found = self->state.forwards.erase(id) > 0;
+  count_forwards(self);
+  return found;
+}
 
 /// Fails every request forwarded to `name` (it died, left or was replaced).
 void fail_forwards(self_ptr self, const std::string& name, const std::string& why) {
@@ -86,6 +94,7 @@ void fail_forwards(self_ptr self, const std::string& name, const std::string& wh
     it->second.fail(session_moved_error("session " + it->second.session + ": its node " + name + " " + why));
     it = fw.erase(it);
   }
+  count_forwards(self);
 }
 
 template <class Result, class... Ts>
@@ -98,6 +107,7 @@ caf::result<Result> forward(self_ptr self, const std::string& node, const std::s
   auto rp = self->make_response_promise<Result>();
   const uint64_t id = st.next_forward++;
   st.forwards.emplace(id, pending_forward{node, session, [rp](caf::error e) mutable { rp.deliver(std::move(e)); }});
+  count_forwards(self);
   const auto timeout = std::max<runtime::duration>(std::chrono::minutes(10), cfg(self).stall_timeout * 4);
   self->request(it->second.gateway, timeout, peer_atom::value, std::forward<Ts>(xs)...)
       .then(
@@ -184,17 +194,55 @@ caf::result<caf::message> forward_chat(self_ptr self, const std::string& node, c
                                             caf::anon_send(relay, fence_atom::value, std::move(e));
                                           }});
   st.relays.emplace(relay.address(), id);
+  count_forwards(self);
   self->monitor(relay);
   return self->delegate(relay, chat_atom::value, std::move(req));
 }
 
+/// A new session placed on another node: created there with the id chosen
+/// here; this node remembers its owner.
+caf::result<std::string, std::string> forward_open(self_ptr self, const std::string& node, const std::string& id) {
+  auto& st = self->state;
+  auto it = st.peers.find(node);
+  if (it == st.peers.end() || !it->second.gateway)
+    return session_moved_error("node " + node + ", where the new session was placed, cannot be reached now");
+  auto rp = self->make_response_promise<std::string, std::string>();
+  const uint64_t fid = st.next_forward++;
+  st.forwards.emplace(fid, pending_forward{node, id, [rp](caf::error e) mutable { rp.deliver(std::move(e)); }});
+  count_forwards(self);
+  self->request(it->second.gateway, std::chrono::seconds(30), peer_atom::value, open_atom::value, id)
+      .then(
+          [=](std::string& sid, std::string& token) mutable {
+            if (!take(self, fid)) return;
+            self->send(self->state.supervisor, owner_atom::value, sid, node);
+            rp.deliver(std::move(sid), std::move(token));
+          },
+          [=](caf::error& e) mutable {
+            if (take(self, fid)) rp.deliver(std::move(e));
+          });
+  return rp;
+}
+
 // -- peers --------------------------------------------------------------------------
 
+/// What sessions and the supervisor read: the peers reached now, the
+/// members that drain, and where sessions may be placed (the active members
+/// reached, this node while it is active and serving).
 void publish_reachable(self_ptr self) {
-  std::set<std::string> r;
-  for (const auto& [name, p] : self->state.peers)
+  auto& st = self->state;
+  std::set<std::string> r, leaving;
+  for (const auto& [name, p] : st.peers)
     if (p.gateway && p.suspicion.empty()) r.insert(name);
-  self->state.ctx->cluster->set_reachable(std::move(r));
+  std::vector<runtime::placement_candidate> candidates;
+  for (const auto& m : st.last.members) {
+    if (m.name == st.me.name) continue;
+    if (m.state == "draining") leaving.insert(m.name);
+    if (m.state == "active" && r.count(m.name)) candidates.push_back({m.name, m.capacity});
+  }
+  if (st.me.state == "active" && !st.fenced) candidates.push_back({st.me.name, st.me.capacity});
+  st.ctx->cluster->set_reachable(std::move(r));
+  st.ctx->cluster->set_leaving(std::move(leaving));
+  st.ctx->cluster->set_candidates(std::move(candidates));
 }
 
 /// Forgets the connection to a peer (it died, left, or was replaced).
@@ -482,7 +530,9 @@ void maybe_activate(self_ptr self) {
   st.me.state = "active";
   log(log_level::info, "", "active in cluster " + st.ctx->cluster->cluster() + " (" + std::to_string(reached) +
                                " of " + std::to_string(live) + " members reach it)");
+  st.announce = true;  // and the peers right after, so they place sessions here at once
   self->send(self, hbeat_atom::value, ++st.heartbeat_gen);  // tell the table now
+  publish_reachable(self);
 }
 
 void count_states(self_ptr self) {
@@ -529,6 +579,11 @@ void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r, cl
   }
   st.ctx->metrics->set_store_up(true);
   st.ctx->cluster->beat(st.table->options().expiry, sent);
+  if (st.announce) {
+    st.announce = false;
+    for (const auto& [name, p] : st.peers)
+      if (p.gateway) self->send(p.gateway, died_atom::value, st.me.name, st.me.incarnation);
+  }
   st.last = std::move(*r);
   std::set<std::string> dead, present;
   for (const auto& m : st.last.members) {
@@ -572,6 +627,7 @@ void fence(self_ptr self, const std::string& why) {
 
 void rejoin(self_ptr self) {
   auto& st = self->state;
+  if (st.ctx->cluster->draining()) return;  // it leaves anyway
   st.me.incarnation = runtime::random_hex(8);
   st.me.state = "joining";
   caf::actor me = caf::actor_cast<caf::actor>(self);
@@ -604,6 +660,55 @@ void on_rejoined(self_ptr self, const runtime::store_status& s) {
   st.rejoin_backoff = std::chrono::seconds(5);
   log(log_level::info, "", "rejoined as incarnation " + st.me.incarnation);
   self->send(self, hbeat_atom::value, ++st.heartbeat_gen);
+}
+
+// -- drain ------------------------------------------------------------------------------
+
+/// This node drains: `draining` in the table at once, and the peers re-read
+/// it as soon as it is written, so they stop placing sessions here.
+void start_drain(self_ptr self) {
+  auto& st = self->state;
+  if (st.me.state == "draining") return;
+  st.me.state = "draining";
+  st.announce = true;
+  publish_reachable(self);
+  self->send(self, hbeat_atom::value, ++st.heartbeat_gen);
+}
+
+/// The admin token of `cluster drain`, compared in constant time.
+caf::error check_admin(const runtime::node_config& c, const std::string& token) {
+  if (c.admin_token.empty())
+    return make_error(brigade_errc::unauthorized, "node " + c.node_name +
+                                                      " has no admin token and refuses drains; start it with "
+                                                      "--admin-token-file FILE");
+  const std::string a = runtime::sha256_hex(c.admin_token), b = runtime::sha256_hex(token);
+  if (CRYPTO_memcmp(a.data(), b.data(), a.size()) != 0)
+    return make_error(brigade_errc::unauthorized, "node " + c.node_name +
+                                                      " refused the drain: the admin token is wrong (use the file "
+                                                      "given to the nodes as --admin-token-file)");
+  return {};
+}
+
+/// `cluster drain NODE`: checked here, then done here or passed to NODE
+/// (which checks the token again); a peer's request is not passed on.
+caf::result<caf::message> drain_request(self_ptr self, const std::string& node, const std::string& token,
+                                       bool from_peer) {
+  auto& st = self->state;
+  if (auto err = check_admin(cfg(self), token)) return err;
+  if (node == st.me.name) {
+    log(log_level::warn, "", "drain requested (cluster drain): this node hands its sessions over and leaves");
+    ::kill(::getpid(), SIGTERM);  // the same path as SIGTERM: `serve` waits for it with sigwait
+    return caf::make_message("node " + node + " drains");
+  }
+  if (from_peer) return make_error(brigade_errc::bad_request, "this node is " + st.me.name + ", not " + node);
+  auto it = st.peers.find(node);
+  if (it == st.peers.end())
+    return make_error(brigade_errc::bad_request, "cluster " + st.ctx->cluster->cluster() + " has no live member named " +
+                                                     node + "; `brigade cluster status` lists them");
+  if (!it->second.gateway)
+    return session_moved_error("member " + node + " cannot be reached from node " + st.me.name +
+                               " now; ask another node");
+  return self->delegate(it->second.gateway, peer_atom::value, drainreq_atom::value, node, token);
 }
 
 // -- cluster status ---------------------------------------------------------------------
@@ -711,10 +816,10 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
       },
       [=](cluster_atom) { return status(self); },
       [=](status_atom, uint64_t id, table_reply& r) { on_status(self, id, *r.r); },
-      [=](drain_atom) {
-        self->state.me.state = "draining";
-        self->send(self, hbeat_atom::value, ++self->state.heartbeat_gen);
-      },
+      [=](drain_atom) { start_drain(self); },
+      [=](drainreq_atom, str node, str token) { return drain_request(self, node, token, false); },
+      [=](peer_atom, drainreq_atom, str node, str token) { return drain_request(self, node, token, true); },
+      [=](fwd_atom, str node, open_atom, str id) { return forward_open(self, node, id); },
       [=](fwd_atom, str node, chat_atom, chat_request& req) { return forward_chat(self, node, req); },
       [=](fwd_atom, str node, history_atom a, str id, str token) {
         return forward<std::vector<turn_record>>(self, node, id, a, id, token);

@@ -26,7 +26,12 @@
 //
 //   (b_ping, name, incarnation)  -> this node's incarnation (from peers)
 //   (b_cluster)                  -> cluster_status (the table, read now)
-//   (b_drain)                    this node drains: state `draining`
+//   (b_drain)                    this node drains: state `draining`, peers told to re-read
+//   (b_drainreq, node, token)    `cluster drain`: the admin token checked, then that node drains
+//   (b_fwd, node, b_open, id)    a new session placed on that node -> (id, token)
+// - Placement: it publishes the active members it reaches, with their
+//   capacities, to the cluster view (actors/cluster_view.hpp), which places
+//   sessions by weighted rendezvous hashing (runtime/placement.hpp).
 #pragma once
 
 #include <caf/fwd.hpp>

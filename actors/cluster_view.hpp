@@ -1,7 +1,9 @@
 // What a node's actors need to know about the cluster, shared and
 // thread-safe: this process's incarnation, whether it may serve (not while
 // declared dead), the incarnations declared dead (their leases are void),
-// and which peers the cluster actor reaches now (for forwarding). The
+// which peers the cluster actor reaches now (for forwarding), and where a
+// session without a live owner goes (placement over the active members it
+// reaches, this node included while it is active). The
 // cluster actor (actors/cluster.hpp) writes it; sessions and the supervisor
 // read it. Outside a cluster it stays disabled: no incarnation, always
 // serving, nobody dead.
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/placement.hpp"
 #include "runtime/store.hpp"
 
 namespace brigade::actors {
@@ -134,6 +137,53 @@ class cluster_view {
     return reachable_.count(peer) > 0;
   }
 
+  /// The nodes a session may be placed on now: the active members the
+  /// cluster actor reaches, with their capacities (this node among them
+  /// while it is active and not draining).
+  void set_candidates(std::vector<runtime::placement_candidate> c) {
+    std::lock_guard<std::mutex> g(mu_);
+    candidates_ = std::move(c);
+  }
+  /// Where `session` goes (runtime/placement.hpp); "" when there is no
+  /// candidate. While this node drains it never picks itself.
+  std::string place(const std::string& session, const std::string& self) const {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!draining_) return runtime::rendezvous(candidates_, session);
+    std::vector<runtime::placement_candidate> others;
+    for (const auto& c : candidates_)
+      if (c.node != self) others.push_back(c);
+    return runtime::rendezvous(others, session);
+  }
+
+  /// Members that drain now (their sessions come free in a moment).
+  void set_leaving(std::set<std::string> names) {
+    std::lock_guard<std::mutex> g(mu_);
+    leaving_ = std::move(names);
+  }
+  bool leaving(const std::string& node) const {
+    std::lock_guard<std::mutex> g(mu_);
+    return leaving_.count(node) > 0;
+  }
+
+  /// This node drains (SIGTERM, `cluster drain`): no new placements here.
+  void set_draining() {
+    std::lock_guard<std::mutex> g(mu_);
+    draining_ = true;
+  }
+  bool draining() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return draining_;
+  }
+  /// Requests this node forwards to peers and has not seen answered.
+  void set_forwards(size_t n) {
+    std::lock_guard<std::mutex> g(mu_);
+    forwards_ = n;
+  }
+  size_t forwards() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return forwards_;
+  }
+
  private:
   const bool enabled_ = false;
   const std::string cluster_;
@@ -149,6 +199,10 @@ class cluster_view {
   bool store_down_ = false;
   std::set<std::string> dead_;
   std::set<std::string> reachable_;
+  std::vector<runtime::placement_candidate> candidates_;
+  std::set<std::string> leaving_;
+  bool draining_ = false;
+  size_t forwards_ = 0;
 };
 
 }  // namespace brigade::actors

@@ -16,7 +16,7 @@ struct gateway_state {
   std::shared_ptr<node_context> ctx;
   caf::actor supervisor;
   caf::actor cluster;  // null outside a cluster
-  bool draining = false;
+  bool refusing = false;  // draining alone, or a cluster drain's last step: refuse new work
   static inline const char* name = "brigade.gateway";
 };
 
@@ -59,8 +59,14 @@ caf::result<uint32_t> hello(uint32_t version) {
 }
 
 caf::result<caf::message> open(self_ptr self, open_atom a) {
-  if (self->state.draining) return shutting_down_error();
+  if (self->state.refusing) return shutting_down_error();
   return self->delegate(self->state.supervisor, a);
+}
+
+caf::result<caf::message> peer_open(self_ptr self, const std::string& id) {
+  if (!is_hex(id, 32)) return bad("a peer asked to open a session with a malformed id");
+  if (self->state.refusing) return shutting_down_error();
+  return self->delegate(self->state.supervisor, peer_atom::value, open_atom::value, id);
 }
 
 caf::result<caf::message> chat(self_ptr self, chat_atom a, chat_request& req) {
@@ -70,7 +76,7 @@ caf::result<caf::message> chat(self_ptr self, chat_atom a, chat_request& req) {
         brigade_code(err) == static_cast<uint8_t>(brigade_errc::unauthorized) ? "unauthorized" : "bad_request");
     return err;
   }
-  if (st.draining) {
+  if (st.refusing) {
     st.ctx->metrics->add_rejected("shutting_down");
     return shutting_down_error();
   }
@@ -81,7 +87,7 @@ caf::result<caf::message> chat(self_ptr self, chat_atom a, chat_request& req) {
 caf::result<caf::message> peer_chat(self_ptr self, chat_request& req) {
   auto& st = self->state;
   if (auto err = validate(st, req)) return err;
-  if (st.draining) return shutting_down_error();
+  if (st.refusing) return shutting_down_error();
   return self->delegate(st.supervisor, peer_atom::value, chat_atom::value, std::move(req));
 }
 
@@ -144,10 +150,24 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
         if (from_this_node(self)) self->state.cluster = std::move(c);
       },
       [=](drain_atom a) {
+        // In a cluster, work still arrives and goes on to active nodes;
+        // alone, new work is refused from now on.
         if (!from_this_node(self)) return;
-        self->state.draining = true;
+        if (!self->state.cluster) self->state.refusing = true;
         self->send(self->state.supervisor, a);
         if (self->state.cluster) self->send(self->state.cluster, a);
+      },
+      [=](drain_atom, close_atom) {
+        if (from_this_node(self)) self->state.refusing = true;
+      },
+      [=](peer_atom, open_atom, str id) { return peer_open(self, id); },
+      [=](drainreq_atom a, str node, str token) -> caf::result<caf::message> {
+        if (!self->state.cluster) return not_clustered();
+        return self->delegate(self->state.cluster, a, node, token);
+      },
+      [=](peer_atom p, drainreq_atom a, str node, str token) -> caf::result<caf::message> {
+        if (!self->state.cluster) return not_clustered();
+        return self->delegate(self->state.cluster, p, a, node, token);
       },
   };
 }
@@ -166,6 +186,11 @@ void set_gateway_cluster(caf::actor_system& sys, caf::actor gateway, caf::actor 
 void drain_gateway(caf::actor_system& sys, caf::actor gateway) {
   caf::scoped_actor self{sys};
   self->send(gateway, drain_atom::value);
+}
+
+void close_gateway(caf::actor_system& sys, caf::actor gateway) {
+  caf::scoped_actor self{sys};
+  self->send(gateway, drain_atom::value, close_atom::value);
 }
 
 }  // namespace brigade::actors

@@ -13,8 +13,13 @@
 //   (b_cluster)                                -> cluster_status (cluster members only)
 //   (b_whois)                                  -> (node name, incarnation)
 //   (b_ping, name, incarnation)                -> incarnation (from peers; cluster members only)
+//   (b_drainreq, node, admin token)            -> sentence; `cluster drain` (the cluster actor checks the token)
 //   (b_peer, b_chat|b_history|b_close, ...)    a request a peer forwarded (served here, never forwarded again)
-//   (b_drain)                                  from this node only: refuse new turns from now on
+//   (b_peer, b_open, id)                       -> (id, token): a session a peer placed here
+//   (b_peer, b_drainreq, node, admin token)    a drain a peer passed on
+//   (b_drain)                                  from this node only: alone, refuse new work from now on; in a
+//                                              cluster, keep accepting (work goes on to active nodes)
+//   (b_drain, b_close)                         from this node only: refuse new work (a cluster drain's end)
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -31,5 +36,7 @@ caf::actor spawn_gateway(caf::actor_system& sys, std::shared_ptr<node_context> c
 void set_gateway_cluster(caf::actor_system& sys, caf::actor gateway, caf::actor cluster);
 /// SIGTERM: the gateway refuses new work from now on.
 void drain_gateway(caf::actor_system& sys, caf::actor gateway);
+/// The last step of a cluster drain: refuse new work (clients move on).
+void close_gateway(caf::actor_system& sys, caf::actor gateway);
 
 }  // namespace brigade::actors

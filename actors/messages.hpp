@@ -33,6 +33,9 @@ using table_atom = caf::atom_constant<caf::atom("b_table")>;    // cluster: the 
 using rejoin_atom = caf::atom_constant<caf::atom("b_rejoin")>;  // cluster: rejoin timer / its answer
 using report_atom = caf::atom_constant<caf::atom("b_report")>;  // cluster: a report's answer
 using status_atom = caf::atom_constant<caf::atom("b_status")>;  // cluster: the table read for `cluster status`
+using handover_atom = caf::atom_constant<caf::atom("b_handover")>;  // session: this node drains, hand over
+using released_atom = caf::atom_constant<caf::atom("b_released")>;  // session: the lease was given back
+using located_atom = caf::atom_constant<caf::atom("b_located")>;    // session: who holds the lease (placement)
 using redial_atom = caf::atom_constant<caf::atom("b_redial")>;  // cluster: dial a peer whose connection dropped
 
 struct store_reply {
@@ -48,6 +51,10 @@ struct report_reply {
   std::shared_ptr<runtime::store_result<runtime::membership::verdict>> r;
 };
 
+struct located_reply {
+  std::shared_ptr<runtime::store_result<runtime::lease_holder>> r;
+};
+
 struct loaded_snapshot {
   std::shared_ptr<runtime::store_result<runtime::session_snapshot>> r;
   runtime::lease_holder holder;  // the live holder that refused the acquire, if any
@@ -58,5 +65,6 @@ struct loaded_snapshot {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::gen_event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::store_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::loaded_snapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::located_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::table_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(brigade::actors::report_reply)

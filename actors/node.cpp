@@ -142,6 +142,11 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
     return status{errc::invalid_argument, "--lease " + runtime::format_duration(cfg.lease) +
                                               " is too short: sessions renew every lease/3; use at least 100ms"};
   if (auto s = check_cluster_flags(cfg); !s) return s;
+  if (!cfg.admin_token_file.empty()) {
+    auto t = runtime::read_secret_file(cfg.admin_token_file, "--admin-token-file");
+    if (!t) return t.error();
+    cfg.admin_token = *t;
+  }
   std::shared_ptr<runtime::session_store> store;
   std::optional<runtime::redis_url> redis;
   runtime::store_options so;
@@ -255,15 +260,35 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
 bool node::drain_and_stop() {
   auto& p = *p_;
   p.draining = true;
+  const bool clustered = p.cluster != nullptr;
+  if (clustered) p.ctx->cluster->set_draining();  // no placement here from now on
   drain_gateway(*p.sys, p.gateway);
   const auto deadline = std::chrono::steady_clock::now() + p.ctx->cfg.drain_grace;
-  bool drained = true;
-  while (p.ctx->turns_in_flight.load() > 0 || p.ctx->loop->load() > 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      drained = false;
-      break;
+  auto wait_for = [&](auto busy) {
+    while (busy()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return true;
+  };
+  auto& c = *p.ctx;
+  // In-flight turns finish; in a cluster every session hands over (idle ones
+  // at once) while new work goes on to the active nodes.
+  bool drained = wait_for([&] {
+    return c.turns_in_flight.load() > 0 || c.loop->load() > 0 || (clustered && c.sessions_live.load() > 0);
+  });
+  if (clustered) {
+    // Then refuse (clients move to other nodes) and let what this node
+    // forwards finish before it leaves.
+    const auto t0 = std::chrono::steady_clock::now();
+    close_gateway(*p.sys, p.gateway);
+    drained = wait_for([&] { return c.cluster->forwards() > 0 || c.turns_in_flight.load() > 0; }) && drained;
+    runtime::log(runtime::log_level::info, "",
+                 "sessions handed over; forwarded requests finished in " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now() - t0)
+                                        .count()) +
+                     " ms; leaving the cluster");
   }
   p.stop();
   return drained;

@@ -3,6 +3,8 @@
 // chat format. Passed to actors at spawn as a shared_ptr.
 #pragma once
 
+#include <caf/fwd.hpp>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -27,7 +29,13 @@ struct node_context {
   bool fault_injection = false;  // accept b_fault (tests of supervision)
   std::atomic<uint64_t> next_turn_id{1};
   std::atomic<int> turns_in_flight{0};
+  std::atomic<int> sessions_live{0};  // session actors (the supervisor counts them)
   const tokenizer& vocab() const { return loop->vocab(); }
 };
+
+/// session_moved: in a cluster, this node reaches no active member now
+/// (itself included: it is joining, or cut off from its peers), so it
+/// places no session; the client retries or moves on.
+caf::error no_place_error(const node_context& ctx);
 
 }  // namespace brigade::actors

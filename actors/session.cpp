@@ -41,6 +41,8 @@ struct session_state {
   std::optional<inflight> turn;
   uint64_t idle_gen = 0;
   int restore_waits = 0;  // acquires retried while the lease holder is out of reach
+  bool placing = false;   // a client's request on a node that is not its place: ask who holds it first
+  bool handing_over = false;  // this node drains: hand the session over once its turn ends
   bool owner = false;  // holds the lease (meta.epoch is current) until released or lost
   std::shared_ptr<cleanup_info> cleanup;
   caf::typed_response_promise<bool> closing;
@@ -87,6 +89,7 @@ void renew(self_ptr self) {
 
 void end_turn(self_ptr self);
 void fail_turn(self_ptr self, caf::error err, bool cancel_job);
+void hand_over(self_ptr self);
 
 void on_renewed(self_ptr self, const runtime::store_status& s) {
   auto& st = self->state;
@@ -123,6 +126,7 @@ void end_turn(self_ptr self) {
   st.turn.reset();
   st.cleanup->turn = 0;
   st.ctx->turns_in_flight.fetch_sub(1);
+  if (st.handing_over) return hand_over(self);
   arm_idle(self);
 }
 
@@ -405,6 +409,10 @@ caf::behavior running(self_ptr self) {
         release_lease(self);
         self->quit();
       },
+      [=](handover_atom) {
+        self->state.handing_over = true;
+        if (!self->state.turn) hand_over(self);
+      },
       [=](renew_atom) { renew(self); },
       [=](renew_atom, store_reply& s) { on_renewed(self, s.st); },
       [=](fault_atom, str, str token) { return fault(self, token); },
@@ -425,6 +433,7 @@ caf::behavior dead(self_ptr self, caf::error why) {
       [=](peer_atom, close_atom, str, str) -> caf::result<bool> { return why; },
       [=](fault_atom, str, str) -> caf::result<bool> { return why; },
       [=](credit_atom, str, uint64_t, uint32_t) {},
+      [=](handover_atom) {},
       [=](drain_atom) { self->quit(); },
   };
 }
@@ -448,8 +457,39 @@ caf::behavior forwarding(self_ptr self, std::string node, caf::error moved) {
       [=](fault_atom, str, str) -> caf::result<bool> { return moved; },
       [=](credit_atom, str, uint64_t, uint32_t) {},
       [=](fence_atom) {},  // it quits anyway once its queue is handed over
+      [=](handover_atom) {},
       [=](drain_atom) { self->quit(); },
   };
+}
+
+/// Where requests for this session go once this node no longer serves it:
+/// to its place among the other active nodes, or refused when there is none.
+caf::behavior hand_on(self_ptr self, const std::string& why) {
+  auto& st = self->state;
+  self->set_default_handler(caf::print_and_drop);
+  const std::string target = st.ctx->cluster->place(st.meta.id, st.ctx->cfg.node_name);
+  if (target.empty()) return dead(self, shutting_down_error());
+  return forwarding(self, target, session_moved_error("session " + st.meta.id + " " + why + "; retry"));
+}
+
+/// This node drains: give the lease back (waiting for the store, so that
+/// the next owner takes it at once), then pass queued requests on.
+void hand_over(self_ptr self) {
+  auto& st = self->state;
+  if (!st.owner) return self->quit();
+  st.owner = false;
+  st.ctx->metrics->add_session_handoff("drain");
+  log(log_level::debug, st.meta.id, "handed over: this node drains");
+  self->set_default_handler(caf::skip);
+  st.ctx->store->release(st.meta.id, st.meta.epoch, [me = me(self)](runtime::store_status s) {
+    caf::anon_send(me, released_atom::value, store_reply{std::move(s)});
+  });
+  self->become(caf::behavior{
+      [=](released_atom, store_reply&) {
+        self->become(hand_on(self, "was handed over by draining node " + self->state.ctx->cfg.node_name));
+      },
+      [=](fence_atom) { self->quit(); },
+  });
 }
 
 /// Why a loaded session cannot run here, or none.
@@ -482,7 +522,9 @@ void on_loaded(self_ptr self, runtime::store_result<runtime::session_snapshot>& 
       // A holder this node cannot reach is likely being declared dead right
       // now: ask again shortly (requests stay queued) rather than send the
       // client away, for up to a second.
-      if (!st.ctx->cluster->reachable(holder.node) && st.restore_waits < 20) {
+      // A draining holder gives the lease back in a moment: wait likewise.
+      if ((!st.ctx->cluster->reachable(holder.node) || st.ctx->cluster->leaving(holder.node)) &&
+          st.restore_waits < 20) {
         ++st.restore_waits;
         self->set_default_handler(caf::skip);
         self->delayed_send(self, std::chrono::milliseconds(50), restart_atom::value);
@@ -519,12 +561,70 @@ void acquire(self_ptr self) {
       });
 }
 
+/// A client's request for a session without a live actor here, on a node
+/// that is not where placement puts it: a live holder elsewhere keeps it;
+/// with none, it goes to its place (which takes the lease); only when this
+/// node is its place does it take the lease itself.
+void place(self_ptr self) {
+  auto& st = self->state;
+  const std::string target = st.ctx->cluster->place(st.meta.id, st.ctx->cfg.node_name);
+  if (target.empty()) {
+    self->set_default_handler(caf::print_and_drop);
+    return self->become(dead(self, st.ctx->cluster->draining() ? shutting_down_error() : no_place_error(*st.ctx)));
+  }
+  if (target == st.ctx->cfg.node_name) {
+    st.placing = false;
+    return acquire(self);
+  }
+  st.ctx->store->locate(st.meta.id, st.ctx->cluster->claimant(st.ctx->cfg.node_name).dead,
+                        [me = me(self), target](runtime::store_result<runtime::lease_holder> r) {
+                          caf::anon_send(me, located_atom::value, target,
+                                         located_reply{std::make_shared<runtime::store_result<runtime::lease_holder>>(
+                                             std::move(r))});
+                        });
+}
+
+void on_located(self_ptr self, const std::string& target, const runtime::store_result<runtime::lease_holder>& r) {
+  auto& st = self->state;
+  if (!r.ok()) {
+    self->set_default_handler(caf::print_and_drop);
+    if (r.error().code() == runtime::store_errc::not_found) return self->become(dead(self, unknown_session_error()));
+    log(log_level::warn, st.meta.id, "cannot look up its owner: " + r.error().message());
+    return self->become(dead(self, make_error(brigade_errc::store_unavailable,
+                                              "session " + st.meta.id + ": cannot look up its owner (" +
+                                                  r.error().message() + "); retry later")));
+  }
+  const std::string& holder = r->node;
+  if (holder == st.ctx->cfg.node_name) {  // this node's own lease (an earlier process, a crashed actor)
+    st.placing = false;
+    return acquire(self);
+  }
+  if (!holder.empty() && (!st.ctx->cluster->reachable(holder) || st.ctx->cluster->leaving(holder)) &&
+      st.restore_waits < 20) {
+    ++st.restore_waits;  // being declared dead, or handing it over: ask again shortly
+    self->delayed_send(self, std::chrono::milliseconds(50), restart_atom::value);
+    return;
+  }
+  self->set_default_handler(caf::print_and_drop);
+  const std::string to = holder.empty() ? target : holder;
+  self->become(forwarding(self, to, session_moved_error("session " + st.meta.id + " is served by node " + to)));
+}
+
 caf::behavior restoring(self_ptr self) {
   self->set_default_handler(caf::skip);
-  acquire(self);
+  if (self->state.placing)
+    place(self);
+  else
+    acquire(self);
   return {
       [=](loaded_atom, loaded_snapshot& snap) { on_loaded(self, *snap.r, snap.holder); },
-      [=](restart_atom) { acquire(self); },
+      [=](located_atom, const std::string& target, located_reply& r) { on_located(self, target, *r.r); },
+      [=](restart_atom) {
+        if (self->state.placing)
+          place(self);
+        else
+          acquire(self);
+      },
   };
 }
 
@@ -569,8 +669,9 @@ void on_exit(self_ptr self, const caf::exit_msg& m) {
 }
 
 caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runtime::session_meta meta, bool restore,
-                         caf::actor supervisor) {
+                         bool place, caf::actor supervisor) {
   auto& st = self->state;
+  st.placing = restore && place && ctx->cluster->enabled();
   st.ctx = ctx;
   st.supervisor = std::move(supervisor);
   st.meta = std::move(meta);
@@ -598,8 +699,8 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
 }  // namespace
 
 caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx, runtime::session_meta meta,
-                         bool restore, caf::actor supervisor) {
-  return sys.spawn(session_fn, std::move(ctx), std::move(meta), restore, std::move(supervisor));
+                         bool restore, bool place, caf::actor supervisor) {
+  return sys.spawn(session_fn, std::move(ctx), std::move(meta), restore, place, std::move(supervisor));
 }
 
 }  // namespace brigade::actors

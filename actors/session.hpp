@@ -26,9 +26,13 @@ namespace brigade::actors {
 
 /// Spawns a session. With `restore` it loads its history from the store
 /// first (queuing requests meanwhile); otherwise it starts empty with `meta`.
+/// With `place` (a client's request, in a cluster) it first asks who holds
+/// the lease and forwards to that node, or to the session's place
+/// (docs/cluster.md, "Placement") when that is another node. (b_handover):
+/// this node drains; the session gives its lease back after its turn.
 /// `supervisor` receives (b_owner, id, node) and (b_fwd, node, request...)
 /// when the session turns out to be owned by another live node.
 caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx, runtime::session_meta meta,
-                         bool restore, caf::actor supervisor);
+                         bool restore, bool place, caf::actor supervisor);
 
 }  // namespace brigade::actors

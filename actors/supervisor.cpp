@@ -41,13 +41,19 @@ struct supervisor_state {
 
 using self_ptr = caf::stateful_actor<supervisor_state>*;
 
-caf::actor start_session(self_ptr self, const runtime::session_meta& meta, bool restore) {
+void count_live(supervisor_state& st) {
+  st.ctx->metrics->set_sessions_active(static_cast<double>(st.live.size()));
+  st.ctx->sessions_live.store(static_cast<int>(st.live.size()));
+}
+
+caf::actor start_session(self_ptr self, const runtime::session_meta& meta, bool restore, bool place = false) {
   auto& st = self->state;
-  caf::actor s = spawn_session(self->system(), st.ctx, meta, restore, caf::actor_cast<caf::actor>(self));
+  caf::actor s = spawn_session(self->system(), st.ctx, meta, restore, place, caf::actor_cast<caf::actor>(self));
   self->monitor(s);
   st.live[meta.id] = s;
   st.by_addr[s.address()] = meta.id;
-  st.ctx->metrics->set_sessions_active(static_cast<double>(st.live.size()));
+  count_live(st);
+  if (st.draining && !restore) self->send(s, handover_atom::value);
   return s;
 }
 
@@ -57,16 +63,19 @@ caf::error max_sessions_error(const node_context& ctx) {
                                                   " live sessions; retry after about 1s");
 }
 
-/// The live session for `id`, restoring it from the store if needed; an
-/// error for failed sessions and when the node is full.
-caf::expected<caf::actor> find(self_ptr self, const std::string& id) {
+/// The live session for `id`, restoring it from the store if needed (with
+/// `place`, wherever placement puts it); an error for failed sessions and
+/// when the node is full.
+caf::expected<caf::actor> find(self_ptr self, const std::string& id, bool place = false) {
   auto& st = self->state;
   if (auto it = st.live.find(id); it != st.live.end()) return it->second;
   if (auto f = st.failed.find(id); f != st.failed.end()) return make_error(brigade_errc::session_failed, f->second);
   if (static_cast<int>(st.live.size()) >= st.ctx->cfg.max_sessions) return max_sessions_error(*st.ctx);
   runtime::session_meta meta;
   meta.id = id;
-  return start_session(self, meta, true);
+  caf::actor s = start_session(self, meta, true, place);
+  if (st.draining) self->send(s, handover_atom::value);
+  return s;
 }
 
 /// A session actor ended: forget it; after a crash, restart it from the
@@ -78,7 +87,7 @@ void on_session_down(self_ptr self, const caf::down_msg& d) {
   const std::string id = it->second;
   st.by_addr.erase(it);
   st.live.erase(id);
-  st.ctx->metrics->set_sessions_active(static_cast<double>(st.live.size()));
+  count_live(st);
   if (!d.reason || d.reason == caf::exit_reason::normal || d.reason == caf::exit_reason::user_shutdown) return;
   auto& times = st.crashes[id];
   const auto now = clock_type::now();
@@ -102,7 +111,7 @@ void on_session_down(self_ptr self, const caf::down_msg& d) {
 
 void restart(self_ptr self, const std::string& id) {
   auto& st = self->state;
-  if (st.live.count(id) || st.failed.count(id)) return;
+  if (st.live.count(id) || st.failed.count(id) || st.draining) return;
   runtime::session_meta meta;
   meta.id = id;
   start_session(self, meta, true);
@@ -115,23 +124,36 @@ caf::error not_serving_error(const node_context& ctx) {
   return session_moved_error(ctx.cluster->not_serving() + "; use another node");
 }
 
-/// A new session: stored first (with this node's lease), then spawned.
-caf::result<caf::message> open(self_ptr self) {
+/// A new session: stored first (with this node's lease), then spawned. In
+/// a cluster a client's open goes to the new id's place (docs/cluster.md,
+/// "Placement"), which may be another node; a peer's (`id` given) is
+/// created here.
+caf::result<caf::message> open(self_ptr self, std::string id = {}) {
   auto& st = self->state;
-  if (st.draining) return shutting_down_error();
+  const bool forwarded = !id.empty();
   if (!st.ctx->cluster->serving()) return not_serving_error(*st.ctx);
+  if (id.empty()) id = runtime::random_hex(16);
+  if (st.cluster && !forwarded) {
+    const std::string target = st.ctx->cluster->place(id, st.ctx->cfg.node_name);
+    if (target.empty()) return st.draining ? shutting_down_error() : no_place_error(*st.ctx);
+    if (target != st.ctx->cfg.node_name)
+      return self->delegate(st.cluster, fwd_atom::value, target, open_atom::value, id);
+  } else if (st.draining) {
+    return shutting_down_error();
+  }
   if (static_cast<int>(st.live.size() + st.opening.size()) >= st.ctx->cfg.max_sessions)
     return max_sessions_error(*st.ctx);
+  if (st.opening.count(id) || st.live.count(id))
+    return make_error(brigade_errc::bad_request, "session id " + id + " is being opened already");
   pending_open p;
   p.token = runtime::random_hex(32);
-  p.meta.id = runtime::random_hex(16);
+  p.meta.id = id;
   p.meta.token_hash = runtime::sha256_hex(p.token);
   p.meta.model = st.ctx->model_id;
   p.meta.owner = st.ctx->cfg.node_name;
   p.meta.owner_incarnation = st.ctx->cluster->incarnation();
   p.meta.created_ms = runtime::now_ms();
   p.rp = self->make_response_promise();
-  const std::string id = p.meta.id;
   auto meta = p.meta;
   st.opening[id] = std::move(p);
   caf::actor me = caf::actor_cast<caf::actor>(self);
@@ -164,10 +186,13 @@ caf::result<caf::message> to_session(self_ptr self, const std::string& id, bool 
   if (!st.ctx->cluster->serving()) return not_serving_error(*st.ctx);
   if (!forwarded && st.cluster && !st.live.count(id)) {
     auto o = st.owners.find(id);
-    if (o != st.owners.end() && st.ctx->cluster->reachable(o->second))
+    if (o != st.owners.end() && st.ctx->cluster->reachable(o->second) && !st.ctx->cluster->leaving(o->second))
       return self->delegate(st.cluster, fwd_atom::value, o->second, std::forward<Ts>(xs)...);
   }
-  auto s = find(self, id);
+  // A draining node takes no session it does not hold; the entry node asks again.
+  if (forwarded && st.draining && !st.live.count(id))
+    return session_moved_error("session " + id + ": node " + st.ctx->cfg.node_name + " is draining");
+  auto s = find(self, id, !forwarded && st.cluster);
   if (!s) return s.error();
   if (forwarded) return self->delegate(*s, peer_atom::value, std::forward<Ts>(xs)...);
   return self->delegate(*s, std::forward<Ts>(xs)...);
@@ -197,6 +222,18 @@ void fence(self_ptr self) {
   st.owners.clear();
 }
 
+/// This node drains. In a cluster every session hands over (at once when
+/// idle, after its turn otherwise); alone, new work is refused and the
+/// sessions end with the node.
+void drain(self_ptr self) {
+  auto& st = self->state;
+  if (st.draining) return;
+  st.draining = true;
+  if (!st.cluster) return;
+  for (auto& [id, s] : st.live) self->send(s, handover_atom::value);
+  st.owners.clear();
+}
+
 /// A session found its owner elsewhere and hands its queued requests over.
 template <class... Ts>
 caf::result<caf::message> to_cluster(self_ptr self, Ts&&... xs) {
@@ -215,6 +252,8 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
   return {
       [=](restart_atom, str id) { restart(self, id); },
       [=](open_atom) { return open(self); },
+      [=](peer_atom, open_atom, str id) { return open(self, id); },
+      [=](fwd_atom, str node, open_atom a, str id) { return to_cluster(self, node, a, id); },
       [=](stored_atom, str id, store_reply& s) { on_created(self, id, s.st); },
       [=](chat_atom a, chat_request& req) {
         const std::string id = req.session_id;
@@ -235,11 +274,17 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
       [=](owner_atom, str id, str node) { remember_owner(self, id, node); },
       [=](cluster_atom, caf::actor& c) { self->state.cluster = std::move(c); },
       [=](fence_atom) { fence(self); },
-      [=](drain_atom) { self->state.draining = true; },
+      [=](drain_atom) { drain(self); },
   };
 }
 
 }  // namespace
+
+caf::error no_place_error(const node_context& ctx) {
+  return session_moved_error("node " + ctx.cfg.node_name +
+                             " reaches no active member of the cluster now (it is joining, or cut off from its "
+                             "peers); retry, or use another node");
+}
 
 caf::actor spawn_supervisor(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
   return sys.spawn(supervisor_fn, std::move(ctx));

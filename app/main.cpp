@@ -94,8 +94,10 @@ struct command_line {
   CLI::App* demo = nullptr;
   CLI::App* cluster = nullptr;
   CLI::App* cluster_status = nullptr;
+  CLI::App* cluster_drain = nullptr;
 #ifdef BRIGADE_HAVE_SERVER_DEPS
   cluster_cli cluster_args;
+  cluster_drain_cli drain_args;
   server_cli serve_args;
   std::map<std::string, std::string> flag_values;
   std::vector<std::pair<std::string, CLI::Option*>> flag_opts;
@@ -247,6 +249,14 @@ void add_cluster(command_line& c) {
       ->capture_default_str();
   cmd->add_option("--port", a.port, "Node BASP port (for --host entries without one)")->capture_default_str();
   cmd->add_flag("--json", a.json, "Print one JSON object as the last line");
+  auto& d = c.drain_args;
+  CLI::App* dr = c.cluster_drain;
+  dr->add_option("node", d.node, "The member to drain (its --node-name)")->required();
+  dr->add_option("--host", d.host, "Any node, or several: HOST:PORT,HOST:PORT,... (the first that answers)")
+      ->capture_default_str();
+  dr->add_option("--port", d.port, "Node BASP port (for --host entries without one)")->capture_default_str();
+  dr->add_option("--admin-token-file", d.admin_token_file, "File with the admin token the nodes were started with");
+  dr->add_option("--timeout", d.timeout_s, "Seconds to wait until the node has left")->capture_default_str();
 }
 
 void add_demo(command_line& c) {
@@ -261,9 +271,11 @@ void add_server_commands(CLI::App& app, command_line& c) {
   c.chat = app.add_subcommand("chat", "Chat with a node (interactive, or -p TEXT for scripts)");
   c.bench = app.add_subcommand("bench", "Load a node with many concurrent sessions over BASP");
   c.demo = app.add_subcommand("demo", "Start a node in-process and chat with it as many users, live");
-  c.cluster = app.add_subcommand("cluster", "Inspect the cluster of nodes that share a Redis database");
+  c.cluster = app.add_subcommand("cluster", "Inspect and drain the cluster of nodes that share a Redis database");
   c.cluster->require_subcommand(1);
   c.cluster_status = c.cluster->add_subcommand("status", "One line per member (name, state, load), read from any node");
+  c.cluster_drain = c.cluster->add_subcommand(
+      "drain", "Drain a member as on SIGTERM (sessions hand over, it leaves, exits 0); needs the admin token");
 #ifdef BRIGADE_HAVE_SERVER_DEPS
   add_cluster(c);
   add_serve(c);
@@ -305,6 +317,7 @@ int dispatch(command_line& c) {
   if (*c.bench) return bench(c.bench_server_args);
   if (*c.demo) return demo(c.demo_args);
   if (*c.cluster_status) return cluster_status_command(c.cluster_args);
+  if (*c.cluster_drain) return cluster_drain_command(c.drain_args);
 #else
   for (CLI::App* sub : {c.serve, c.chat, c.bench, c.demo, c.cluster})
     if (*sub)

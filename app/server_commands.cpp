@@ -17,6 +17,7 @@
 #include "app/load_generator.hpp"
 #include "app/server_commands.hpp"
 #include "net/client.hpp"
+#include "runtime/config.hpp"
 #include "runtime/log.hpp"
 
 namespace brigade::app {
@@ -164,6 +165,52 @@ int cluster_status_command(const cluster_cli& a) {
   return exit_ok;
 }
 
+int cluster_drain_command(const cluster_drain_cli& a) {
+  if (a.admin_token_file.empty())
+    return fail(exit_unauthorized, "cluster drain needs --admin-token-file FILE (the admin token the nodes were "
+                                   "started with); drains without it are refused");
+  auto token = runtime::read_secret_file(a.admin_token_file, "--admin-token-file");
+  if (!token) return fail(exit_unauthorized, token.error().message() + "; the drain was not sent");
+  net::client_options o;
+  o.host = a.host;
+  o.port = a.port;
+  net::client_error err;
+  auto c = net::client::connect(o, err);
+  if (!c) return fail_client(err);
+  std::string said;
+  if (!c->drain(a.node, *token, said, err)) return fail_client(err);
+  std::fprintf(stderr, "brigade: %s; waiting until it has left\n", said.c_str());
+  std::vector<net::endpoint> eps;
+  std::string why;
+  net::parse_endpoints(a.host, a.port, eps, why);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
+  std::string last = "draining";
+  while (std::chrono::steady_clock::now() < deadline) {
+    cluster_status st;
+    if (!c->cluster(st, err)) {
+      if (err.transport && eps.size() == 1) {  // the node asked was the one drained: its port closed as it exited
+        std::printf("node %s drained and exited (its port closed)\n", a.node.c_str());
+        return exit_ok;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      c = net::client::connect(o, err);
+      if (!c) return fail_client(err);
+      continue;
+    }
+    auto it = std::find_if(st.nodes.begin(), st.nodes.end(), [&](const node_status& n) { return n.name == a.node; });
+    if (it == st.nodes.end() || it->state == "dead") {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::printf("node %s drained and left cluster %s in %.1fs\n", a.node.c_str(), st.cluster.c_str(), s);
+      return exit_ok;
+    }
+    last = it->state;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return fail(exit_other, "node " + a.node + " is still " + last + " after " + std::to_string(int(a.timeout_s)) +
+                              "s (in-flight turns get drain-grace, then it leaves); check its log");
+}
+
 int chat(const chat_cli& a) {
   net::client_options o;
   o.host = a.host;
@@ -219,7 +266,8 @@ int chat(const chat_cli& a) {
     }
     turn_result r;
     if (!c->chat(id, token, seq, a.prompt, sampling_from(a), nullptr, r, err)) return fail_client(err);
-    std::printf("%s\n", r.reply.c_str());
+    std::fwrite(r.reply.data(), 1, r.reply.size(), stdout);  // the reply may hold any byte, NUL included
+    std::fputc('\n', stdout);
     return exit_ok;
   }
 

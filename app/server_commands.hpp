@@ -53,6 +53,16 @@ struct cluster_cli {
 /// `brigade cluster status`: the membership table, read through any node.
 int cluster_status_command(const cluster_cli& a);
 
+struct cluster_drain_cli {
+  std::string host = "127.0.0.1";
+  int port = 7420;
+  std::string node;
+  std::string admin_token_file;
+  double timeout_s = 120;
+};
+/// `brigade cluster drain NODE`: that node drains; returns once it has left.
+int cluster_drain_command(const cluster_drain_cli& a);
+
 struct demo_cli {
   double seconds = 15;
   int users = 32;

@@ -13,6 +13,7 @@ packages=(
   googletest libgtest-dev                           # tests
   git                                               # clones llama.cpp from the npm peer's bundle (peer tests)
   redis-server                                      # the real store, started by the tests
+  iproute2 nftables                                 # network namespaces and partitions (partition test, root)
 )
 
 missing=()

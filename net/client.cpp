@@ -192,8 +192,10 @@ struct client::impl {
     for (int attempt = 1;; ++attempt) {
       if (call(err)) return true;
       // With several nodes, a draining node's refusal sends the call to another.
+      // So does one that cannot reach the store: another node may.
       const bool elsewhere = several && !err.transport &&
-                             (err.code == brigade_errc::shutting_down || err.code == brigade_errc::session_moved);
+                             (err.code == brigade_errc::shutting_down || err.code == brigade_errc::session_moved ||
+                              err.code == brigade_errc::store_unavailable);
       if (!(retryable(err) || elsewhere) || attempt >= opt.max_attempts) return false;
       if (err.code == brigade_errc::overloaded && !err.transport && refused) ++*refused;
       // Jittered exponential backoff: 100ms, 200ms, ... capped at 2s, +-50%;
@@ -407,6 +409,20 @@ bool client::cluster(cluster_status& out, client_error& err) {
         return ok;
       },
       err, nullptr);
+}
+
+bool client::drain(const std::string& node, const std::string& admin_token, std::string& sentence,
+                   client_error& err) {
+  caf::scoped_actor self{*p_->sys};
+  bool ok = false;
+  self->request(p_->gw(), p_->opt.connect_timeout * 2, drainreq_atom::value, node, admin_token)
+      .receive(
+          [&](std::string& s) {
+            sentence = std::move(s);
+            ok = true;
+          },
+          [&](caf::error& e) { err = p_->to_error(e); });
+  return ok;
 }
 
 bool client::inject_fault(const std::string& id, const std::string& token, client_error& err) {

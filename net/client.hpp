@@ -74,6 +74,9 @@ class client {
   bool close(const std::string& id, const std::string& token, client_error& err);
   /// The cluster's membership table as the node reads it now.
   bool cluster(cluster_status& out, client_error& err);
+  /// Asks the cluster to drain `node` (`cluster drain`), presenting the
+  /// admin token; `sentence` is the node's answer. Not retried.
+  bool drain(const std::string& node, const std::string& admin_token, std::string& sentence, client_error& err);
   /// Crashes the session's actor (nodes started with fault injection only).
   bool inject_fault(const std::string& id, const std::string& token, client_error& err);
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 
 namespace brigade::runtime {
 
@@ -206,13 +207,16 @@ const std::vector<config_key>& config_keys() {
     k.push_back(string_key("advertise",
                            "HOST:PORT the other nodes dial (default: host:port; required when host is 0.0.0.0)",
                            &node_config::advertise));
-    k.push_back({"capacity", "this node's weight in placement", "",
+    k.push_back(string_key("admin-token-file",
+                           "file holding the admin token that `cluster drain` must present (none: drains refused)",
+                           &node_config::admin_token_file));
+    k.push_back({"capacity", "this node's weight in placement (0: it takes no new sessions, only forwards)", "",
                  [](node_config& c, const std::string& v) -> status {
                    char* end = nullptr;
                    const std::string t = trim(v);
                    const double x = std::strtod(t.c_str(), &end);
-                   if (t.empty() || *end != '\0' || !std::isfinite(x) || x <= 0 || x > 1e6)
-                     return bad(v, "a weight (a number above 0, at most 1e6)");
+                   if (t.empty() || *end != '\0' || !std::isfinite(x) || x < 0 || x > 1e6)
+                     return bad(v, "a weight (a number from 0 to 1e6; 0: it takes no new sessions)");
                    c.capacity = x;
                    return {};
                  },
@@ -236,6 +240,17 @@ const std::vector<config_key>& config_keys() {
     return k;
   }();
   return keys;
+}
+
+result<std::string> read_secret_file(const std::string& path, const std::string& flag) {
+  std::ifstream in(path);
+  if (!in) return status{errc::io, flag + " " + path + ": cannot open the file"};
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text = trim(text);
+  if (text.empty()) return status{errc::invalid_argument, flag + " " + path + ": the file is empty; write the secret into it"};
+  if (text.find_first_of("\r\n") != std::string::npos)
+    return status{errc::invalid_argument, flag + " " + path + ": the file holds more than one line; keep only the secret"};
+  return text;
 }
 
 result<std::map<std::string, std::string>> read_config_file(const std::string& path) {

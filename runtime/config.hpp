@@ -61,6 +61,8 @@ struct node_config {
   // cluster (a node on Redis is a member; docs/cluster.md)
   std::string cluster;                                   // cluster name; "" = "brigade" (Redis stores only)
   std::string advertise;                                 // HOST:PORT other nodes dial; "" = host:port
+  std::string admin_token_file;  // --admin-token-file: accepts `cluster drain` with the token in it
+  std::string admin_token;       // read from admin_token_file at start (never printed)
   double capacity = 1;                                   // weight in placement
   duration heartbeat = std::chrono::seconds(1);          // membership heartbeat period
   int heartbeat_misses = 3;                              // missed heartbeats before a member is dead
@@ -91,6 +93,10 @@ result<duration> parse_duration(const std::string& text);
 std::string format_duration(duration d);
 /// Sizes: 512, 64KiB, 256MiB, 2GiB.
 result<int64_t> parse_bytes(const std::string& text);
+
+/// A secret kept in a file (one line, surrounding white space trimmed);
+/// errors name `flag` and the file.
+result<std::string> read_secret_file(const std::string& path, const std::string& flag);
 
 /// Reads `key = value` lines ('#' comments, blank lines, values optionally
 /// quoted). Unknown keys and malformed lines are errors naming file:line.

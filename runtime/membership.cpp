@@ -53,16 +53,20 @@ local me = cmsgpack.unpack(v)
 if me.inc ~= ARGV[2] then
   return redis.error_reply('DEAD another process of this node (incarnation ' .. me.inc .. ') took its place') end
 if me.state == 'dead' then return redis.error_reply('DEAD ' .. (me.cause or 'no cause recorded')) end
+local expiry, forget = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- A caller whose own last heartbeat is older than the expiry (Redis was out
+-- of its reach, or it stood still) cannot tell a silent member from one that
+-- could not reach Redis either: it expires nobody on this call.
+local judge = live(me, expiry)
 me.hb = now
 me.state = ARGV[3]
 me.load = cmsgpack.unpack(ARGV[4])
 redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(me))
-local expiry, forget = tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {now}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local r = cmsgpack.unpack(all[i + 1])
-  if r.state ~= 'dead' and not live(r, expiry) then
+  if judge and r.state ~= 'dead' and not live(r, expiry) then
     r.state = 'dead'
     r.died = now
     r.cause = 'no heartbeat for ' .. (now - r.hb) .. ' ms'

@@ -65,6 +65,25 @@ class memory_store final : public session_store {
     done(std::move(r), holder);
   }
 
+  void locate(const std::string& id, const std::vector<std::string>& dead, locate_fn done) override {
+    store_result<lease_holder> r = missing(id);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      expire_locked();
+      if (auto it = sessions_.find(id); it != sessions_.end()) {
+        const auto& m = it->second.snap.meta;
+        const int64_t now = clock_ms_();
+        const bool void_lease = !m.owner_incarnation.empty() &&
+                                std::find(dead.begin(), dead.end(), m.owner_incarnation) != dead.end();
+        lease_holder h;
+        if (!m.owner.empty() && it->second.lease_until_ms > now && !void_lease)
+          h = {m.owner, m.owner_incarnation, it->second.lease_until_ms - now};
+        r = std::move(h);
+      }
+    }
+    done(std::move(r));
+  }
+
   void renew(const std::string& id, uint64_t epoch, done_fn done) override {
     store_status s;
     {

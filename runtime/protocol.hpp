@@ -33,12 +33,15 @@ using close_atom = caf::atom_constant<caf::atom("b_close")>;      // (close, id,
 using credit_atom = caf::atom_constant<caf::atom("b_credit")>;    // (credit, id, seq, u32 n): n more chunks
 using fault_atom = caf::atom_constant<caf::atom("b_fault")>;      // (fault, id, token): crash (fault injection only)
 using cluster_atom = caf::atom_constant<caf::atom("b_cluster")>;  // (cluster) -> cluster_status
+using drainreq_atom = caf::atom_constant<caf::atom("b_drainreq")>;  // (drainreq, node, admin token) -> sentence
 // Between the nodes of a cluster (docs/cluster.md):
-using peer_atom = caf::atom_constant<caf::atom("b_peer")>;    // (peer, chat|history|close, ...): forwarded, never again
+// (peer, chat|history|close|open|drainreq, ...): forwarded, never again
+using peer_atom = caf::atom_constant<caf::atom("b_peer")>;
 using ping_atom = caf::atom_constant<caf::atom("b_ping")>;    // (ping, name, incarnation) -> incarnation
 using whois_atom = caf::atom_constant<caf::atom("b_whois")>;  // (whois) -> (name, incarnation)
 using phello_atom = caf::atom_constant<caf::atom("b_phello")>;  // (phello, name, inc) -> (cluster actor, inc)
-using died_atom = caf::atom_constant<caf::atom("b_died")>;    // (died, name, incarnation): re-read the table now
+// (died, name, incarnation): a member died or drains: re-read the table now
+using died_atom = caf::atom_constant<caf::atom("b_died")>;
 
 /// brigade's error codes (category "brigade"); each has a one-line meaning.
 enum class brigade_errc : uint8_t {

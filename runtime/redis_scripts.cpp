@@ -51,6 +51,20 @@ if tonumber(ARGV[3]) > 0 then
 end
 return {epoch + 1, failover})";
 
+// KEYS: meta. ARGV: the incarnations the cluster declared dead. Returns
+// {owner, incarnation, ms left} of a live lease not held by a dead
+// incarnation, else {'', '', 0}; reads only.
+extern const char* const locate_script = BRIGADE_LUA_NOW R"(
+local m = redis.call('HMGET', KEYS[1], 'v', 'owner', 'lease', 'inc')
+if not m[1] then return redis.error_reply('MISSING session is not in the store (expired or deleted)') end
+local lease = tonumber(m[3] or '0') or 0
+local inc = m[4] or ''
+if not m[2] or m[2] == '' or lease <= now then return {'', '', 0} end
+if inc ~= '' then
+  for i = 1, #ARGV do if ARGV[i] == inc then return {'', '', 0} end end
+end
+return {m[2], inc, lease - now})";
+
 // KEYS: meta, turns, snap. ARGV: epoch, lease ms, ttl ms.
 extern const char* const renew_script = BRIGADE_LUA_NOW R"(
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'owner')

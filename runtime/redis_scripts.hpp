@@ -7,6 +7,7 @@ namespace brigade::runtime::redis {
 
 extern const char* const create_script;
 extern const char* const acquire_script;
+extern const char* const locate_script;
 extern const char* const renew_script;
 extern const char* const release_script;
 extern const char* const append_script;

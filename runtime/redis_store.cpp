@@ -76,6 +76,23 @@ class redis_store final : public session_store {
     });
   }
 
+  void locate(const std::string& id, const std::vector<std::string>& dead, locate_fn done) override {
+    command script{"EVAL", locate_script, "1", key(id, "meta")};
+    for (const std::string& d : dead) script.push_back(d);
+    commits_->submit({std::move(script)}, [this, done, id](std::vector<redisReply*>& r, const std::string& err) {
+      if (store_status s = status_of(r[0], err, id); !s) return done(s);
+      const redisReply* a = r[0];
+      if (a->type != REDIS_REPLY_ARRAY || a->elements != 3 || a->element[0]->type != REDIS_REPLY_STRING ||
+          a->element[1]->type != REDIS_REPLY_STRING)
+        return done(store_status{store_errc::malformed, "session " + id + ": the lease lookup answered in an unknown shape"});
+      lease_holder h;
+      h.node.assign(a->element[0]->str, a->element[0]->len);
+      h.incarnation.assign(a->element[1]->str, a->element[1]->len);
+      h.remaining_ms = a->element[2]->integer;
+      done(std::move(h));
+    });
+  }
+
   void renew(const std::string& id, uint64_t epoch, done_fn done) override {
     commits_->submit(
         {{"EVAL", renew_script, "3", key(id, "meta"), key(id, "turns"), key(id, "snap"), std::to_string(epoch),

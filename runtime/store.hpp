@@ -112,6 +112,12 @@ class session_store {
       done(std::move(r));
     });
   }
+  /// Who holds the session's lease now, without touching it (placement: a
+  /// node that is not the session's place asks first whether it has a live
+  /// owner). The holder if its lease is live and not held by one of `dead`;
+  /// an empty `node` if nobody may serve it now; not_found if it does not exist.
+  using locate_fn = std::function<void(store_result<lease_holder>)>;
+  virtual void locate(const std::string& id, const std::vector<std::string>& dead, locate_fn done) = 0;
   /// Extends the lease of the owner of `epoch`; conflict if it lost it.
   virtual void renew(const std::string& id, uint64_t epoch, done_fn done) = 0;
   /// Gives the lease back (the epoch stays), so any node may take the

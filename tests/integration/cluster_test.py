@@ -21,6 +21,12 @@ database, so no check depends on another's leftovers:
      second live process with a name in use, another model, `--cluster` with
      `--store memory`, `--host 0.0.0.0` without `--advertise`, another cluster
      name in the same Redis database.
+  5. placement and drain: 60 sessions opened through a land on a, b and c by
+     capacity (1, 1, 2); `cluster drain` with a wrong or no admin token is
+     refused with exit 5; under `bench --verify` over a, b, c, `cluster drain
+     b` (through a) returns 0 once b left and b exits 0, then SIGTERM drains
+     c the same way: no turn fails, is lost or duplicated; b and c left the
+     table and hold no lease.
 
 usage: cluster_test.py BRIGADE
 """
@@ -236,6 +242,15 @@ def open_session(node):
     return sid, token
 
 
+def open_owned(node, db, tries=40):
+    """A session opened through node that placement put on node itself (about one in three are)."""
+    for _ in range(tries):
+        sid, token = open_session(node)
+        if redis_cli(db, "hget", f"brigade:{{{sid}}}:meta", "owner") == node.name:
+            return sid, token
+    raise RuntimeError(f"no session opened through {node.name} in {tries} tries was placed on it")
+
+
 def turn(node, sid, token, seq, text, timeout=60):
     return chat([node], "--session", sid, "--token", token, "--seq", str(seq), "-p", text, "-n", "8",
                 timeout=timeout)
@@ -353,7 +368,7 @@ def sigstop_owner():
     nodes = start3(3)
     a, b, c = nodes
     try:
-        sid, token = open_session(c)
+        sid, token = open_owned(c, 3)
         r = turn(c, sid, token, 1, "one on c")
         check(r.returncode == 0, f"turn 1 on c ({r.stderr.strip()[-300:]})")
         owner = redis_cli(3, "hget", f"brigade:{{{sid}}}:meta", "owner")
@@ -464,7 +479,7 @@ def same_name_and_refusals(d):
     nodes = start3(4)
     a, b, c = nodes
     try:
-        sid, token = open_session(b)
+        sid, token = open_owned(b, 4)
         for seq in (1, 2):
             r = turn(b, sid, token, seq, f"turn {seq} on b")
             check(r.returncode == 0, f"turn {seq} on b ({r.stderr.strip()[-300:]})")
@@ -522,6 +537,87 @@ def same_name_and_refusals(d):
         stop_all(nodes)
 
 
+def bench_result(load, timeout=120):
+    try:
+        out, err = load.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        load.kill()
+        out, err = load.communicate()
+    try:
+        return json.loads(out.strip().splitlines()[-1]), err
+    except (ValueError, IndexError):
+        return {}, err
+
+
+def placement_and_drain(d):
+    f0 = len(failures)
+    print("# 5. placement spreads new sessions by capacity; drains under load fail no turn")
+    tok = os.path.join(d, "admin.token")
+    with open(tok, "w") as f:
+        f.write("s3cret-" + os.urandom(8).hex() + "\n")
+    bad = os.path.join(d, "wrong.token")
+    with open(bad, "w") as f:
+        f.write("wrong\n")
+    nodes = [Node("a", 5, "--admin-token-file", tok), Node("b", 5, "--admin-token-file", tok),
+             Node("c", 5, "--admin-token-file", tok, "--capacity", "2")]
+    a, b, c = nodes
+    codes = {}
+    try:
+        got = wait_states(a, {n.name: "active" for n in nodes})
+        check(got == {"a": "active", "b": "active", "c": "active"}, f"a, b, c become active ({got})")
+        # a places on the members its own view has active and connected:
+        # each announces its activation, give a the moment to hear it.
+        time.sleep(1.2)
+        ids = [open_session(a)[0] for _ in range(60)]
+        owners = [redis_cli(5, "hget", f"brigade:{{{sid}}}:meta", "owner") for sid in ids]
+        spread = {n.name: owners.count(n.name) for n in nodes}
+        # Weights 1, 1, 2: expected 15, 15, 30 of 60 (each bound is beyond 3 standard deviations).
+        check(spread["a"] >= 4 and spread["b"] >= 4 and 18 <= spread["c"] <= 42 and sum(spread.values()) == 60,
+              f"60 sessions opened through a are placed on a, b and c by capacity 1, 1, 2 ({spread})")
+        r = run("cluster", "drain", "b", "--host", a.addr, "--admin-token-file", bad, timeout=20)
+        check(r.returncode == 5 and "token" in r.stderr, f"a drain with a wrong token: exit 5 and a sentence "
+                                                         f"(rc {r.returncode}, {r.stderr.strip()[-200:]!r})")
+        r = run("cluster", "drain", "b", "--host", a.addr, timeout=20)
+        check(r.returncode == 5 and "admin-token-file" in r.stderr,
+              f"a drain without --admin-token-file: exit 5 ({r.returncode}, {r.stderr.strip()[-200:]!r})")
+        load = subprocess.Popen([BRIGADE, "bench", "--host", ",".join(n.addr for n in nodes), "--sessions", "12",
+                                 "--turns", "30", "-n", "8", "--json", "--verify"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="replace")
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        r = run("cluster", "drain", "b", "--host", a.addr, "--admin-token-file", tok, timeout=60)
+        drain_s = time.monotonic() - t0
+        try:
+            codes["b"] = b.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            codes["b"] = None
+        check(r.returncode == 0 and codes["b"] == 0,
+              f"cluster drain b through a under load: the command exits 0 once b left ({drain_s:.1f}s, rc "
+              f"{r.returncode}, {r.stdout.strip()!r} {r.stderr.strip()[-200:]!r}); b exits 0 ({codes['b']})")
+        check("sessions handed over" in b.stderr(), "b's log says it handed its sessions over before leaving")
+        time.sleep(1.0)
+        c.signal(signal.SIGTERM)  # the same drain on SIGTERM, while the load still runs
+        try:
+            codes["c"] = c.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            codes["c"] = None
+        check(codes["c"] == 0, f"SIGTERM of c under load: it drains and exits 0 ({codes['c']})")
+        res, err = bench_result(load)
+        check(load.returncode == 0 and res.get("turns") == 360 and res.get("errors") == 0 and
+              res.get("lost") == 0 and res.get("duplicated") == 0,
+              f"bench --verify over a, b, c while b and c drain: rc {load.returncode}, turns {res.get('turns')} of "
+              f"360, errors {res.get('errors')}, lost {res.get('lost')}, duplicated {res.get('duplicated')} "
+              f"{err.strip()[-300:]!r}")
+        left = states(status(a))
+        check("b" not in left and "c" not in left, f"b and c left the membership table ({left})")
+        held = [redis_cli(5, "hget", f"brigade:{{{sid}}}:meta", "owner") for sid in ids]
+        check(not any(h in ("b", "c") for h in held),
+              f"no session is still leased to b or c ({sum(h in ('b', 'c') for h in held)} are)")
+    finally:
+        explain(nodes, f0)
+        stop_all([n for n in nodes if n.p.poll() is None])
+
+
 def main():
     global LOGS, MODEL, RPORT
     t0 = time.monotonic()
@@ -540,7 +636,7 @@ def main():
                     break
                 time.sleep(0.05)
             for step in (any_node_serves_any_session, kill_during_bench, sigstop_owner,
-                         lambda: same_name_and_refusals(d)):
+                         lambda: same_name_and_refusals(d), lambda: placement_and_drain(d)):
                 t_step = time.monotonic()
                 try:
                     step()

@@ -126,13 +126,40 @@ TEST(Membership, HeartbeatsCarryLoadAndExpire) {
   EXPECT_EQ(got->load.at("sessions"), 7);
   EXPECT_DOUBLE_EQ(got->load.at("ttft_p99_seconds"), 0.25);
   EXPECT_GT(got->heartbeat_ms, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // b is silent past the expiry
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(beat(*t, a).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // b is silent past the expiry, a is not
   table = beat(*t, a);
   ASSERT_TRUE(table.ok());
   ASSERT_NE(table->find("b"), nullptr);
   EXPECT_EQ(table->find("b")->state, "dead");
   EXPECT_NE(table->find("b")->cause.find("no heartbeat"), std::string::npos);
   EXPECT_EQ(beat(*t, b).error().code(), store_errc::conflict);  // b learns it is dead
+}
+
+// After a Redis outage every member's heartbeat is old: the first one back
+// must not declare the others dead (they could not reach Redis either).
+TEST(Membership, AStaleCallerExpiresNobody) {
+  clear_cluster_keys();
+  auto t = table_of("brigade", 400);
+  member a = node("a", "i1"), b = node("b", "i2");
+  ASSERT_TRUE(join(*t, a).first.ok());
+  ASSERT_TRUE(join(*t, b).first.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // both silent past the expiry
+  auto table = beat(*t, a);
+  ASSERT_TRUE(table.ok()) << table.error().message();
+  ASSERT_NE(table->find("b"), nullptr);
+  EXPECT_NE(table->find("b")->state, "dead") << "a was silent as long as b";
+  ASSERT_TRUE(beat(*t, b).ok()) << "b is still a member";
+  table = beat(*t, a);
+  ASSERT_TRUE(table.ok());
+  EXPECT_NE(table->find("b")->state, "dead");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(beat(*t, a).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // now only b is silent
+  table = beat(*t, a);
+  ASSERT_TRUE(table.ok());
+  EXPECT_EQ(table->find("b")->state, "dead") << "a fresh caller expires a silent member";
 }
 
 TEST(Membership, AMajorityOfReportsDeclaresDeath) {

@@ -188,12 +188,47 @@ inline void dead_incarnations_lose_their_leases_at_once(const factory& make) {
   EXPECT_EQ(load(*s, id)->meta.owner_incarnation, "inc-b2");
 }
 
+inline store_result<lease_holder> locate(session_store& s, const std::string& id, std::vector<std::string> dead = {}) {
+  std::promise<store_result<lease_holder>> p;
+  s.locate(id, dead, [&](store_result<lease_holder> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
+/// Placement asks who holds a lease without touching it: the live holder,
+/// nobody once it is released or its holder is dead, not_found for no session.
+inline void locate_names_the_live_holder_only(const factory& make) {
+  store_options o;
+  o.lease = std::chrono::seconds(30);
+  auto s = make(o);
+  EXPECT_EQ(locate(*s, random_hex(16)).error().code(), store_errc::not_found);
+  const std::string id = random_hex(16);
+  session_meta m = meta(id, "node-a");
+  m.owner_incarnation = "inc-a1";
+  ASSERT_TRUE(wait([&](auto d) { s->create(m, d); }).ok());
+  auto h = locate(*s, id, {"inc-x"});
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  EXPECT_EQ(h->node, "node-a");
+  EXPECT_EQ(h->incarnation, "inc-a1");
+  EXPECT_GT(h->remaining_ms, 20000);
+  auto dead = locate(*s, id, {"inc-a1"});
+  ASSERT_TRUE(dead.ok());
+  EXPECT_TRUE(dead->node.empty()) << "a dead incarnation's lease is void";
+  EXPECT_EQ(load(*s, id)->meta.epoch, 1u) << "locate does not touch the lease";
+  ASSERT_TRUE(wait([&](auto d) { s->release(id, 1, d); }).ok());
+  auto freed = locate(*s, id);
+  ASSERT_TRUE(freed.ok());
+  EXPECT_TRUE(freed->node.empty()) << "released";
+}
+
 }  // namespace brigade::runtime::contract
 
 #define BRIGADE_STORE_CONTRACT_TESTS(Suite, make)                                                        \
   TEST(Suite, TurnsAndChecks) { ::brigade::runtime::contract::turns_and_checks(make); }                  \
   TEST(Suite, LeasesFenceStaleOwners) { ::brigade::runtime::contract::leases_fence_stale_owners(make); } \
   TEST(Suite, LeasesExpireUnlessRenewed) { ::brigade::runtime::contract::leases_expire_unless_renewed(make); } \
+  TEST(Suite, LocateNamesTheLiveHolderOnly) {                                                            \
+    ::brigade::runtime::contract::locate_names_the_live_holder_only(make);                               \
+  }                                                                                                      \
   TEST(Suite, DeadIncarnationsLoseTheirLeasesAtOnce) {                                                   \
     ::brigade::runtime::contract::dead_incarnations_lose_their_leases_at_once(make);                     \
   }
