@@ -420,11 +420,24 @@ caf::behavior running(self_ptr self) {
   };
 }
 
+/// Timers and answers a session that ran may still receive after it stopped
+/// serving (handed over): ignored.
+caf::message_handler leftovers() {
+  return {
+      [](renew_atom) {},
+      [](renew_atom, store_reply&) {},
+      [](idle_atom, uint64_t) {},
+      [](stall_atom, uint64_t, uint64_t) {},
+      [](stored_atom, uint64_t, store_reply&) {},
+      [](gen_event&) {},
+  };
+}
+
 /// Answers what was queued for a session that could not be restored, then quits.
 caf::behavior dead(self_ptr self, caf::error why) {
   using str = const std::string&;
   self->send(self, drain_atom::value);
-  return {
+  return caf::message_handler{
       [=](chat_atom, chat_request&) -> caf::result<turn_result> { return why; },
       [=](peer_atom, chat_atom, chat_request&) -> caf::result<turn_result> { return why; },
       [=](history_atom, str, str) -> caf::result<std::vector<turn_record>> { return why; },
@@ -435,7 +448,7 @@ caf::behavior dead(self_ptr self, caf::error why) {
       [=](credit_atom, str, uint64_t, uint32_t) {},
       [=](handover_atom) {},
       [=](drain_atom) { self->quit(); },
-  };
+  }.or_else(leftovers());
 }
 
 /// The session is owned by another live node: what was queued here goes to
@@ -447,7 +460,7 @@ caf::behavior forwarding(self_ptr self, std::string node, caf::error moved) {
   auto sup = self->state.supervisor;
   self->send(sup, owner_atom::value, self->state.meta.id, node);
   self->send(self, drain_atom::value);
-  return {
+  return caf::message_handler{
       [=](chat_atom a, chat_request& r) { return self->delegate(sup, fwd_atom::value, node, a, std::move(r)); },
       [=](history_atom a, str id, str token) { return self->delegate(sup, fwd_atom::value, node, a, id, token); },
       [=](close_atom a, str id, str token) { return self->delegate(sup, fwd_atom::value, node, a, id, token); },
@@ -459,7 +472,7 @@ caf::behavior forwarding(self_ptr self, std::string node, caf::error moved) {
       [=](fence_atom) {},  // it quits anyway once its queue is handed over
       [=](handover_atom) {},
       [=](drain_atom) { self->quit(); },
-  };
+  }.or_else(leftovers());
 }
 
 /// Where requests for this session go once this node no longer serves it:
@@ -613,7 +626,7 @@ void on_located(self_ptr self, const std::string& target, const runtime::store_r
 caf::behavior restoring(self_ptr self) {
   self->set_default_handler(caf::skip);
   if (self->state.placing)
-    place(self);
+    self->send(self, restart_atom::value);  // placing may end in become(): not while this behaviour is being made
   else
     acquire(self);
   return {

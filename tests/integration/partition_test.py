@@ -625,9 +625,7 @@ class Driver:
                 h = by_seq.get(seq)
                 if h is None:
                     bad.append(f"{name}: acknowledged seq {seq} lost")
-                # (`chat -p` prints the reply as a C string: it ends at a NUL the
-                # random model may generate; the history's JSON has it all)
-                elif h["assistant"].split("\0", 1)[0] != reply or h["user"] != f"{name} turn {seq}":
+                elif h["assistant"] != reply or h["user"] != f"{name} turn {seq}":
                     bad.append(f"{name}: seq {seq} stored as {h['user']!r} -> {h['assistant']!r}, acknowledged as "
                                f"{reply!r}")
         check(not bad, f"{what}: each of the driver's {n} acknowledged turns is stored exactly once, with the reply "
@@ -851,11 +849,12 @@ def case_redis_and_peers_cut():
         check(r.returncode == 4 and "store" in r.stderr,
               f"later in the cut, a turn through n1 is refused, exit 4 naming the store (rc {r.returncode}, "
               f"{last_line(r)[:300]!r})")
-        # n1's session continues on n2: turn 2 takes it over (another text than n1's).
+        # n1's session continues elsewhere: turn 2 through n2 takes it over,
+        # on the session's place among n2 and n3 (another text than n1's).
         r = turn([n2], sid, token, 2, "probe turn 2 through n2 during the cut")
         owner = redis_cli(2, "hget", f"brigade:{{{sid}}}:meta", "owner")
-        check(r.returncode == 0 and owner == "n2",
-              f"turn 2 of n1's session through n2 during the cut is acknowledged and n2 owns it (owner {owner!r}; "
+        check(r.returncode == 0 and owner in ("n2", "n3"),
+              f"turn 2 of n1's session through n2 during the cut is acknowledged and n2 or n3 owns it (owner {owner!r}; "
               f"rc {r.returncode} {last_line(r)})")
         while time.monotonic() - t_cut < 9:
             time.sleep(0.1)
