@@ -604,7 +604,7 @@ void on_located(self_ptr self, const std::string& target, const runtime::store_r
     if (r.error().code() == runtime::store_errc::not_found) return self->become(dead(self, unknown_session_error()));
     log(log_level::warn, st.meta.id, "cannot look up its owner: " + r.error().message());
     return self->become(dead(self, make_error(brigade_errc::store_unavailable,
-                                              "session " + st.meta.id + ": cannot look up its owner (" +
+                                              "session " + st.meta.id + ": store unavailable, cannot look up its owner (" +
                                                   r.error().message() + "); retry later")));
   }
   const std::string& holder = r->node;

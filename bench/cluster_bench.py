@@ -659,6 +659,43 @@ def loadavg():
     return round(os.getloadavg()[0], 2)
 
 
+WAIT_QUIET = {"below": None, "max_s": 0.0}
+
+
+def cpu_busy(seconds=2.0):
+    """The fraction of all CPUs busy over `seconds` (from /proc/stat), or None."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (i1 - i0) / (t1 - t0) if t1 > t0 else None
+
+
+def wait_quiet(what):
+    """With --wait-quiet F: waits (at most --wait-quiet-max s) until the CPUs are less than F busy over
+    2 s, so that a run does not start while other work (another engineer's tests) saturates the
+    machine. Call it while the benchmark's own nodes are idle. Returns (seconds waited, busy fraction)."""
+    below, max_s = WAIT_QUIET["below"], WAIT_QUIET["max_s"]
+    if below is None:
+        return 0.0, None
+    t0 = time.monotonic()
+    busy = cpu_busy()
+    while busy is not None and busy >= below and time.monotonic() - t0 < max_s:
+        time.sleep(3)
+        busy = cpu_busy()
+    waited = time.monotonic() - t0
+    if waited >= 3:
+        print(f"[{what}: waited {waited:.0f} s for the CPUs to be less than {below:.0%} busy (now "
+              f"{busy if busy is None else f'{busy:.0%}'}, load average {loadavg()})]", flush=True)
+    return round(waited, 1), None if busy is None else round(busy, 3)
+
+
 class Ctx:
     """What every part needs: the copied binary, the models, redis, the work directory."""
 
@@ -689,7 +726,9 @@ class Ctx:
 def forwarding_pair(a, cl, sessions, turns, n):
     """Two `brigade bench` at once, sessions/2 each: one through a (the owner), one through b."""
     half = sessions // 2
-    rec = {"sessions": sessions, "turns": turns, "max_tokens": n, "loadavg_before": loadavg()}
+    waited, busy = wait_quiet(f"forwarding, {sessions} sessions")
+    rec = {"sessions": sessions, "turns": turns, "max_tokens": n, "waited_s": waited, "cpu_busy_before": busy,
+           "loadavg_before": loadavg()}
     fwd0 = cl.metric("b", "brigade_turns_forwarded_total") or 0
     procs = {}
     for via in ("a", "b"):
@@ -792,7 +831,8 @@ def part_scaling(a, ctx):
         for k in (1, 2, 3):
             names = NAMES[:k]
             cl = ctx.cluster(a.scale_preset, names=names, tag=f"scale{k}.{rep}-", extra=a.node_args)
-            rec = {"nodes": k, "repeat": rep, "loadavg_before": loadavg()}
+            waited, busy = wait_quiet(f"scaling, {k} node(s)")
+            rec = {"nodes": k, "repeat": rep, "waited_s": waited, "cpu_busy_before": busy, "loadavg_before": loadavg()}
             try:
                 cl.start_all()
                 r = run(bench_cmd(cl, cl.hosts(), a.scale_sessions, a.scale_turns, a.scale_n), timeout=a.bench_timeout)
@@ -844,7 +884,9 @@ def part_balance(a, ctx):
     rounds = []
     for caps in ((1, 1, 1), (1, 1, 2)):
         cl = ctx.cluster(a.balance_preset, capacity=dict(zip(NAMES, caps)), tag=f"balance{''.join(map(str, caps))}-")
-        rec = {"capacity": dict(zip(NAMES, caps)), "loadavg_before": loadavg()}
+        waited, busy = wait_quiet(f"balance {caps}")
+        rec = {"capacity": dict(zip(NAMES, caps)), "waited_s": waited, "cpu_busy_before": busy,
+               "loadavg_before": loadavg()}
         try:
             cl.start_all()
             t0 = time.monotonic()
@@ -968,6 +1010,7 @@ def drain_round(a, ctx, cl, victim, method, workdir):
                 if pr["p"].wait_prompt(a.turn_timeout)[0] is None:
                     raise RuntimeError(f"probe history turn {h + 1} failed")
         rec["probe_owners_before"] = [cl.owner(pr["sid"]) for pr in probes]
+        rec["waited_s"], rec["cpu_busy_before"] = wait_quiet(f"drain ({method})")
         # The load, long enough to outlast the drain.
         loadlog = os.path.join(workdir, f"drain-load-{method.replace(' ', '_')}.log")
         lf = open(loadlog, "w")
@@ -1107,7 +1150,8 @@ def part_drain(a, ctx):
           f"{'turns':>5}  {'errors':>6}  {'lost':>4}  {'dup':>4}  {'refused':>7}  load")
     for r in rounds:
         ld = r["load"]
-        print(f"{r['method']:>14}  {r['victim']:>4}  {r.get('command_s') or 0:6.2f}  {r['signal_to_exit_s']:8.2f}  "
+        cmd_s = f"{r['command_s']:6.2f}" if r.get("command_s") is not None else f"{'-':>6}"
+        print(f"{r['method']:>14}  {r['victim']:>4}  {cmd_s}  {r['signal_to_exit_s']:8.2f}  "
               f"{str(r['exit_code']):>3}  {str(r['victim_sessions_before']):>5}  {str(r['handoffs_drain_scraped']):>8}  "
               f"{str(ld.get('turns')):>5}  {str(ld.get('errors')):>6}  {str(ld.get('lost')):>4}  "
               f"{str(ld.get('duplicated')):>4}  {str(ld.get('refused')):>7}  {r['loadavg']:.1f}")
@@ -1288,12 +1332,16 @@ def main():
     g.add_argument("--drain-history", type=int, default=5, help="turns of history each probe has before the drain")
     ap.add_argument("--node-args", default="", help="extra `brigade serve` flags for the nodes of forwarding, "
                     "scaling and drain (one string, split on spaces)")
+    ap.add_argument("--wait-quiet", type=float, help="before each run (not the failover cycles), wait until the "
+                    "CPUs are less than this fraction busy over 2 s (others' work on a shared machine)")
+    ap.add_argument("--wait-quiet-max", type=float, default=600, help="seconds to wait for that at most, per run")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--log-dir", help="keep the node logs here (default: a temporary directory, removed)")
     ap.add_argument("--json-out")
     a = ap.parse_args()
     parts = [p.strip() for p in a.part.split(",") if p.strip()]
     a.node_args = a.node_args.split()
+    WAIT_QUIET.update(below=a.wait_quiet, max_s=a.wait_quiet_max)
     bad = [p for p in parts if p not in PARTS]
     if bad:
         ap.error(f"unknown part {', '.join(bad)} (parts: {', '.join(PARTS)})")

@@ -56,8 +56,11 @@ if me.state == 'dead' then return redis.error_reply('DEAD ' .. (me.cause or 'no 
 local expiry, forget = tonumber(ARGV[5]), tonumber(ARGV[6])
 -- A caller whose own last heartbeat is older than the expiry (Redis was out
 -- of its reach, or it stood still) cannot tell a silent member from one that
--- could not reach Redis either: it expires nobody on this call.
-local judge = live(me, expiry)
+-- could not reach Redis either: it expires nobody until it has been back for
+-- the expiry itself, so that the others have as long to come back.
+local fresh = live(me, expiry)
+if not fresh then me.since = now end
+local judge = fresh and now - (me.since or 0) >= expiry
 me.hb = now
 me.state = ARGV[3]
 me.load = cmsgpack.unpack(ARGV[4])

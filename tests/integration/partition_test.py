@@ -369,6 +369,7 @@ class Node:
 
     def __init__(self, k, db):
         Node.count += 1
+        self.db = db
         self.name = f"n{k}"
         self.ns = f"brg-n{k}"
         self.ip = ip_of(self.ns)
@@ -377,7 +378,7 @@ class Node:
         self.errf = open(self.log, "w")
         self.p = subprocess.Popen(nsx(self.ns, BRIGADE, "serve", "--host", self.ip, "--port", str(PORT),
                                       "--metrics-port", str(MPORT), "--store", f"redis://{REDIS_IP}:{RPORT}/{db}",
-                                      "--node-name", self.name, "--model", MODEL),
+                                      "--node-name", self.name, "--model", MODEL, "--log-level", "debug"),  # DIAG
                                   stdout=subprocess.PIPE, stderr=self.errf, text=True, errors="replace")
         started.append(self.p)
 
@@ -465,12 +466,17 @@ def readyz(node):
     return http(f"http://{node.ip}:{MPORT}/readyz")[0]
 
 
-def open_session(node):
-    r = brigade("chat", "--host", node.addr, "--open", timeout=30)
-    parts = r.stdout.split()
-    if r.returncode != 0 or len(parts) != 2:
-        raise RuntimeError(f"cannot open a session on {node.name}: rc {r.returncode} {r.stderr.strip()}")
-    return parts[0], parts[1]
+def open_session(node, tries=40):
+    """A session opened through node and owned by it: placement spreads new
+    sessions over the nodes, so open until one lands on node (about 1 in 3)."""
+    for _ in range(tries):
+        r = brigade("chat", "--host", node.addr, "--open", timeout=30)
+        parts = r.stdout.split()
+        if r.returncode != 0 or len(parts) != 2:
+            raise RuntimeError(f"cannot open a session on {node.name}: rc {r.returncode} {r.stderr.strip()}")
+        if redis_cli(node.db, "hget", f"brigade:{{{parts[0]}}}:meta", "owner") == node.name:
+            return parts[0], parts[1]
+    raise RuntimeError(f"no session opened through {node.name} in {tries} tries was placed on it")
 
 
 def turn(nodes, sid, token, seq, text, timeout=60, turn_timeout=10):
@@ -724,7 +730,9 @@ def case_peers_cut():
         # A turn through n1 alone: refused (session moved, exit 3), never answered,
         # whether n1 is still fenced or has rejoined (then it cannot reach n2, the owner).
         t_probe = time.monotonic()
+        print(f"DIAG probe start {time.monotonic():.3f} wall {time.time():.3f} sid {sid}", flush=True)  # DIAG
         r = turn([n1], sid, token, 3, "probe turn 3 through n1 only, cut off", timeout=60)
+        print(f"DIAG probe end {time.time():.3f} rc {r.returncode} stderr {r.stderr!r}", flush=True)  # DIAG
         check(r.returncode == 3 and not r.stdout.strip(),
               f"a turn through n1 alone while it is cut off is refused with session moved in "
               f"{time.monotonic() - t_probe:.1f}s (rc {r.returncode}, {last_line(r)[:300]!r}, "
@@ -786,6 +794,7 @@ def case_peers_cut():
               f"the probe session holds turns 1 and 2 once each, turn 3 (refused) not at all ({seqs})")
         check_store(1, "case 1")
     finally:
+        shutil.rmtree("/tmp/diag-logs", ignore_errors=True); shutil.copytree(LOGS, "/tmp/diag-logs", ignore=shutil.ignore_patterns("*.gguf", "*.aof*", "appendonly*"))  # DIAG
         explain(nodes, f0)
         for x in (drv, bl):
             if x:
@@ -1093,7 +1102,7 @@ def main():
                                                       f"({r.stdout.strip()} {r.stderr.strip()})"):
                 return 1
             print(f"# network and Redis ready in {time.monotonic() - t0:.1f}s", flush=True)
-            for step in (case_peers_cut, case_redis_and_peers_cut, case_redis_cut):
+            for step in (case_peers_cut,):  # DIAG
                 t_step = time.monotonic()
                 f0 = len(failures)
                 try:
