@@ -677,6 +677,51 @@ def cpu_busy(seconds=2.0):
     return 1.0 - (i1 - i0) / (t1 - t0) if t1 > t0 else None
 
 
+def proc_cpu(pid):
+    """utime + stime of a running process, in seconds (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class CpuMeter:
+    """CPU used during a run: by the machine, by this benchmark (its nodes, and its children reaped
+    meanwhile: the bench clients), and by everything else (another engineer's tests)."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.t0 = time.monotonic()
+        self.busy0 = self._busy()
+        self.nodes0 = {n: proc_cpu(p.pid) for n, p in cluster.procs.items()}
+        c = os.times()
+        self.children0 = c.children_user + c.children_system
+
+    @staticmethod
+    def _busy():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self):
+        elapsed = time.monotonic() - self.t0
+        busy1 = self._busy()
+        ours = sum(proc_cpu(p.pid) - self.nodes0.get(n, 0.0) for n, p in self.cluster.procs.items())
+        c = os.times()
+        ours += c.children_user + c.children_system - self.children0
+        cap = elapsed * (os.cpu_count() or 1)
+        if busy1 is None or self.busy0 is None or cap <= 0:
+            return {}
+        busy = busy1 - self.busy0
+        return {"cpu_busy": round(busy / cap, 3), "cpu_ours": round(ours / cap, 3),
+                "cpu_others": round(max(0.0, busy - ours) / cap, 3)}
+
+
 def wait_quiet(what):
     """With --wait-quiet F: waits (at most --wait-quiet-max s) until the CPUs are less than F busy over
     2 s, so that a run does not start while other work (another engineer's tests) saturates the
@@ -730,6 +775,7 @@ def forwarding_pair(a, cl, sessions, turns, n):
     rec = {"sessions": sessions, "turns": turns, "max_tokens": n, "waited_s": waited, "cpu_busy_before": busy,
            "loadavg_before": loadavg()}
     fwd0 = cl.metric("b", "brigade_turns_forwarded_total") or 0
+    meter = CpuMeter(cl)
     procs = {}
     for via in ("a", "b"):
         procs[via] = subprocess.Popen(bench_cmd(cl, cl.addr(via), half, turns, n), stdout=subprocess.PIPE,
@@ -738,6 +784,7 @@ def forwarding_pair(a, cl, sessions, turns, n):
         out, err = p.communicate(timeout=a.bench_timeout)
         rec[via] = bench_json(out) or {"error": (err or out).strip()[-300:]}
         rec[via]["rc"] = p.returncode
+    rec["cpu"] = meter.stop()
     rec["loadavg_after"] = loadavg()
     rec["b_forwarded"] = (cl.metric("b", "brigade_turns_forwarded_total") or 0) - fwd0
     rec["b_forwarded_every_turn"] = rec["b_forwarded"] >= half * turns
@@ -752,7 +799,7 @@ def forwarding_pair(a, cl, sessions, turns, n):
 def forwarding_table(title, runs):
     print(title)
     print(f"{'run':>6}  {'a tok/s':>8}  {'b tok/s':>8}  {'b/a':>6}  {'a p50 ms':>8}  {'b p50 ms':>8}  {'diff':>6}  "
-          f"{'a p99 ms':>8}  {'b p99 ms':>8}  {'diff':>7}  {'a s':>5}  {'b s':>5}  load")
+          f"{'a p99 ms':>8}  {'b p99 ms':>8}  {'diff':>7}  {'a s':>5}  {'b s':>5}  others  load")
     for i, r in enumerate(runs):
         oa, ob = r["a"], r["b"]
         if r.get("tps_ratio") is None:
@@ -762,7 +809,7 @@ def forwarding_table(title, runs):
               f"{r['tps_ratio']:6.3f}  {oa['ttft_p50_seconds'] * 1e3:8.1f}  {ob['ttft_p50_seconds'] * 1e3:8.1f}  "
               f"{r['ttft_p50_diff_ms']:+6.1f}  {oa['ttft_p99_seconds'] * 1e3:8.1f}  {ob['ttft_p99_seconds'] * 1e3:8.1f}  "
               f"{r['ttft_p99_diff_ms']:+7.1f}  {oa['seconds']:5.1f}  {ob['seconds']:5.1f}  "
-              f"{r['loadavg_before']:.1f}/{r['loadavg_after']:.1f}")
+              f"{r.get('cpu', {}).get('cpu_others', 0):6.0%}  {r['loadavg_before']:.1f}/{r['loadavg_after']:.1f}")
     m = {k: median([r.get(k) for r in runs]) for k in ("tps_ratio", "ttft_p50_diff_ms", "ttft_p99_diff_ms")}
     if m["tps_ratio"] is not None:
         print(f"{'median':>6}  {'':8}  {'':8}  {m['tps_ratio']:6.3f}  {'':8}  {'':8}  "
@@ -835,7 +882,9 @@ def part_scaling(a, ctx):
             rec = {"nodes": k, "repeat": rep, "waited_s": waited, "cpu_busy_before": busy, "loadavg_before": loadavg()}
             try:
                 cl.start_all()
+                meter = CpuMeter(cl)
                 r = run(bench_cmd(cl, cl.hosts(), a.scale_sessions, a.scale_turns, a.scale_n), timeout=a.bench_timeout)
+                rec["cpu"] = meter.stop()
                 rec["bench"] = bench_json(r.stdout) or {"error": (r.stderr or r.stdout).strip()[-300:]}
                 rec["loadavg_after"] = loadavg()
                 rec["forwarded"] = sum(cl.metric(n, "brigade_turns_forwarded_total") or 0 for n in names)
@@ -845,8 +894,8 @@ def part_scaling(a, ctx):
             runs.append(rec)
             b = rec["bench"]
             print(f"scaling {k} node(s), run {rep + 1}: {b.get('tokens_per_second', 0):.1f} tok/s, ttft p50 "
-                  f"{b.get('ttft_p50_seconds', 0) * 1e3:.0f} ms, owners {rec['owners']}, forwarded {rec['forwarded']:.0f}",
-                  flush=True)
+                  f"{b.get('ttft_p50_seconds', 0) * 1e3:.0f} ms, owners {rec['owners']}, forwarded {rec['forwarded']:.0f}, "
+                  f"CPU of others during the run {rec['cpu'].get('cpu_others', 0):.0%}", flush=True)
     summary = {}
     for k in (1, 2, 3):
         rs = [r for r in runs if r["nodes"] == k and "tokens_per_second" in r["bench"]]
@@ -857,6 +906,7 @@ def part_scaling(a, ctx):
             "mean_batch_size": median([r["bench"]["mean_batch_size"] for r in rs]),
             "forwarded_share": median([r["forwarded"] / r["bench"]["turns"] for r in rs if r["bench"].get("turns")]),
             "errors": sum(r["bench"].get("errors", 0) for r in rs),
+            "cpu_others_max": max((r["cpu"].get("cpu_others", 0) for r in rs), default=None),
         }
     base = summary["1"]["tokens_per_second"]
     for k in ("1", "2", "3"):
@@ -867,10 +917,11 @@ def part_scaling(a, ctx):
     print(f"\nscaling, {a.scale_preset} (F16), `brigade bench --sessions {a.scale_sessions} --turns {a.scale_turns} "
           f"-n {a.scale_n}` over 1, 2, 3 nodes (fresh cluster each; median of {a.scale_repeats})")
     print(f"{'nodes':>5}  {'tok/s':>7}  {'vs 1':>5}  {'ttft p50':>8}  {'ttft p99':>8}  {'batch':>5}  {'fwd':>5}  "
-          f"{'errors':>6}  runs tok/s")
+          f"{'errors':>6}  runs tok/s (CPU of others)")
     for k in ("1", "2", "3"):
         m = summary[k]
-        each = ", ".join(f"{r['bench'].get('tokens_per_second', 0):.1f}" for r in runs if str(r["nodes"]) == k)
+        each = ", ".join(f"{r['bench'].get('tokens_per_second', 0):.1f} ({r['cpu'].get('cpu_others', 0):.0%})"
+                         for r in runs if str(r["nodes"]) == k)
         print(f"{k:>5}  {m['tokens_per_second'] or 0:7.1f}  {m['vs_1_node'] or 0:5.2f}  {(m['ttft_p50_seconds'] or 0):8.3f}  "
               f"{(m['ttft_p99_seconds'] or 0):8.3f}  {m['mean_batch_size'] or 0:5.1f}  {m['forwarded_share'] or 0:5.2f}  "
               f"{m['errors']:6d}  {each}")
@@ -1017,6 +1068,7 @@ def drain_round(a, ctx, cl, victim, method, workdir):
         load = subprocess.Popen(bench_cmd(cl, cl.hosts(), a.drain_sessions, a.drain_turns, a.drain_n, verify=True),
                                 stdout=lf, stderr=subprocess.STDOUT, text=True)
         t_load = time.monotonic()
+        meter = CpuMeter(cl)
         warm_load(cl, 20)
         time.sleep(2.0)
         # The probes' last turn before the drain (same load), one after the other.
@@ -1073,6 +1125,7 @@ def drain_round(a, ctx, cl, victim, method, workdir):
             load.wait()
         lf.close()
         rec["load_seconds"] = time.monotonic() - t_load
+        rec["cpu"] = meter.stop()
         with open(loadlog) as f:
             rec["load"] = bench_json(f.read()) or {"error": "no JSON line; see " + loadlog}
         rec["load"]["rc"] = load.returncode
