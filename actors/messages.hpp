@@ -36,6 +36,8 @@ using status_atom = caf::atom_constant<caf::atom("b_status")>;  // cluster: the 
 using handover_atom = caf::atom_constant<caf::atom("b_handover")>;  // session: this node drains, hand over
 using released_atom = caf::atom_constant<caf::atom("b_released")>;  // session: the lease was given back
 using located_atom = caf::atom_constant<caf::atom("b_located")>;    // session: who holds the lease (placement)
+using retire_atom = caf::atom_constant<caf::atom("b_retire")>;  // session -> supervisor: route nothing more here
+using gapchk_atom = caf::atom_constant<caf::atom("b_gapchk")>;  // session: is this copy still the owner (a seq gap)
 using redial_atom = caf::atom_constant<caf::atom("b_redial")>;  // cluster: dial a peer whose connection dropped
 
 struct store_reply {

@@ -32,6 +32,7 @@ struct inflight {
 /// Set by the session, read by its attach functor when the actor ends.
 struct cleanup_info {
   std::atomic<uint64_t> turn{0};
+  std::atomic<bool> engine{false};  // it ran a turn: the engine may hold its KV (else another actor of the id may)
 };
 
 struct session_state {
@@ -46,6 +47,7 @@ struct session_state {
   bool owner = false;  // holds the lease (meta.epoch is current) until released or lost
   std::shared_ptr<cleanup_info> cleanup;
   caf::typed_response_promise<bool> closing;
+  std::vector<std::pair<caf::typed_response_promise<turn_result>, caf::error>> gap_waiting;  // see check_gap
   caf::actor supervisor;
   static inline const char* name = "brigade.session";
 };
@@ -90,6 +92,7 @@ void renew(self_ptr self) {
 void end_turn(self_ptr self);
 void fail_turn(self_ptr self, caf::error err, bool cancel_job);
 void hand_over(self_ptr self);
+caf::behavior dead(self_ptr self, caf::error why);
 
 void on_renewed(self_ptr self, const runtime::store_status& s) {
   auto& st = self->state;
@@ -101,7 +104,9 @@ void on_renewed(self_ptr self, const runtime::store_status& s) {
     st.owner = false;
     if (!st.turn || !st.turn->t.committing()) {
       if (st.turn) fail_turn(self, session_moved_error(s.message()), true);
-      self->quit();
+      // Requests routed here meanwhile are answered, not bounced.
+      self->set_default_handler(caf::print_and_drop);
+      self->become(dead(self, session_moved_error("session " + st.meta.id + ": " + s.message() + "; retry")));
     }
     return;
   }
@@ -204,10 +209,38 @@ gen_job job_for(self_ptr self, const chat_request& req, uint64_t turn_id, const 
   return job;
 }
 
+/// A seq past the next one: in a cluster this copy may be stale (another
+/// node took the session and committed more while this one did not know).
+/// A renewal says: refused, this copy stops and the client's retry finds
+/// the owner; accepted, the gap is the client's.
+caf::result<turn_result> check_gap(self_ptr self, const chat_request& req) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<turn_result>();
+  st.gap_waiting.emplace_back(rp, refuse_new_turn(self, req));
+  st.ctx->store->renew(st.meta.id, st.meta.epoch, [me = me(self)](runtime::store_status s) {
+    caf::anon_send(me, gapchk_atom::value, store_reply{std::move(s)});
+  });
+  return rp;
+}
+
+void on_gap_checked(self_ptr self, const runtime::store_status& s) {
+  auto& st = self->state;
+  auto waiting = std::move(st.gap_waiting);
+  st.gap_waiting.clear();
+  const bool lost = s.code() == runtime::store_errc::conflict || s.code() == runtime::store_errc::not_found;
+  for (auto& [rp, gap] : waiting)
+    rp.deliver(lost ? session_moved_error("session " + st.meta.id + ": this node's copy is stale (" + s.message() +
+                                          "); retry")
+                    : gap);
+  if (lost && st.owner) on_renewed(self, s);
+}
+
 caf::result<turn_result> start_turn(self_ptr self, chat_request& req) {
   auto& st = self->state;
   if (!authorized(st, req.token)) return unknown_session_error();
   if (st.conv->classify(req.seq) == conversation::seq_action::replay) return replay(self, req);
+  if (st.conv->classify(req.seq) == conversation::seq_action::gap && st.ctx->cluster->enabled() && st.owner)
+    return check_gap(self, req);
   if (auto err = refuse_new_turn(self, req)) return err;
   const auto& cfg = st.ctx->cfg;
   const int32_t max_new =
@@ -228,6 +261,7 @@ caf::result<turn_result> start_turn(self_ptr self, chat_request& req) {
                            turn(st.ctx->vocab(), std::move(s), hooks_for(self, turn_id))});
   if (req.reply_to) self->monitor(req.reply_to);
   st.cleanup->turn = turn_id;
+  st.cleanup->engine = true;
   st.ctx->turns_in_flight.fetch_add(1);
   if (runtime::log_enabled(log_level::debug))
     log(log_level::debug, st.meta.id, "turn " + std::to_string(req.seq) + " user: " + req.text);
@@ -415,6 +449,7 @@ caf::behavior running(self_ptr self) {
       },
       [=](renew_atom) { renew(self); },
       [=](renew_atom, store_reply& s) { on_renewed(self, s.st); },
+      [=](gapchk_atom, store_reply& s) { on_gap_checked(self, s.st); },
       [=](fault_atom, str, str token) { return fault(self, token); },
       [=](idle_atom, uint64_t gen) { on_idle(self, gen); },
   };
@@ -429,14 +464,20 @@ caf::message_handler leftovers() {
       [](idle_atom, uint64_t) {},
       [](stall_atom, uint64_t, uint64_t) {},
       [](stored_atom, uint64_t, store_reply&) {},
+      [](gapchk_atom, store_reply&) {},
       [](gen_event&) {},
   };
 }
 
+/// Asks the supervisor to route nothing more here. The b_drain it sends
+/// back comes after every request it routed here (one sender, one
+/// receiver: in order), so quitting on it leaves none unanswered.
+void retire(self_ptr self) { self->send(self->state.supervisor, retire_atom::value, self->state.meta.id); }
+
 /// Answers what was queued for a session that could not be restored, then quits.
 caf::behavior dead(self_ptr self, caf::error why) {
   using str = const std::string&;
-  self->send(self, drain_atom::value);
+  retire(self);
   return caf::message_handler{
       [=](chat_atom, chat_request&) -> caf::result<turn_result> { return why; },
       [=](peer_atom, chat_atom, chat_request&) -> caf::result<turn_result> { return why; },
@@ -459,7 +500,7 @@ caf::behavior forwarding(self_ptr self, std::string node, caf::error moved) {
   using str = const std::string&;
   auto sup = self->state.supervisor;
   self->send(sup, owner_atom::value, self->state.meta.id, node);
-  self->send(self, drain_atom::value);
+  retire(self);  // after the owner: the supervisor forwards later requests itself
   return caf::message_handler{
       [=](chat_atom a, chat_request& r) { return self->delegate(sup, fwd_atom::value, node, a, std::move(r)); },
       [=](history_atom a, str id, str token) { return self->delegate(sup, fwd_atom::value, node, a, id, token); },
@@ -501,7 +542,10 @@ void hand_over(self_ptr self) {
       [=](released_atom, store_reply&) {
         self->become(hand_on(self, "was handed over by draining node " + self->state.ctx->cfg.node_name));
       },
-      [=](fence_atom) { self->quit(); },
+      [=](fence_atom) {  // answer the held requests rather than bounce them
+        self->become(dead(self, session_moved_error("session " + self->state.meta.id +
+                                                    ": this node was declared dead by the cluster")));
+      },
   });
 }
 
@@ -697,7 +741,7 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
       ctx->loop->cancel(t);
       ctx->turns_in_flight.fetch_sub(1);
     }
-    ctx->loop->release(id);
+    if (cleanup->engine.load()) ctx->loop->release(id);
   });
   self->set_down_handler([=](caf::down_msg& d) { on_down(self, d); });
   self->set_exit_handler([=](caf::exit_msg& m) { on_exit(self, m); });

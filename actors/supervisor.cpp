@@ -86,7 +86,8 @@ void on_session_down(self_ptr self, const caf::down_msg& d) {
   if (it == st.by_addr.end()) return;
   const std::string id = it->second;
   st.by_addr.erase(it);
-  st.live.erase(id);
+  // A retired session's down must not remove a newer session of the same id.
+  if (auto l = st.live.find(id); l != st.live.end() && l->second.address() == d.source) st.live.erase(l);
   count_live(st);
   if (!d.reason || d.reason == caf::exit_reason::normal || d.reason == caf::exit_reason::user_shutdown) return;
   auto& times = st.crashes[id];
@@ -222,6 +223,21 @@ void fence(self_ptr self) {
   st.owners.clear();
 }
 
+/// A session that only answers what it was sent (dead, forwarding)
+/// retires: requests from now on restore or forward anew, and its b_drain
+/// follows every request routed to it so far. by_addr keeps it until its
+/// down message.
+void retire(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto s = caf::actor_cast<caf::actor>(self->current_sender());
+  if (!s) return;
+  if (auto it = st.live.find(id); it != st.live.end() && it->second == s) {
+    st.live.erase(it);
+    count_live(st);
+  }
+  self->send(s, drain_atom::value);
+}
+
 /// This node drains. In a cluster every session hands over (at once when
 /// idle, after its turn otherwise); alone, new work is refused and the
 /// sessions end with the node.
@@ -245,7 +261,8 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
   using str = const std::string&;
   self->state.ctx = ctx;
   self->set_exit_handler([=](caf::exit_msg& m) {
-    for (auto& [id, s] : self->state.live) self->send_exit(s, caf::exit_reason::user_shutdown);
+    // by_addr: the live sessions and retired ones still answering
+    for (auto& [addr, id] : self->state.by_addr) self->send_exit(addr, caf::exit_reason::user_shutdown);
     self->quit(m.reason);
   });
   self->set_down_handler([=](caf::down_msg& d) { on_session_down(self, d); });
@@ -272,6 +289,7 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
       [=](fwd_atom, str node, history_atom a, str id, str token) { return to_cluster(self, node, a, id, token); },
       [=](fwd_atom, str node, close_atom a, str id, str token) { return to_cluster(self, node, a, id, token); },
       [=](owner_atom, str id, str node) { remember_owner(self, id, node); },
+      [=](retire_atom, str id) { retire(self, id); },
       [=](cluster_atom, caf::actor& c) { self->state.cluster = std::move(c); },
       [=](fence_atom) { fence(self); },
       [=](drain_atom) { drain(self); },
