@@ -631,7 +631,9 @@ class Driver:
                 h = by_seq.get(seq)
                 if h is None:
                     bad.append(f"{name}: acknowledged seq {seq} lost")
-                elif h["assistant"] != reply or h["user"] != f"{name} turn {seq}":
+                # (the reply was read from `chat -p` in text mode, which turns \r into \n)
+                elif (h["assistant"].replace("\r\n", "\n").replace("\r", "\n") != reply or
+                      h["user"] != f"{name} turn {seq}"):
                     bad.append(f"{name}: seq {seq} stored as {h['user']!r} -> {h['assistant']!r}, acknowledged as "
                                f"{reply!r}")
         check(not bad, f"{what}: each of the driver's {n} acknowledged turns is stored exactly once, with the reply "
