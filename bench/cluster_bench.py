@@ -67,6 +67,7 @@ usage: bench/cluster_bench.py [BRIGADE] [--part forwarding,scaling,balance,drain
 """
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -933,18 +934,36 @@ def part_scaling(a, ctx):
 
 def part_balance(a, ctx):
     rounds = []
-    for caps in ((1, 1, 1), (1, 1, 2)):
-        cl = ctx.cluster(a.balance_preset, capacity=dict(zip(NAMES, caps)), tag=f"balance{''.join(map(str, caps))}-")
+    for rep, caps in [(rep, caps) for rep in range(a.balance_repeats) for caps in ((1, 1, 1), (1, 1, 2))]:
+        cl = ctx.cluster(a.balance_preset, capacity=dict(zip(NAMES, caps)),
+                         tag=f"balance{''.join(map(str, caps))}.{rep}-")
         waited, busy = wait_quiet(f"balance {caps}")
         rec = {"capacity": dict(zip(NAMES, caps)), "waited_s": waited, "cpu_busy_before": busy,
                "loadavg_before": loadavg()}
         try:
             cl.start_all()
-            t0 = time.monotonic()
-            r = run(bench_cmd(cl, cl.hosts(), a.balance_sessions, 1, 1), timeout=a.bench_timeout)
+            time.sleep(1.5)  # every peer connection up and pinged (the table says active a little earlier)
+            wall0, t0 = time.time(), time.monotonic()
+            # The sessions in batches of `bench` runs, one after the other (each opens its batch at once).
+            tot = {"sessions": 0, "turns": 0, "errors": 0, "refused": 0, "runs": 0, "failed_runs": []}
+            left = a.balance_sessions
+            while left > 0:
+                k = min(left, a.balance_batch)
+                r = run(bench_cmd(cl, cl.hosts(), k, 1, 1), timeout=a.bench_timeout)
+                b = bench_json(r.stdout)
+                tot["runs"] += 1
+                if b is None:
+                    tot["failed_runs"].append((r.stderr or r.stdout).strip()[-300:])
+                else:
+                    for key in ("sessions", "turns", "errors", "refused"):
+                        tot[key] += b.get(key) or 0
+                left -= k
             rec["seconds"] = time.monotonic() - t0
-            b = bench_json(r.stdout) or {"error": (r.stderr or r.stdout).strip()[-300:]}
-            rec["bench"] = {k: b.get(k) for k in ("sessions", "turns", "errors", "refused", "seconds", "error")}
+            rec["bench"] = tot
+            _, _, sus = deaths(cl, wall0)
+            declared, _, _ = deaths(cl, wall0)
+            rec["suspicions"] = [f"{s_[0]} suspected {s_[1]}: {s_[2]}" for s_ in sus]
+            rec["deaths"] = sorted(f"{m}/{x}" for (m, x) in declared)
             rec["owners"] = cl.owners()
             st = cl.status() or {}
             rec["status_sessions"] = {n: st.get(n, {}).get("sessions") for n in NAMES}
@@ -963,12 +982,19 @@ def part_balance(a, ctx):
             rec["third_share"] = counts[2] / rec["total"] if rec["total"] else None
             rec["ok"] = (rec["third_share"] is not None and abs(rec["third_share"] - 0.5) <= 0.075
                          and rec["total"] == a.balance_sessions)
+        rec["repeat"] = rep
         rounds.append(rec)
-    res = {"preset": a.balance_preset, "sessions": a.balance_sessions, "rounds": rounds,
-           "targets": {"balance_equal_busiest_at_most_1.3x_least": rounds[0]["ok"],
-                       "balance_capacity_1_1_2_third_holds_half_within_15pct": rounds[1]["ok"]}}
-    print(f"\nplacement balance, {a.balance_preset}: `brigade bench --host a,b,c --sessions {a.balance_sessions} "
-          f"--turns 1 -n 1` (entry node u mod 3), then the `owner` of every `brigade:{{SID}}:meta` in Redis")
+    equal = [r for r in rounds if "busiest_over_least" in r]
+    weighted = [r for r in rounds if "third_share" in r]
+    res = {"preset": a.balance_preset, "sessions": a.balance_sessions, "repeats": a.balance_repeats,
+           "rounds": rounds,
+           "equal_busiest_over_least": [r["busiest_over_least"] for r in equal],
+           "capacity_1_1_2_third_share": [r["third_share"] for r in weighted],
+           "targets": {"balance_equal_busiest_at_most_1.3x_least": all(r["ok"] for r in equal),
+                       "balance_capacity_1_1_2_third_holds_half_within_15pct": all(r["ok"] for r in weighted)}}
+    print(f"\nplacement balance, {a.balance_preset}: {a.balance_sessions} sessions opened by `brigade bench --host a,b,c "
+          f"--sessions {a.balance_batch} --turns 1 -n 1` runs one after the other (entry node u mod 3), then the "
+          f"`owner` of every `brigade:{{SID}}:meta` in Redis")
     print(f"{'capacities':>10}  {'a':>5}  {'b':>5}  {'c':>5}  {'total':>5}  {'figure':>26}  target")
     for r in rounds:
         c = r["counts"]
@@ -979,7 +1005,10 @@ def part_balance(a, ctx):
             fig, tgt = f"c's share {r['third_share'] or 0:.3f}", "0.425..0.575"
         print(f"{caps:>10}  {c['a']:5d}  {c['b']:5d}  {c['c']:5d}  {r['total']:5d}  {fig:>26}  {tgt}: "
               f"{'met' if r['ok'] else 'MISSED'} (bench errors {r['bench'].get('errors')}, refused "
-              f"{r['bench'].get('refused')}, unowned {r['unowned']}, {r['seconds']:.1f} s)")
+              f"{r['bench'].get('refused')}, unowned {r['unowned']}, {r['seconds']:.1f} s, suspicions "
+              f"{len(r['suspicions'])}, load {r['loadavg_before']:.1f})")
+        for line in r["suspicions"][:5]:
+            print(f"{'':>12}{line}")
     return res
 
 
@@ -1106,14 +1135,21 @@ def drain_round(a, ctx, cl, victim, method, workdir):
         scraper.join()
         rec["handoffs_drain_scraped"] = scraper.handoffs
         rec["last_scrape_before_exit_s"] = (scraper.last_wall - wall0) if scraper.last_wall else None
-        for t, _l, _n, msg in read_log(cl.log(victim)):
+        rec["victim_log"] = []
+        for t, lvl, _n, msg in read_log(cl.log(victim)):
             if t < wall0 - 0.5:
                 continue
+            if "session=" not in msg:
+                rec["victim_log"].append(f"+{t - wall0:.3f}s {lvl} {msg}")
             if "sessions handed over" in msg and "handed_over_s" not in rec:
                 rec["handed_over_s"] = t - wall0
                 rec["handed_over_line"] = msg
             if "draining" in msg and "draining_line" not in rec:
                 rec["draining_line"] = msg
+        rec["grace_expired"] = any("grace period over" in line for line in rec["victim_log"])
+        # Turns that other nodes cancelled while this drain ran (a relay on the drained node gone).
+        rec["cancelled_elsewhere"] = [f"{n} +{t - wall0:.3f}s {msg}" for n in others for t, _l, _n, msg in read_log(cl.log(n))
+                                      if wall0 <= t <= wall0 + rec["signal_to_exit_s"] + 1.0 and "cancelled" in msg]
         # Each probe's next turn, through the same survivor: restored from Redis on its new owner.
         rec["after"] = [probe_turn(pr["p"], "the first turn after the drain", a.turn_timeout) for pr in probes]
         rec["probe_owners_after"] = [cl.owner(pr["sid"]) for pr in probes]
@@ -1200,14 +1236,21 @@ def part_drain(a, ctx):
     print(f"\ndrain under `brigade bench --host a,b,c --sessions {a.drain_sessions} --turns {a.drain_turns} "
           f"-n {a.drain_n} --verify`, {a.drain_preset} (F16), admin token file")
     print(f"{'method':>14}  {'node':>4}  {'cmd s':>6}  {'->exit s':>8}  {'rc':>3}  {'live':>5}  {'handoffs':>8}  "
-          f"{'turns':>5}  {'errors':>6}  {'lost':>4}  {'dup':>4}  {'refused':>7}  load")
+          f"{'turns':>5}  {'errors':>6}  {'lost':>4}  {'dup':>4}  {'refused':>7}  {'grace hit':>9}  {'cancelled':>9}  load")
     for r in rounds:
         ld = r["load"]
         cmd_s = f"{r['command_s']:6.2f}" if r.get("command_s") is not None else f"{'-':>6}"
         print(f"{r['method']:>14}  {r['victim']:>4}  {cmd_s}  {r['signal_to_exit_s']:8.2f}  "
               f"{str(r['exit_code']):>3}  {str(r['victim_sessions_before']):>5}  {str(r['handoffs_drain_scraped']):>8}  "
               f"{str(ld.get('turns')):>5}  {str(ld.get('errors')):>6}  {str(ld.get('lost')):>4}  "
-              f"{str(ld.get('duplicated')):>4}  {str(ld.get('refused')):>7}  {r['loadavg']:.1f}")
+              f"{str(ld.get('duplicated')):>4}  {str(ld.get('refused')):>7}  {str(r['grace_expired']):>9}  "
+              f"{len(r['cancelled_elsewhere']):9d}  {r['loadavg']:.1f}")
+    for r in rounds:
+        print(f"{r['method']} of {r['victim']}, its log from the drain on:")
+        for line in r["victim_log"][:8]:
+            print(f"    {line}")
+        for line in r["cancelled_elsewhere"][:8]:
+            print(f"    cancelled on {line}")
     print(f"\nfirst turn of a handed-over session ({a.drain_probes} probes owned by the drained node, "
           f"{a.drain_history} turns of history each, interactive `brigade chat` entering through a survivor; "
           f"medians, ms)")
@@ -1376,6 +1419,8 @@ def main():
     g = ap.add_argument_group("balance")
     g.add_argument("--balance-preset", default="tiny", choices=("tiny", "small"))
     g.add_argument("--balance-sessions", type=int, default=1000)
+    g.add_argument("--balance-repeats", type=int, default=1, help="fresh clusters (new session ids) per capacity set")
+    g.add_argument("--balance-batch", type=int, default=100, help="sessions per `bench` run (one run after the other)")
     g = ap.add_argument_group("drain")
     g.add_argument("--drain-preset", default="small", choices=("tiny", "small"))
     g.add_argument("--drain-sessions", type=int, default=24)
@@ -1432,10 +1477,15 @@ def main():
                 raise
             time.sleep(1)
 
+    # SIGTERM (a CTest timeout, a kill) runs the clean-up below: nodes stopped, redis-server shut down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with open(brigade, "rb") as f:
+        binary_sha256 = hashlib.sha256(f.read()).hexdigest()[:16]
     redis = Redis(workdir)
     ctx = Ctx(brigade, redis, workdir)
     res = {"benchmark": "cluster", "parts": parts, "commit": commit, "uncommitted": dirty,
-           "binary_built": binary_built, "machine": machine}
+           "binary": os.path.abspath(a.brigade), "binary_built": binary_built, "binary_sha256": binary_sha256,
+           "machine": machine}
     targets = {}
     try:
         for part in PARTS:
