@@ -715,6 +715,8 @@ class CpuMeter:
         ours = sum(proc_cpu(p.pid) - self.nodes0.get(n, 0.0) for n, p in self.cluster.procs.items())
         c = os.times()
         ours += c.children_user + c.children_system - self.children0
+        # a node reaped meanwhile (a drained one) counts in the children's times from its start
+        ours -= sum(v for n, v in self.nodes0.items() if n not in self.cluster.procs)
         cap = elapsed * (os.cpu_count() or 1)
         if busy1 is None or self.busy0 is None or cap <= 0:
             return {}
@@ -815,6 +817,15 @@ def forwarding_table(title, runs):
     if m["tps_ratio"] is not None:
         print(f"{'median':>6}  {'':8}  {'':8}  {m['tps_ratio']:6.3f}  {'':8}  {'':8}  "
               f"{m['ttft_p50_diff_ms']:+6.1f}  {'':8}  {'':8}  {m['ttft_p99_diff_ms']:+7.1f}")
+    # the runs during which other work used less than 10% of the CPUs
+    clean = [r for r in runs if r.get("cpu", {}).get("cpu_others", 1.0) < 0.10]
+    m["clean_runs"] = len(clean)
+    for k in ("tps_ratio", "ttft_p50_diff_ms", "ttft_p99_diff_ms"):
+        m["clean_" + k] = median([r.get(k) for r in clean])
+    if m["clean_tps_ratio"] is not None and len(clean) < len(runs):
+        print(f"{'clean':>6}  {'':8}  {'':8}  {m['clean_tps_ratio']:6.3f}  {'':8}  {'':8}  "
+              f"{m['clean_ttft_p50_diff_ms']:+6.1f}  {'':8}  {'':8}  {m['clean_ttft_p99_diff_ms']:+7.1f}  "
+              f"(median of the {len(clean)} run(s) with others under 10% of the CPUs)")
     return m
 
 
@@ -850,7 +861,9 @@ def part_forwarding(a, ctx):
                          f"(the owner), one --host b (every turn forwarded to a)", runs)
     res = {"preset": a.fwd_preset, "sessions": a.fwd_sessions, "turns": a.fwd_turns, "max_tokens": a.fwd_n,
            "node_args": a.node_args, "runs": runs, "median_tps_ratio": m["tps_ratio"],
-           "median_ttft_p50_diff_ms": m["ttft_p50_diff_ms"], "median_ttft_p99_diff_ms": m["ttft_p99_diff_ms"]}
+           "median_ttft_p50_diff_ms": m["ttft_p50_diff_ms"], "median_ttft_p99_diff_ms": m["ttft_p99_diff_ms"],
+           "clean_runs": m["clean_runs"], "clean_median_tps_ratio": m["clean_tps_ratio"],
+           "clean_median_ttft_p50_diff_ms": m["clean_ttft_p50_diff_ms"]}
     if light:
         lm = forwarding_table(f"\nthe same with {a.fwd_light_sessions} sessions ({a.fwd_light_sessions // 2} + "
                               f"{a.fwd_light_sessions // 2}, --turns {a.fwd_light_turns}): the engine not saturated, "
@@ -1387,6 +1400,80 @@ def part_failover(a, ctx, rng):
 PARTS = ("forwarding", "scaling", "balance", "drain", "failover")
 
 
+def summarize(res):
+    """The headline figures of a run, small enough to quote (docs/benchmarks.md)."""
+    def r3(x):
+        return None if x is None else round(x, 3)
+
+    def r1(x):
+        return None if x is None else round(x, 1)
+
+    out = {k: res.get(k) for k in ("commit", "binary_built", "binary_sha256")}
+    m = res.get("machine", {})
+    out["machine"] = {"nproc": m.get("nproc"), "cpu": m.get("cpu"), "loadavg_at_start": r1(m.get("loadavg_at_start")),
+                      "loadavg_at_end": r1(m.get("loadavg_at_end"))}
+    if "forwarding" in res:
+        f = res["forwarding"]
+        out["forwarding"] = {
+            "preset": f["preset"], "sessions": f["sessions"], "turns": f["turns"], "max_tokens": f["max_tokens"],
+            "tps_ratio": [r3(r.get("tps_ratio")) for r in f["runs"]],
+            "ttft_p50_diff_ms": [r1(r.get("ttft_p50_diff_ms")) for r in f["runs"]],
+            "ttft_p99_diff_ms": [r1(r.get("ttft_p99_diff_ms")) for r in f["runs"]],
+            "cpu_others": [r.get("cpu", {}).get("cpu_others") for r in f["runs"]],
+            "median_tps_ratio": r3(f["median_tps_ratio"]), "median_ttft_p50_diff_ms": r1(f["median_ttft_p50_diff_ms"]),
+            "clean_runs": f.get("clean_runs"), "clean_median_ttft_p50_diff_ms": r1(f.get("clean_median_ttft_p50_diff_ms"))}
+        if f.get("light"):
+            lt = f["light"]
+            out["forwarding"]["light"] = {
+                "sessions": lt["sessions"], "turns": lt["turns"],
+                "ttft_p50_diff_ms": [r1(r.get("ttft_p50_diff_ms")) for r in lt["runs"]],
+                "cpu_others": [r.get("cpu", {}).get("cpu_others") for r in lt["runs"]],
+                "median_ttft_p50_diff_ms": r1(lt["median_ttft_p50_diff_ms"])}
+    if "scaling" in res:
+        sc = res["scaling"]
+        out["scaling"] = {"preset": sc["preset"], "sessions": sc["sessions"], "turns": sc["turns"],
+                          "max_tokens": sc["max_tokens"],
+                          "nodes": {k: {"tokens_per_second": r1(v["tokens_per_second"]), "vs_1_node": r3(v["vs_1_node"]),
+                                        "ttft_p50_s": r3(v["ttft_p50_seconds"]), "ttft_p99_s": r3(v["ttft_p99_seconds"]),
+                                        "mean_batch": r1(v["mean_batch_size"]), "forwarded_share": r3(v["forwarded_share"]),
+                                        "errors": v["errors"], "cpu_others_max": v.get("cpu_others_max")}
+                                    for k, v in sc["median"].items()}}
+    if "balance" in res:
+        b = res["balance"]
+        out["balance"] = {"sessions": b["sessions"],
+                          "equal_counts": [list(r["counts"].values()) for r in b["rounds"] if "busiest_over_least" in r],
+                          "equal_busiest_over_least": [r3(x) for x in b["equal_busiest_over_least"]],
+                          "capacity_1_1_2_counts": [list(r["counts"].values()) for r in b["rounds"] if "third_share" in r],
+                          "capacity_1_1_2_third_share": [r3(x) for x in b["capacity_1_1_2_third_share"]]}
+    if "drain" in res:
+        d = res["drain"]
+        out["drain"] = {"preset": d["preset"], "sessions": d["sessions"], "turns": d["turns"], "rounds": [{
+            "method": r["method"], "node": r["victim"], "command_s": r3(r.get("command_s")), "exit_s": r3(r["signal_to_exit_s"]),
+            "exit_code": r["exit_code"], "live": r["victim_sessions_before"], "handoffs": r["handoffs_drain_scraped"],
+            "errors": r["load"].get("errors"), "lost": r["load"].get("lost"), "duplicated": r["load"].get("duplicated"),
+            "grace_expired": r.get("grace_expired"), "cancelled_elsewhere": len(r.get("cancelled_elsewhere", [])),
+            "probe_before_ttft_ms": r1(r["summary"]["before_first_token_ms_median"]),
+            "probe_after_ttft_ms": r1(r["summary"]["after_first_token_ms_median"]),
+            "probe_before_ack_ms": r1(r["summary"]["before_ack_ms_median"]),
+            "probe_after_ack_ms": r1(r["summary"]["after_ack_ms_median"]),
+            "probe_prompt_tokens_before": r["summary"]["before_prompt_tokens_median"],
+            "probe_prompt_tokens_after": r["summary"]["after_prompt_tokens_median"]} for r in d["rounds"]]}
+    if "failover" in res:
+        fo = res["failover"]
+        fig = fo["figures"]
+        out["failover"] = {"kills": fo["kills"], "freezes": fo["freezes"], "soak_seconds": fo["soak_seconds"],
+                           "kill_to_first_token_p50_p99": [r3(fig["kill_to_first_token"]["p50"]), r3(fig["kill_to_first_token"]["p99"])],
+                           "kill_to_ack_p50_p99": [r3(fig["kill_to_ack"]["p50"]), r3(fig["kill_to_ack"]["p99"])],
+                           "kill_to_declared_dead_p50": r3(fig["kill_to_declared_dead"]["p50"]),
+                           "sigstop_to_declared_dead_p50_max": [r3(fig["sigstop_to_declared_dead"]["p50"]),
+                                                                r3(fig["sigstop_to_declared_dead"]["max"])],
+                           "probe_failed_lost_duplicated": [fo["probe_failed"], fo["probe_lost"], fo["probe_duplicated"]],
+                           "soak_false_deaths": (fo.get("soak") or {}).get("false_deaths"),
+                           "soak_suspicions": (fo.get("soak") or {}).get("suspicions")}
+    out["targets"] = res.get("targets")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1508,10 +1595,12 @@ def main():
         redis.shutdown()
     machine["loadavg_at_end"] = os.getloadavg()[0]
     res["targets"] = targets
+    res["summary"] = summarize(res)
     missed = [k for k, v in targets.items() if not v]
     print(f"cluster bench, commit {commit}{' (+ uncommitted changes)' if dirty else ''}, {machine['nproc']} CPUs "
           f"({machine['cpu']}), load average {machine['loadavg_at_start']:.1f} at start, "
           f"{machine['loadavg_at_end']:.1f} at end; targets missed: {', '.join(missed) if missed else 'none'}")
+    print("summary: " + json.dumps(res["summary"]))
     line = json.dumps(res)
     print(line)
     if a.json_out:
