@@ -1238,6 +1238,11 @@ def part_drain(a, ctx):
             "before_prompt_tokens_median": median([x.get("prompt_tokens") for x in b]),
             "after_prompt_tokens_median": median([x.get("prompt_tokens") for x in f]),
             "probe_errors": sum(1 for x in b + f if x.get("error")),
+            # per probe, its first turn after the drain minus its last before (same probe, same load)
+            "first_token_delta_ms_median": ms([y["first_token_s"] - x["first_token_s"] for x, y in zip(b, f)
+                                               if x["first_token_s"] is not None and y["first_token_s"] is not None]),
+            "ack_delta_ms_median": ms([y["ack_s"] - x["ack_s"] for x, y in zip(b, f)
+                                       if x["ack_s"] is not None and y["ack_s"] is not None]),
         }
     zero = all(r["load"].get("errors") == 0 and r["load"].get("lost") == 0 and r["load"].get("duplicated") == 0
                and r["load"].get("rc") == 0 and r["exit_code"] == 0 and r["summary"]["probe_errors"] == 0
@@ -1267,12 +1272,14 @@ def part_drain(a, ctx):
     print(f"\nfirst turn of a handed-over session ({a.drain_probes} probes owned by the drained node, "
           f"{a.drain_history} turns of history each, interactive `brigade chat` entering through a survivor; "
           f"medians, ms)")
-    print(f"{'method':>14}  {'before ttft':>11}  {'after ttft':>10}  {'before ack':>10}  {'after ack':>9}  "
-          f"{'prompt tok before':>17}  {'after':>5}  new owners")
+    print(f"{'method':>14}  {'before ttft':>11}  {'after ttft':>10}  {'delta':>6}  {'before ack':>10}  {'after ack':>9}  "
+          f"{'delta':>6}  {'prompt tok before':>17}  {'after':>5}  new owners")
     for r in rounds:
         s_ = r["summary"]
         print(f"{r['method']:>14}  {s_['before_first_token_ms_median'] or 0:11.0f}  {s_['after_first_token_ms_median'] or 0:10.0f}  "
+              f"{s_['first_token_delta_ms_median'] or 0:+6.0f}  "
               f"{s_['before_ack_ms_median'] or 0:10.0f}  {s_['after_ack_ms_median'] or 0:9.0f}  "
+              f"{s_['ack_delta_ms_median'] or 0:+6.0f}  "
               f"{str(s_['before_prompt_tokens_median']):>17}  {str(s_['after_prompt_tokens_median']):>5}  "
               f"{r['probe_owners_after']}")
     print(f"target: 0 failed turns in a drain under load: {'met' if zero else 'MISSED'}", flush=True)
@@ -1456,6 +1463,11 @@ def summarize(res):
             "probe_after_ttft_ms": r1(r["summary"]["after_first_token_ms_median"]),
             "probe_before_ack_ms": r1(r["summary"]["before_ack_ms_median"]),
             "probe_after_ack_ms": r1(r["summary"]["after_ack_ms_median"]),
+            "probe_first_token_delta_ms": r1(median([(y["first_token_s"] - x["first_token_s"]) * 1e3
+                                                     for x, y in zip(r["before"], r["after"])
+                                                     if x["first_token_s"] is not None and y["first_token_s"] is not None])),
+            "probe_ack_delta_ms": r1(median([(y["ack_s"] - x["ack_s"]) * 1e3 for x, y in zip(r["before"], r["after"])
+                                             if x["ack_s"] is not None and y["ack_s"] is not None])),
             "probe_prompt_tokens_before": r["summary"]["before_prompt_tokens_median"],
             "probe_prompt_tokens_after": r["summary"]["after_prompt_tokens_median"]} for r in d["rounds"]]}
     if "failover" in res:
