@@ -282,9 +282,11 @@ bool node::drain_and_stop() {
     // forwards finish before it leaves.
     const auto t0 = std::chrono::steady_clock::now();
     close_gateway(*p.sys, p.gateway);
-    drained = wait_for([&] { return c.cluster->forwards() > 0 || c.turns_in_flight.load() > 0; }) && drained;
+    const bool forwards_done = wait_for([&] { return c.cluster->forwards() > 0 || c.turns_in_flight.load() > 0; });
+    drained = forwards_done && drained;
     runtime::log(runtime::log_level::info, "",
-                 "sessions handed over; forwarded requests finished in " +
+                 std::string(forwards_done ? "sessions handed over; forwarded requests finished in "
+                                           : "sessions handed over; forwarded requests still running after ") +
                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::steady_clock::now() - t0)
                                         .count()) +
