@@ -201,7 +201,8 @@ caf::result<caf::message> forward_chat(self_ptr self, const std::string& node, c
 
 /// A new session placed on another node: created there with the id chosen
 /// here; this node remembers its owner.
-caf::result<std::string, std::string> forward_open(self_ptr self, const std::string& node, const std::string& id) {
+caf::result<std::string, std::string> forward_open(self_ptr self, const std::string& node, const std::string& id,
+                                                   const std::string& system) {
   auto& st = self->state;
   auto it = st.peers.find(node);
   if (it == st.peers.end() || !it->second.gateway)
@@ -210,7 +211,11 @@ caf::result<std::string, std::string> forward_open(self_ptr self, const std::str
   const uint64_t fid = st.next_forward++;
   st.forwards.emplace(fid, pending_forward{node, id, [rp](caf::error e) mutable { rp.deliver(std::move(e)); }});
   count_forwards(self);
-  self->request(it->second.gateway, std::chrono::seconds(30), peer_atom::value, open_atom::value, id)
+  auto req = system.empty() ? self->request(it->second.gateway, std::chrono::seconds(30), peer_atom::value,
+                                            open_atom::value, id)
+                            : self->request(it->second.gateway, std::chrono::seconds(30), peer_atom::value,
+                                            open_atom::value, id, system);
+  req
       .then(
           [=](std::string& sid, std::string& token) mutable {
             if (!take(self, fid)) return;
@@ -819,7 +824,7 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
       [=](drain_atom) { start_drain(self); },
       [=](drainreq_atom, str node, str token) { return drain_request(self, node, token, false); },
       [=](peer_atom, drainreq_atom, str node, str token) { return drain_request(self, node, token, true); },
-      [=](fwd_atom, str node, open_atom, str id) { return forward_open(self, node, id); },
+      [=](fwd_atom, str node, open_atom, str id, str system) { return forward_open(self, node, id, system); },
       [=](fwd_atom, str node, chat_atom, chat_request& req) { return forward_chat(self, node, req); },
       [=](fwd_atom, str node, history_atom a, str id, str token) {
         return forward<std::vector<turn_record>>(self, node, id, a, id, token);

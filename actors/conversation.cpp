@@ -13,6 +13,7 @@ conversation::seq_action conversation::classify(uint64_t seq) const {
 
 std::vector<chat_segment> conversation::render(size_t first_turn, const std::string& user) const {
   std::vector<chat_message> msgs;
+  if (!system_.empty()) msgs.push_back({"system", system_});
   for (size_t i = first_turn; i < turns_.size(); ++i) {
     msgs.push_back({"user", turns_[i].user});
     msgs.push_back({"assistant", turns_[i].assistant});
@@ -32,12 +33,20 @@ std::vector<token_id> conversation::encode_raw(size_t first_turn, const std::str
     ids.insert(ids.end(), part.begin(), part.end());
     first = false;
   };
+  if (!system_.empty()) add(system_);
   for (size_t i = first_turn; i < turns_.size(); ++i) {
     add(turns_[i].user);
     add(turns_[i].assistant);
   }
   add(user);
   return ids;
+}
+
+const turn_record* conversation::find_key(const std::string& key) const {
+  if (key.empty()) return nullptr;
+  for (auto it = turns_.rbegin(); it != turns_.rend(); ++it)
+    if (it->key == key) return &*it;
+  return nullptr;
 }
 
 namespace {
@@ -95,6 +104,48 @@ result<conversation::prompt_plan> conversation::prompt(const std::string& user, 
   }
   return status{errc::resource, "the conversation and a reply of up to " + std::to_string(max_new) +
                                     " tokens no longer fit the context of " + std::to_string(n_ctx_) + " tokens"};
+}
+
+namespace {
+
+status too_long(size_t prompt, int32_t max_new, int32_t n_ctx) {
+  return status{errc::resource, "the prompt has " + std::to_string(prompt) + " tokens; with a reply of up to " +
+                                    std::to_string(max_new) + " tokens it does not fit the context of " +
+                                    std::to_string(n_ctx) + " tokens"};
+}
+
+}  // namespace
+
+result<conversation::prompt_plan> prompt_for_messages(const tokenizer& tok, chat_format format, int32_t n_ctx,
+                                                      const std::vector<chat_message>& msgs, int32_t max_new) {
+  conversation::prompt_plan p;
+  if (format == chat_format::raw) {
+    if (tok.add_bos()) p.tokens.push_back(tok.bos());
+    bool first = true;
+    for (const auto& m : msgs) {
+      const auto part = first ? tok.encode(m.content, false, false) : tok.encode_continuation(m.content);
+      p.tokens.insert(p.tokens.end(), part.begin(), part.end());
+      p.text += m.content;
+      first = false;
+    }
+  } else {
+    const std::string bos = tok.bos() >= 0 ? tok.text(tok.bos()) : "";
+    const std::string eos = tok.eos() >= 0 ? tok.text(tok.eos()) : "";
+    const auto segs = render_chat(format, msgs, true, bos, eos);
+    p.tokens = tok.encode(parts_from(segs, 0), tok.add_bos());
+    p.text = join(segs);
+  }
+  if (static_cast<int64_t>(p.tokens.size()) + max_new > n_ctx) return too_long(p.tokens.size(), max_new, n_ctx);
+  return p;
+}
+
+result<conversation::prompt_plan> prompt_for_text(const tokenizer& tok, int32_t n_ctx, const std::string& text,
+                                                  int32_t max_new) {
+  conversation::prompt_plan p;
+  p.tokens = tok.encode(text, tok.add_bos(), false);
+  p.text = text;
+  if (static_cast<int64_t>(p.tokens.size()) + max_new > n_ctx) return too_long(p.tokens.size(), max_new, n_ctx);
+  return p;
 }
 
 }  // namespace brigade::actors

@@ -41,6 +41,10 @@ class conversation {
   conversation(const tokenizer& tok, chat_format format, int32_t n_ctx, bool drop_oldest);
 
   void restore(std::vector<turn_record> turns) { turns_ = std::move(turns); }
+  /// The session's system prompt (rendered first, never dropped); "" for none.
+  void set_system(std::string system) { system_ = std::move(system); }
+  /// The committed turn with this idempotency key, or null.
+  const turn_record* find_key(const std::string& key) const;
   const std::vector<turn_record>& turns() const { return turns_; }
   uint64_t last_seq() const { return turns_.empty() ? 0 : turns_.back().seq; }
   seq_action classify(uint64_t seq) const;
@@ -70,10 +74,22 @@ class conversation {
   int32_t n_ctx_;
   bool drop_oldest_;
   std::vector<turn_record> turns_;
+  std::string system_;
   // Exact tokens of the last prompt plus its reply, and the text they cover;
   // empty when unknown (after a restore, or when a stop string cut the reply).
   std::vector<token_id> cached_tokens_;
   std::string cached_text_;
 };
+
+/// The prompt for a whole message list (a stateless request: roles system,
+/// user, assistant), rendered in `format` and ending where the assistant's
+/// reply starts; raw joins the contents as one continuing text. Nothing is
+/// dropped: errc::resource when it and `max_new` tokens do not fit `n_ctx`.
+result<conversation::prompt_plan> prompt_for_messages(const tokenizer& tok, chat_format format, int32_t n_ctx,
+                                                      const std::vector<chat_message>& msgs, int32_t max_new);
+/// The prompt for one raw text (a completion: no template), BOS as the
+/// vocabulary says; errc::resource when it and `max_new` do not fit.
+result<conversation::prompt_plan> prompt_for_text(const tokenizer& tok, int32_t n_ctx, const std::string& text,
+                                                  int32_t max_new);
 
 }  // namespace brigade::actors

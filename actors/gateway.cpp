@@ -34,7 +34,10 @@ caf::error bad(const std::string& sentence) { return make_error(brigade_errc::ba
 /// The first problem with a chat request, as a sentence, or none.
 caf::error validate(const gateway_state& st, const chat_request& r) {
   if (!is_hex(r.session_id, 32) || !is_hex(r.token, 64)) return unknown_session_error();
-  if (r.seq == 0) return bad("seq must be 1 or more (the first turn of a session is seq 1)");
+  if (r.seq == 0 && r.idempotency_key.empty())
+    return bad("seq must be 1 or more (the first turn of a session is seq 1)");
+  if (r.idempotency_key.size() > 255) return bad("the idempotency key is longer than 255 bytes; use a shorter one");
+  if (!unicode::valid_utf8(r.idempotency_key)) return bad("the idempotency key is not valid UTF-8");
   if (r.text.empty()) return bad("the message is empty; send some text");
   if (static_cast<int64_t>(r.text.size()) > st.ctx->cfg.max_message_bytes)
     return bad("the message has " + std::to_string(r.text.size()) + " bytes, more than the limit of " +
@@ -58,15 +61,25 @@ caf::result<uint32_t> hello(uint32_t version) {
   return protocol_version;
 }
 
-caf::result<caf::message> open(self_ptr self, open_atom a) {
-  if (self->state.refusing) return shutting_down_error();
-  return self->delegate(self->state.supervisor, a);
+caf::error check_system(const gateway_state& st, const std::string& system) {
+  if (static_cast<int64_t>(system.size()) > st.ctx->cfg.max_message_bytes)
+    return bad("the system prompt has " + std::to_string(system.size()) + " bytes, more than the limit of " +
+               std::to_string(st.ctx->cfg.max_message_bytes) + " (max-message-bytes); shorten it");
+  if (!unicode::valid_utf8(system)) return bad("the system prompt is not valid UTF-8; send UTF-8 text");
+  return {};
 }
 
-caf::result<caf::message> peer_open(self_ptr self, const std::string& id) {
-  if (!is_hex(id, 32)) return bad("a peer asked to open a session with a malformed id");
+caf::result<caf::message> open(self_ptr self, const std::string& system) {
+  if (auto err = check_system(self->state, system)) return err;
   if (self->state.refusing) return shutting_down_error();
-  return self->delegate(self->state.supervisor, peer_atom::value, open_atom::value, id);
+  return self->delegate(self->state.supervisor, open_atom::value, system);
+}
+
+caf::result<caf::message> peer_open(self_ptr self, const std::string& id, const std::string& system) {
+  if (!is_hex(id, 32)) return bad("a peer asked to open a session with a malformed id");
+  if (auto err = check_system(self->state, system)) return err;
+  if (self->state.refusing) return shutting_down_error();
+  return self->delegate(self->state.supervisor, peer_atom::value, open_atom::value, id, system);
 }
 
 caf::result<caf::message> chat(self_ptr self, chat_atom a, chat_request& req) {
@@ -122,7 +135,8 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
   self->state.supervisor = supervisor;
   return {
       [=](hello_atom, uint32_t version) { return hello(version); },
-      [=](open_atom a) { return open(self, a); },
+      [=](open_atom) { return open(self, std::string{}); },
+      [=](open_atom, str system) { return open(self, system); },
       [=](chat_atom a, chat_request& req) { return chat(self, a, req); },
       [=](history_atom a, str id, str token) { return by_id(self, a, id, token); },
       [=](close_atom a, str id, str token) { return by_id(self, a, id, token); },
@@ -160,7 +174,8 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
       [=](drain_atom, close_atom) {
         if (from_this_node(self)) self->state.refusing = true;
       },
-      [=](peer_atom, open_atom, str id) { return peer_open(self, id); },
+      [=](peer_atom, open_atom, str id) { return peer_open(self, id, std::string{}); },
+      [=](peer_atom, open_atom, str id, str system) { return peer_open(self, id, system); },
       [=](drainreq_atom a, str node, str token) -> caf::result<caf::message> {
         if (!self->state.cluster) return not_clustered();
         return self->delegate(self->state.cluster, a, node, token);

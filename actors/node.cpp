@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "actors/api_server.hpp"
 #include "actors/gateway.hpp"
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
@@ -58,8 +59,9 @@ struct node::impl {
   std::shared_ptr<runtime::membership> members;  // null outside a cluster
   runtime::member me;
   runtime::http_endpoint http;
-  std::string host, model_desc;
-  int port = 0, metrics_port = 0;
+  std::unique_ptr<api_server> api;  // null with --api-port off
+  std::string host, model_desc, api_host;
+  int port = 0, metrics_port = 0, api_port = 0;
   std::atomic<bool> draining{false};
   bool stopped = false;
 
@@ -115,6 +117,10 @@ struct node::impl {
       // released while the actor system still exists.
       sys->await_all_actors_done();
     }
+    // After the actors: every open stream has had its answer (an error
+    // event for a turn cut off), so the HTTP threads end.
+    if (api) api->stop();
+    api.reset();
     if (ctx) ctx->loop->shutdown(false);
     // The store sends what is queued (lease releases) and runs its callbacks,
     // which message actors: while the actor system still exists.
@@ -131,6 +137,8 @@ node::~node() { p_->stop(); }
 const std::string& node::host() const { return p_->host; }
 int node::port() const { return p_->port; }
 int node::metrics_port() const { return p_->metrics_port; }
+int node::api_port() const { return p_->api_port; }
+const std::string& node::api_host() const { return p_->api_host; }
 const std::string& node::model_description() const { return p_->model_desc; }
 int node::turns_in_flight() const { return p_->ctx ? p_->ctx->turns_in_flight.load() : 0; }
 
@@ -142,6 +150,15 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
     return status{errc::invalid_argument, "--lease " + runtime::format_duration(cfg.lease) +
                                               " is too short: sessions renew every lease/3; use at least 100ms"};
   if (auto s = check_cluster_flags(cfg); !s) return s;
+  auto api_keys = load_api_keys(cfg);
+  if (!api_keys) return api_keys.error();
+  const bool api_on = cfg.api_port != "off";
+  const int api_port = cfg.api_port.empty() ? (cfg.port == 0 ? 0 : 8080) : (api_on ? std::stoi(cfg.api_port) : 0);
+  if (api_on && api_keys->empty() && !is_loopback_host(cfg.api_host))
+    return status{errc::invalid_argument,
+                  "--api-host " + cfg.api_host +
+                      " would serve the HTTP API beyond this machine without an API key; give --api-keys-file FILE "
+                      "(or BRIGADE_API_KEY), or serve it on 127.0.0.1"};
   if (!cfg.admin_token_file.empty()) {
     auto t = runtime::read_secret_file(cfg.admin_token_file, "--admin-token-file");
     if (!t) return t.error();
@@ -203,6 +220,14 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
                        " tokens the file gives as its context length (llama.context_length); replies past that "
                        "length may degrade");
   ctx->model_id = model_identity(**model);
+  // What the API's `model` may name: general.name, and the file's base name.
+  std::vector<std::string> model_ids;
+  if (auto n = (*model)->file().get_string("general.name", ""); n && !n->empty()) model_ids.push_back(*n);
+  {
+    std::string base = model_path.substr(model_path.find_last_of('/') + 1);
+    if (base.size() > 5 && base.compare(base.size() - 5, 5, ".gguf") == 0) base.resize(base.size() - 5);
+    if (model_ids.empty() || model_ids[0] != base) model_ids.push_back(base);
+  }
   if (redis)
     ctx->cluster = std::make_shared<cluster_view>(cfg.cluster.empty() ? "brigade" : cfg.cluster, runtime::random_hex(8));
   ctx->fault_injection = fault_injection;
@@ -253,6 +278,21 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   if (p->metrics_port == 0) {
     p->stop();
     return status{errc::io, http_error + "; pick another --metrics-port"};
+  }
+  if (api_on) {
+    api_options ao;
+    ao.model_ids = std::move(model_ids);
+    ao.key_hashes = std::move(*api_keys);
+    ao.draining = [raw] { return raw->draining.load(); };
+    ao.clustered = [raw] { return raw->cluster != nullptr; };
+    auto api = api_server::start(*p->sys, ctx, p->gateway, std::move(ao), api_port);
+    if (!api) {
+      p->stop();
+      return api.error();
+    }
+    p->api = std::move(*api);
+    p->api_port = p->api->port();
+    p->api_host = cfg.api_host;
   }
   return std::unique_ptr<node>(new node(std::move(p)));
 }

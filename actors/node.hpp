@@ -25,6 +25,9 @@ class node {
   const std::string& host() const;
   int port() const;
   int metrics_port() const;
+  /// The HTTP API's port, 0 with --api-port off; and its address.
+  int api_port() const;
+  const std::string& api_host() const;
   const std::string& model_description() const;
   /// Turns running or committing right now.
   int turns_in_flight() const;

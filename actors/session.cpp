@@ -143,21 +143,22 @@ void fail_turn(self_ptr self, caf::error err, bool cancel_job) {
   end_turn(self);
 }
 
-/// A re-sent seq that is already committed: the stored reply, no model run.
-caf::result<turn_result> replay(self_ptr self, const chat_request& req) {
+/// A re-sent seq (or idempotency key) that is already committed: the
+/// stored reply, no model run.
+caf::result<turn_result> replay(self_ptr self, const chat_request& req, const turn_record& rec) {
   auto& st = self->state;
-  const auto& rec = st.conv->turn(req.seq);
   if (rec.user != req.text)
-    return make_error(brigade_errc::bad_request, "seq " + std::to_string(req.seq) +
-                                                     " was already committed with a different message; send seq " +
-                                                     std::to_string(st.conv->last_seq() + 1) + " for a new turn");
-  if (req.reply_to) self->send(req.reply_to, token_chunk{st.meta.id, req.seq, 0, rec.assistant});
+    return make_error(brigade_errc::bad_request,
+                      (req.seq == rec.seq ? "seq " + std::to_string(rec.seq) : "Idempotency-Key '" + rec.key + "'") +
+                          " was already committed with a different message; send seq " +
+                          std::to_string(st.conv->last_seq() + 1) + " (or a new key) for a new turn");
+  if (req.reply_to) self->send(req.reply_to, token_chunk{st.meta.id, rec.seq, 0, rec.assistant});
   turn_stats stats;
   stats.prompt_tokens = rec.prompt_tokens;
   stats.generated_tokens = rec.generated_tokens;
   stats.replayed = true;
   stats.stop_reason = "replayed";
-  return turn_result{st.meta.id, req.seq, rec.assistant, stats};
+  return turn_result{st.meta.id, rec.seq, rec.assistant, stats};
 }
 
 /// Why this session cannot start a turn for `req` now, or none.
@@ -171,7 +172,9 @@ caf::error refuse_new_turn(self_ptr self, const chat_request& req) {
   if (st.closing.pending()) return unknown_session_error();
   if (st.turn)
     return make_error(brigade_errc::turn_in_progress,
-                      "seq " + std::to_string(st.turn->t.seq()) + " is still running in this session; wait for it");
+                      "seq " + std::to_string(st.turn->t.seq()) +
+                          (st.turn->t.key().empty() ? "" : " (Idempotency-Key '" + st.turn->t.key() + "')") +
+                          " is still running in this session; wait for it");
   return {};
 }
 
@@ -238,7 +241,14 @@ void on_gap_checked(self_ptr self, const runtime::store_status& s) {
 caf::result<turn_result> start_turn(self_ptr self, chat_request& req) {
   auto& st = self->state;
   if (!authorized(st, req.token)) return unknown_session_error();
-  if (st.conv->classify(req.seq) == conversation::seq_action::replay) return replay(self, req);
+  if (!req.idempotency_key.empty()) {
+    // A key names its turn: committed, it replays; in flight, wait; new,
+    // it runs as the given seq or (seq 0) the next one.
+    if (const turn_record* rec = st.conv->find_key(req.idempotency_key)) return replay(self, req, *rec);
+    if (req.seq == 0) req.seq = st.conv->last_seq() + 1;  // in flight: turn_in_progress below
+  }
+  if (st.conv->classify(req.seq) == conversation::seq_action::replay)
+    return replay(self, req, st.conv->turn(req.seq));
   if (st.conv->classify(req.seq) == conversation::seq_action::gap && st.ctx->cluster->enabled() && st.owner)
     return check_gap(self, req);
   if (auto err = refuse_new_turn(self, req)) return err;
@@ -256,7 +266,8 @@ caf::result<turn_result> start_turn(self_ptr self, chat_request& req) {
     st.ctx->metrics->add_rejected("overloaded");
     return make_error(brigade_errc::overloaded, "node busy (" + s.message() + "); retry after about 100ms");
   }
-  turn::setup s{req.seq, turn_id, req.text, req.sampling.stop, cfg.stream_window, std::move(*plan), clock_type::now()};
+  turn::setup s{req.seq,         turn_id, req.text, req.sampling.stop, cfg.stream_window, std::move(*plan),
+                clock_type::now(), req.idempotency_key};
   st.turn.emplace(inflight{self->make_response_promise(), req.reply_to,
                            turn(st.ctx->vocab(), std::move(s), hooks_for(self, turn_id))});
   if (req.reply_to) self->monitor(req.reply_to);
@@ -597,6 +608,7 @@ void on_loaded(self_ptr self, runtime::store_result<runtime::session_snapshot>& 
   }
   st.meta = r->meta;
   st.owner = true;
+  st.conv->set_system(st.meta.system);
   st.conv->restore(std::move(r->turns));
   log(log_level::debug, st.meta.id,
       "restored " + std::to_string(st.conv->last_seq()) + " turns, epoch " + std::to_string(st.meta.epoch));
@@ -748,6 +760,7 @@ caf::behavior session_fn(self_ptr self, std::shared_ptr<node_context> ctx, runti
   self->set_exception_handler(on_exception);
   if (restore) return restoring(self);
   st.owner = true;  // created by the supervisor with epoch 1 and the lease
+  st.conv->set_system(st.meta.system);
   arm_idle(self);
   arm_renew(self);
   return running(self);

@@ -129,7 +129,7 @@ caf::error not_serving_error(const node_context& ctx) {
 /// a cluster a client's open goes to the new id's place (docs/cluster.md,
 /// "Placement"), which may be another node; a peer's (`id` given) is
 /// created here.
-caf::result<caf::message> open(self_ptr self, std::string id = {}) {
+caf::result<caf::message> open(self_ptr self, std::string id, const std::string& system) {
   auto& st = self->state;
   const bool forwarded = !id.empty();
   if (!st.ctx->cluster->serving()) return not_serving_error(*st.ctx);
@@ -138,7 +138,7 @@ caf::result<caf::message> open(self_ptr self, std::string id = {}) {
     const std::string target = st.ctx->cluster->place(id, st.ctx->cfg.node_name);
     if (target.empty()) return st.draining ? shutting_down_error() : no_place_error(*st.ctx);
     if (target != st.ctx->cfg.node_name)
-      return self->delegate(st.cluster, fwd_atom::value, target, open_atom::value, id);
+      return self->delegate(st.cluster, fwd_atom::value, target, open_atom::value, id, system);
   } else if (st.draining) {
     return shutting_down_error();
   }
@@ -154,6 +154,7 @@ caf::result<caf::message> open(self_ptr self, std::string id = {}) {
   p.meta.owner = st.ctx->cfg.node_name;
   p.meta.owner_incarnation = st.ctx->cluster->incarnation();
   p.meta.created_ms = runtime::now_ms();
+  p.meta.system = system;
   p.rp = self->make_response_promise();
   auto meta = p.meta;
   st.opening[id] = std::move(p);
@@ -268,9 +269,9 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
   self->set_down_handler([=](caf::down_msg& d) { on_session_down(self, d); });
   return {
       [=](restart_atom, str id) { restart(self, id); },
-      [=](open_atom) { return open(self); },
-      [=](peer_atom, open_atom, str id) { return open(self, id); },
-      [=](fwd_atom, str node, open_atom a, str id) { return to_cluster(self, node, a, id); },
+      [=](open_atom, str system) { return open(self, std::string{}, system); },
+      [=](peer_atom, open_atom, str id, str system) { return open(self, id, system); },
+      [=](fwd_atom, str node, open_atom a, str id, str system) { return to_cluster(self, node, a, id, system); },
       [=](stored_atom, str id, store_reply& s) { on_created(self, id, s.st); },
       [=](chat_atom a, chat_request& req) {
         const std::string id = req.session_id;

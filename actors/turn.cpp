@@ -109,7 +109,7 @@ void turn::pump() {
 }
 
 turn_record turn::record(int64_t committed_at_ms) const {
-  return {s_.seq, s_.user, reply_, prompt_tokens_, generated_, committed_at_ms};
+  return {s_.seq, s_.user, reply_, prompt_tokens_, generated_, committed_at_ms, s_.key};
 }
 
 turn_stats turn::stats(clock_type::time_point now) const {

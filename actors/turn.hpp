@@ -61,11 +61,13 @@ class turn {
     int stream_window = 16;                         // chunks ahead of the client's credit
     conversation::prompt_plan plan;                 // the prompt as sent to the engine
     clock_type::time_point t0 = clock_type::now();  // when the request arrived
+    std::string key;                                // the request's idempotency key ("" for none), stored
   };
 
   turn(const tokenizer& vocab, setup s, hooks h);
 
   uint64_t seq() const { return s_.seq; }
+  const std::string& key() const { return s_.key; }
   uint64_t turn_id() const { return s_.turn_id; }
   const std::string& user() const { return s_.user; }
   const conversation::prompt_plan& plan() const { return s_.plan; }

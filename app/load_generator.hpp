@@ -38,6 +38,19 @@ struct load_report {
 void run_user(net::client& c, int turns, int max_tokens, const std::atomic<bool>& stop, load_report& rep, int user,
               bool verify = false);
 
+/// The HTTP API a `bench --api` run drives.
+struct api_target {
+  std::string host;
+  int port = 8080;
+  std::string key;  // Bearer key, "" for none
+};
+
+/// The same user over the HTTP API: a durable session (POST /v1/sessions),
+/// streamed chat turns with X-Brigade-Seq, retried as the OpenAI SDKs do;
+/// with `verify`, checked against GET /v1/sessions/{id}.
+void run_api_user(const api_target& t, int turns, int max_tokens, const std::atomic<bool>& stop, load_report& rep,
+                  int user, bool verify = false);
+
 /// Simulated users over one client connection (bench and demo). With
 /// several nodes in `host`, one client per node: user u starts on node
 /// u mod n (the list rotated), so sessions spread over the nodes, and each
@@ -75,6 +88,14 @@ struct load_run {
         run_user(*clients[static_cast<size_t>(u) % clients.size()], turns, max_tokens, stop, rep, u, verify);
       });
     return true;
+  }
+  /// The same over the HTTP API: one connection per user.
+  void start_api(const api_target& t, int n_users, int turns, int max_tokens, bool verify) {
+    t0 = clock_type::now();
+    for (int u = 0; u < n_users; ++u)
+      users.emplace_back([this, t, u, turns, max_tokens, verify] {
+        run_api_user(t, turns, max_tokens, stop, rep, u, verify);
+      });
   }
   void join() {
     for (auto& t : users) t.join();

@@ -240,6 +240,10 @@ void add_bench(command_line& c) {
   cmd->add_flag("--json", a.json, "Print one JSON object as the last line");
   cmd->add_flag("--verify", a.verify,
                 "Afterwards, check every acknowledged turn is in its session's history exactly once");
+  cmd->add_flag("--api", a.api,
+                "Drive the node's OpenAI-compatible HTTP API (streamed chat in durable sessions) instead of BASP");
+  cmd->add_option("--api-port", a.api_port, "The node's HTTP API port (with --api)")->capture_default_str();
+  cmd->add_option("--api-key", a.api_key, "Bearer key for the HTTP API (with --api; default: BRIGADE_API_KEY)");
 }
 
 void add_cluster(command_line& c) {
@@ -269,7 +273,7 @@ void add_demo(command_line& c) {
 void add_server_commands(CLI::App& app, command_line& c) {
   c.serve = app.add_subcommand("serve", "Run a node: sessions, batching, the gateway over BASP, metrics");
   c.chat = app.add_subcommand("chat", "Chat with a node (interactive, or -p TEXT for scripts)");
-  c.bench = app.add_subcommand("bench", "Load a node with many concurrent sessions over BASP");
+  c.bench = app.add_subcommand("bench", "Load a node with many concurrent sessions over BASP (or --api: HTTP)");
   c.demo = app.add_subcommand("demo", "Start a node in-process and chat with it as many users, live");
   c.cluster = app.add_subcommand("cluster", "Inspect and drain the cluster of nodes that share a Redis database");
   c.cluster->require_subcommand(1);

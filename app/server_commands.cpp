@@ -80,6 +80,7 @@ int serve(const server_cli& a) {
   if (!cfg) return fail(exit_bad_input, cfg.error().message());
   // Signals go to sigwait below, not to whichever thread CAF or the engine
   // happens to run: block them before any thread starts.
+  signal(SIGPIPE, SIG_IGN);  // a client that closes its HTTP connection is an error on the write, not a signal
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -95,8 +96,10 @@ int serve(const server_cli& a) {
     return fail(c == errc::io && why.find("cannot serve") != std::string::npos ? exit_other : exit_bad_input, why);
   }
   runtime::log(runtime::log_level::info, "", "serving " + (*n)->model_description());
-  std::printf("brigade: listening on %s:%d metrics %s:%d\n", (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(),
-              (*n)->metrics_port());
+  std::string api;
+  if ((*n)->api_port() != 0) api = " api " + (*n)->api_host() + ":" + std::to_string((*n)->api_port());
+  std::printf("brigade: listening on %s:%d metrics %s:%d%s\n", (*n)->host().c_str(), (*n)->port(),
+              (*n)->host().c_str(), (*n)->metrics_port(), api.c_str());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);
@@ -327,14 +330,25 @@ int bench(const bench_server_cli& a) {
   if (a.sessions <= 0 || a.turns <= 0) return fail(exit_bad_input, "--sessions and --turns must be positive");
   load_run run;
   net::client_error err;
-  if (!run.start(a.host, a.port, a.sessions, a.turns, a.max_tokens, a.verify, err)) return fail_client(err);
+  if (a.api) {
+    if (a.host.find(',') != std::string::npos)
+      return fail(exit_bad_input, "bench --api drives one node: give one --host and its --api-port");
+    api_target t{a.host, a.api_port, a.api_key};
+    if (t.key.empty())
+      if (const char* k = std::getenv("BRIGADE_API_KEY")) t.key = k;
+    run.start_api(t, a.sessions, a.turns, a.max_tokens, a.verify);
+  } else if (!run.start(a.host, a.port, a.sessions, a.turns, a.max_tokens, a.verify, err)) {
+    return fail_client(err);
+  }
   run.join();
   load_report& rep = run.rep;
   const auto t0 = run.t0;
   const double wall = seconds_since(t0);
   const double tps = static_cast<double>(rep.tokens) / wall;
   const double mean_batch = rep.batch_n ? rep.batch_sum / static_cast<double>(rep.batch_n) : 0;
-  const std::string target = a.host.find(',') != std::string::npos ? a.host : a.host + ":" + std::to_string(a.port);
+  const std::string target = a.api ? "http://" + a.host + ":" + std::to_string(a.api_port) + "/v1"
+                             : a.host.find(',') != std::string::npos ? a.host
+                                                                     : a.host + ":" + std::to_string(a.port);
   std::printf("bench: %d sessions x %d turns against %s in %.2f s\n", a.sessions, a.turns, target.c_str(), wall);
   std::printf("  turns %lld, errors %lld, refused (before retries) %d, prompt tokens prefilled %lld\n",
               static_cast<long long>(rep.turns), static_cast<long long>(rep.errors), rep.refused,
@@ -367,6 +381,7 @@ int bench(const bench_server_cli& a) {
 
 int demo(const demo_cli& a) {
   if (a.seconds <= 0 || a.users <= 0) return fail(exit_bad_input, "--seconds and --users must be positive");
+  signal(SIGPIPE, SIG_IGN);  // its API may serve a curl that goes away
   runtime::node_config cfg;
   cfg.port = 0;
   cfg.metrics_port = 0;
@@ -378,8 +393,9 @@ int demo(const demo_cli& a) {
     std::fprintf(stderr, "demo: starting a node on %s...\n", a.model.c_str());
   auto n = actors::node::start(cfg);
   if (!n) return fail(exit_other, n.error().message());
-  std::printf("node: %s\n  serving on %s:%d, metrics on http://%s:%d/metrics\n", (*n)->model_description().c_str(),
-              (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(), (*n)->metrics_port());
+  std::printf("node: %s\n  serving on %s:%d, metrics on http://%s:%d/metrics, OpenAI API on http://%s:%d/v1\n",
+              (*n)->model_description().c_str(), (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(),
+              (*n)->metrics_port(), (*n)->api_host().c_str(), (*n)->api_port());
   load_run run;
   net::client_error err;
   if (!run.start((*n)->host(), (*n)->port(), a.users, 0, 32, false, err)) return fail_client(err);

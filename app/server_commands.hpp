@@ -42,6 +42,9 @@ struct bench_server_cli {
   int sessions = 16, turns = 4, max_tokens = 32;
   bool json = false;
   bool verify = false;  // check every acknowledged turn against the stored history afterwards
+  bool api = false;     // drive the HTTP API instead of BASP
+  int api_port = 8080;
+  std::string api_key;  // default: BRIGADE_API_KEY
 };
 int bench(const bench_server_cli& a);
 

@@ -208,7 +208,8 @@ class Cluster:
 
     def start(self, name, attempts=20):
         """Starts `name` on its port and waits for its listening line."""
-        cmd = [self.brigade, "serve", "--port", str(self.ports[name]), "--metrics-port", "0", "--model", self.model,
+        cmd = [self.brigade, "serve", "--port", str(self.ports[name]), "--metrics-port", "0", "--api-port", "0",
+               "--model", self.model,
                "--store", self.store, "--node-name", name, "--log-level", "info"]
         if name in self.capacity:
             cmd += ["--capacity", str(self.capacity[name])]

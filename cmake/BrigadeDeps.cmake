@@ -54,6 +54,20 @@ if(NOT TARGET prometheus-cpp::pull OR NOT TARGET civetweb::civetweb)
   list(APPEND _brigade_missing "prometheus-cpp (prometheus-cpp-dev)")
 endif()
 
+# The HTTP API: nlohmann-json (JSON) and cpp-httplib (HTTP server; Debian
+# builds it as a library with OpenSSL, zlib and Brotli: its pkg-config file
+# carries the matching defines).
+find_package(nlohmann_json 3.10 QUIET CONFIG)
+if(NOT TARGET nlohmann_json::nlohmann_json)
+  list(APPEND _brigade_missing "nlohmann-json (nlohmann-json3-dev)")
+endif()
+if(PkgConfig_FOUND)
+  pkg_check_modules(HTTPLIB QUIET IMPORTED_TARGET cpp-httplib>=0.11)
+endif()
+if(NOT HTTPLIB_FOUND)
+  list(APPEND _brigade_missing "cpp-httplib (libcpp-httplib-dev)")
+endif()
+
 find_package(GTest QUIET)
 if(TARGET GTest::gtest_main)
   set(BRIGADE_HAVE_GTEST ON)

@@ -146,6 +146,39 @@ const std::vector<config_key>& config_keys() {
     k.push_back(int_key("port", "BASP port (0: a free one, printed once ready)", "", &node_config::port, 0, 65535));
     k.push_back(int_key("metrics-port", "HTTP port for /metrics, /healthz, /readyz (0: a free one)", "",
                         &node_config::metrics_port, 0, 65535));
+    k.push_back(string_key("api-host", "address of the HTTP API (a non-loopback one needs an API key)",
+                           &node_config::api_host));
+    k.push_back({"api-port", "HTTP API port (default 8080, or 0 with --port 0; 0: a free one; off: no API)", "",
+                 [](node_config& c, const std::string& v) -> status {
+                   const std::string t = trim(v);
+                   if (t.empty() || t == "off") {
+                     c.api_port = t;
+                     return {};
+                   }
+                   char* end = nullptr;
+                   const long x = std::strtol(t.c_str(), &end, 10);
+                   if (*end != '\0' || x < 0 || x > 65535) return bad(v, "a port from 0 to 65535, or off");
+                   c.api_port = std::to_string(x);
+                   return {};
+                 },
+                 [](const node_config& c) { return c.api_port.empty() ? std::string("\"\"") : c.api_port; }});
+    k.push_back(string_key("api-key", "an API key clients send as a Bearer token (for quick tests; prefer api-keys-file)",
+                           &node_config::api_key));
+    k.push_back(string_key("api-keys-file", "file of API keys, one a line (Bearer tokens of the HTTP API)",
+                           &node_config::api_keys_file));
+    k.push_back({"api-max-body", "largest HTTP API request body", "bytes",
+                 [](node_config& c, const std::string& v) -> status {
+                   auto b = parse_bytes(v);
+                   if (!b) return b.error();
+                   if (*b < 1024) return bad(v, "a size of at least 1KiB");
+                   c.api_max_body = *b;
+                   return {};
+                 },
+                 [](const node_config& c) { return std::to_string(c.api_max_body >> 20) + "MiB"; }});
+    k.push_back(string_key("api-cors-origin", "origin browsers may call the HTTP API from (off when empty)",
+                           &node_config::api_cors_origin));
+    k.push_back(duration_key("api-request-timeout", "total deadline of one HTTP API request",
+                             &node_config::api_request_timeout));
     k.push_back(
         string_key("node-name", "stable node name for leases and logs (default HOST:PORT)", &node_config::node_name));
     k.push_back(string_key("model", "GGUF model file (default: the built-in model)", &node_config::model));

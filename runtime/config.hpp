@@ -29,6 +29,14 @@ struct node_config {
   int port = 7420;                 // BASP port; 0 picks a free one
   int metrics_port = 9420;         // HTTP: /metrics, /healthz, /readyz; 0 picks a free one
   std::string node_name;           // stable across restarts; default HOST:PORT
+  // HTTP API (OpenAI-compatible; docs/api.md)
+  std::string api_host = "127.0.0.1";  // loopback unless told otherwise (and then only with a key)
+  std::string api_port;                // "" = 8080, or 0 when port is 0; "off" = no API
+  std::string api_key;                 // one key (BRIGADE_API_KEY; quick tests)
+  std::string api_keys_file;           // one key a line
+  int64_t api_max_body = 8ll << 20;    // bytes of request body
+  std::string api_cors_origin;         // Access-Control-Allow-Origin; "" = no CORS
+  duration api_request_timeout = std::chrono::minutes(10);  // a request's total deadline
   // model and engine
   std::string model;                // GGUF file; empty = the built-in model (cache dir)
   std::string device = "cpu";       // engine: cpu or cuda:N

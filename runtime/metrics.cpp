@@ -58,6 +58,7 @@ struct node_metrics::impl {
   prometheus::Counter* prompt;
   prometheus::Gauge* sessions;
   prometheus::Family<prometheus::Counter>* rejected;
+  prometheus::Family<prometheus::Counter>* http_requests;
   prometheus::Counter* restarts;
   prometheus::Gauge* kv;
   prometheus::Histogram* store_latency;
@@ -100,6 +101,10 @@ struct node_metrics::impl {
     prompt = &BuildCounter().Name("brigade_prompt_tokens_total").Help("Prompt tokens prefilled").Register(reg).Add({});
     sessions = &BuildGauge().Name("brigade_sessions_active").Help("Live session actors").Register(reg).Add({});
     rejected = &BuildCounter().Name("brigade_requests_rejected_total").Help("Refused requests by reason").Register(reg);
+    http_requests = &BuildCounter()
+                         .Name("brigade_http_requests_total")
+                         .Help("HTTP API requests by route pattern and status code")
+                         .Register(reg);
     restarts =
         &BuildCounter().Name("brigade_session_restarts_total").Help("Session actors restarted").Register(reg).Add({});
     kv = &BuildGauge().Name("brigade_kv_cache_usage_ratio").Help("Share of KV blocks in use").Register(reg).Add(d);
@@ -149,6 +154,9 @@ void node_metrics::set_sessions_active(double v) { p_->sessions->Set(v); }
 void node_metrics::add_rejected(const std::string& reason) {
   p_->rejected->Add({{"reason", reason}}).Increment();
   p_->rejected_total.fetch_add(1);
+}
+void node_metrics::add_http_request(const std::string& route, int code) {
+  p_->http_requests->Add({{"route", route}, {"code", std::to_string(code)}}).Increment();
 }
 void node_metrics::add_session_restart() { p_->restarts->Increment(); }
 void node_metrics::set_kv_cache_usage(double r) { p_->kv->Set(r); }

@@ -32,6 +32,8 @@ class node_metrics {
   void add_prompt_tokens(double n);
   void set_sessions_active(double v);
   void add_rejected(const std::string& reason);
+  /// An HTTP API request answered (route: its pattern, "/v1/sessions/{id}").
+  void add_http_request(const std::string& route, int code);
   void add_session_restart();
   void set_kv_cache_usage(double ratio);
   void observe_store_latency(double seconds);

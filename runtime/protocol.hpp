@@ -19,8 +19,9 @@
 
 namespace brigade {
 
-/// Bumped on any incompatible change of the types below.
-constexpr uint32_t protocol_version = 1;
+/// Bumped on any incompatible change of the types below. 2: chat_request
+/// gained `idempotency_key` (the HTTP API's Idempotency-Key).
+constexpr uint32_t protocol_version = 2;
 
 // Wire atoms: the verbs clients send to a node's gateway (at most 10
 // characters; their text is their wire identity). Node-internal atoms are
@@ -34,6 +35,7 @@ using credit_atom = caf::atom_constant<caf::atom("b_credit")>;    // (credit, id
 using fault_atom = caf::atom_constant<caf::atom("b_fault")>;      // (fault, id, token): crash (fault injection only)
 using cluster_atom = caf::atom_constant<caf::atom("b_cluster")>;  // (cluster) -> cluster_status
 using drainreq_atom = caf::atom_constant<caf::atom("b_drainreq")>;  // (drainreq, node, admin token) -> sentence
+// (open, system prompt) -> (session id, token): a session with a system prompt
 // Between the nodes of a cluster (docs/cluster.md):
 // (peer, chat|history|close|open|drainreq, ...): forwarded, never again
 using peer_atom = caf::atom_constant<caf::atom("b_peer")>;
@@ -96,11 +98,16 @@ struct chat_request {
   std::string text;
   sampling_params sampling;
   caf::actor reply_to;  // receives token_chunk messages; grants credit back
+  // A client's key for this turn (HTTP Idempotency-Key), "" for none. With
+  // a key, seq 0 means "the next turn": a key already committed replays
+  // that turn, one in flight is turn_in_progress.
+  std::string idempotency_key;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, chat_request& x) {
-  return f(caf::meta::type_name("chat_request"), x.session_id, x.token, x.seq, x.text, x.sampling, x.reply_to);
+  return f(caf::meta::type_name("chat_request"), x.session_id, x.token, x.seq, x.text, x.sampling, x.reply_to,
+           x.idempotency_key);
 }
 
 /// A piece of the reply (valid UTF-8), in order: index 0, 1, 2, ...

@@ -5,20 +5,25 @@
 namespace brigade::runtime::redis {
 
 void pack_turn(msgpack::packer<msgpack::sbuffer>& pk, const turn_record& t) {
-  pk.pack_array(7);
-  pk.pack(schema_version);
+  const bool keyed = !t.key.empty();
+  pk.pack_array(keyed ? 8 : 7);
+  pk.pack(keyed ? schema_version_key : schema_version);
   pk.pack(t.seq);
   pk.pack(t.user);
   pk.pack(t.assistant);
   pk.pack(t.prompt_tokens);
   pk.pack(t.generated_tokens);
   pk.pack(t.committed_at_ms);
+  if (keyed) pk.pack(t.key);
 }
 
-/// Throws on anything but a version-1 turn record (msgpack-c throws too).
+/// Throws on anything but a version-1 (7 fields) or version-2 (8 fields,
+/// the key last) turn record (msgpack-c throws too).
 turn_record unpack_turn(const msgpack::object& o) {
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 7 || o.via.array.ptr[0].as<int>() != schema_version)
-    throw std::runtime_error("not a version-" + std::to_string(schema_version) + " turn record");
+  const bool v1 = o.type == msgpack::type::ARRAY && o.via.array.size == 7 && o.via.array.ptr[0].as<int>() == schema_version;
+  const bool v2 =
+      o.type == msgpack::type::ARRAY && o.via.array.size == 8 && o.via.array.ptr[0].as<int>() == schema_version_key;
+  if (!v1 && !v2) throw std::runtime_error("not a version-1 or version-2 turn record");
   turn_record t;
   t.seq = o.via.array.ptr[1].as<uint64_t>();
   t.user = o.via.array.ptr[2].as<std::string>();
@@ -26,6 +31,7 @@ turn_record unpack_turn(const msgpack::object& o) {
   t.prompt_tokens = o.via.array.ptr[4].as<uint32_t>();
   t.generated_tokens = o.via.array.ptr[5].as<uint32_t>();
   t.committed_at_ms = o.via.array.ptr[6].as<int64_t>();
+  if (v2) t.key = o.via.array.ptr[7].as<std::string>();
   return t;
 }
 

@@ -15,12 +15,19 @@
 
 namespace brigade::runtime::redis {
 
-/// Turn records and snapshots.
+/// Snapshots, and turn records without an idempotency key (written as
+/// before, so earlier builds read them).
 constexpr int schema_version = 1;
+/// A turn record with an idempotency key: 8 fields, the key last. Earlier
+/// builds refuse it rather than lose the key.
+constexpr int schema_version_key = 2;
 /// The meta hash (field `v`): 2 added `inc`, the holder's incarnation. A
 /// meta of version 1 is read as one without a holder incarnation and
 /// rewritten as version 2 by the next acquire.
 constexpr int meta_schema_version = 2;
+/// 3 adds `sys`, the session's system prompt; written only for sessions
+/// that have one (the others stay version 2). Acquire keeps a 3.
+constexpr int meta_schema_version_system = 3;
 
 void pack_turn(msgpack::packer<msgpack::sbuffer>& pk, const turn_record& t);
 /// Throws on a malformed record (the callers catch).

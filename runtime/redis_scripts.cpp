@@ -10,11 +10,12 @@ namespace brigade::runtime::redis {
   "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 // KEYS: meta. ARGV: schema, owner, model, token hash, created, ttl ms, lease
-// ms, owner incarnation.
+// ms, owner incarnation, system prompt ('' for none: no `sys` field).
 extern const char* const create_script = BRIGADE_LUA_NOW R"(
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS session already exists') end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'seq', 0, 'epoch', 1, 'owner', ARGV[2], 'lease', now + tonumber(ARGV[7]),
            'model', ARGV[3], 'token', ARGV[4], 'created', ARGV[5], 'snap_seq', 0, 'inc', ARGV[8])
+if ARGV[9] and ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'sys', ARGV[9]) end
 if tonumber(ARGV[6]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 return 'OK')";
 
@@ -28,8 +29,10 @@ return 'OK')";
 extern const char* const acquire_script = BRIGADE_LUA_NOW R"(
 local m = redis.call('HMGET', KEYS[1], 'v', 'epoch', 'owner', 'lease', 'inc')
 if not m[1] then return redis.error_reply('MISSING session is not in the store (expired or deleted)') end
-if m[1] ~= ARGV[4] and m[1] ~= '1' then
-  return redis.error_reply('SCHEMA stored with schema version \'' .. m[1] .. '\', this node reads version ' .. ARGV[4]) end
+if m[1] ~= ARGV[4] and m[1] ~= '1' and m[1] ~= '3' then
+  return redis.error_reply('SCHEMA stored with schema version \'' .. m[1] .. '\', this node reads versions 1 to 3') end
+local v = ARGV[4]
+if m[1] == '3' then v = '3' end
 local epoch = tonumber(m[2])
 local lease = tonumber(m[4] or '0')
 if not epoch or not lease then return redis.error_reply('SCHEMA the session\'s meta record is damaged') end
@@ -44,7 +47,7 @@ if m[3] and m[3] ~= '' and m[3] ~= ARGV[1] and lease > now then
     return redis.error_reply('OWNED ' .. (lease - now) .. ' ' .. inc .. ' ' .. m[3])
   end
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[4], 'epoch', epoch + 1, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]),
+redis.call('HSET', KEYS[1], 'v', v, 'epoch', epoch + 1, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]),
            'inc', ARGV[5])
 if tonumber(ARGV[3]) > 0 then
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end

@@ -36,9 +36,12 @@ class redis_store final : public session_store {
   }
 
   void create(const session_meta& m, done_fn done) override {
-    commits_->submit({{"EVAL", create_script, "1", key(m.id, "meta"), std::to_string(meta_schema_version), m.owner,
+    // A system prompt raises the meta to schema 3 (builds before it refuse
+    // the session rather than serve it without its system prompt).
+    const int v = m.system.empty() ? meta_schema_version : meta_schema_version_system;
+    commits_->submit({{"EVAL", create_script, "1", key(m.id, "meta"), std::to_string(v), m.owner,
                        m.model, m.token_hash, std::to_string(m.created_ms), std::to_string(ttl_ms_),
-                       std::to_string(lease_ms_), m.owner_incarnation}},
+                       std::to_string(lease_ms_), m.owner_incarnation, m.system}},
                      [this, done, id = m.id](std::vector<redisReply*>& r, const std::string& err) {
                        done(status_of(r[0], err, id));
                      });
@@ -274,10 +277,14 @@ class redis_store final : public session_store {
         snap.meta.created_ms = std::strtoll(v.c_str(), nullptr, 10);
       else if (f == "inc")
         snap.meta.owner_incarnation = v;
+      else if (f == "sys")
+        snap.meta.system = v;
     }
-    if (version != std::to_string(meta_schema_version) && version != "1")
+    if (version != std::to_string(meta_schema_version) && version != "1" &&
+        version != std::to_string(meta_schema_version_system))
       return store_status{store_errc::malformed, "session " + id + ": stored with schema version '" + version +
-                                                     "', this node reads version " + std::to_string(meta_schema_version)};
+                                                     "', this node reads versions 1 to " +
+                                                     std::to_string(meta_schema_version_system)};
     if (store_status s = unpack_history(id, tx->element[1], tx->element[2], snap.turns); !s) return s;
     return snap;
   }

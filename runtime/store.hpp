@@ -58,6 +58,7 @@ struct session_meta {
   std::string owner_incarnation;  // the holder's process (cluster incarnation; "" outside a cluster)
   uint64_t epoch = 1;      // raised by every acquire; writes must carry it
   int64_t created_ms = 0;
+  std::string system;  // the session's system prompt, "" for none (meta schema 3, written only when set)
 };
 
 struct store_options {

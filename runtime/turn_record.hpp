@@ -17,6 +17,10 @@ struct turn_record {
   uint32_t prompt_tokens = 0;     // tokens the engine prefilled for this turn (after KV reuse)
   uint32_t generated_tokens = 0;  // tokens the engine generated
   int64_t committed_at_ms = 0;    // wall clock when the session committed it
+  // The request's Idempotency-Key (HTTP API), "" for none. Stored (turn
+  // record schema 2, written only when set), not sent over BASP: history
+  // over the wire keeps the fields above (runtime/protocol.hpp).
+  std::string key;
 };
 
 /// What a turn cost, as its result reports it.

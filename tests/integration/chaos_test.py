@@ -50,7 +50,8 @@ def main():
         time.sleep(0.3)
 
         def serve():
-            p = subprocess.Popen([BRIGADE, "serve", "--port", str(bport), "--metrics-port", "0", "--model", model,
+            p = subprocess.Popen([BRIGADE, "serve", "--port", str(bport), "--metrics-port", "0", "--api-port", "0",
+                                  "--model", model,
                                   "--store", f"redis://127.0.0.1:{rport}", "--node-name", "chaos-node",
                                   "--log-level", "error"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             started.append(p)

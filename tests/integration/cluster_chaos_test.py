@@ -184,8 +184,9 @@ class Node:
             self.log = os.path.join(self.ctx.logdir, f"{Node.count:03d}-{self.name}.log")
             self.logs.append(self.log)
             with open(self.log, "w") as errf:
-                cmd = [self.ctx.brigade, "serve", "--port", str(self.port), "--metrics-port", "0", "--model",
-                       self.ctx.model, "--store", self.ctx.store, "--node-name", self.name, *self.ctx.serve_extra]
+                cmd = [self.ctx.brigade, "serve", "--port", str(self.port), "--metrics-port", "0", "--api-port", "0",
+                       "--model", self.ctx.model, "--store", self.ctx.store, "--node-name", self.name,
+                       *self.ctx.serve_extra]
                 p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True, errors="replace")
             started.append(p)
             line = ""

@@ -377,7 +377,8 @@ class Node:
         self.log = os.path.join(LOGS, f"{Node.count:02d}-{self.name}.log")
         self.errf = open(self.log, "w")
         self.p = subprocess.Popen(nsx(self.ns, BRIGADE, "serve", "--host", self.ip, "--port", str(PORT),
-                                      "--metrics-port", str(MPORT), "--store", f"redis://{REDIS_IP}:{RPORT}/{db}",
+                                      "--metrics-port", str(MPORT), "--api-port", "0",
+                                      "--store", f"redis://{REDIS_IP}:{RPORT}/{db}",
                                       "--node-name", self.name, "--model", MODEL),
                                   stdout=subprocess.PIPE, stderr=self.errf, text=True, errors="replace")
         started.append(self.p)

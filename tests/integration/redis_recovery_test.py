@@ -50,7 +50,8 @@ def redis(port, d):
 
 
 def serve(model, rport, bport, name="recovery-node", *extra):
-    p = subprocess.Popen([BRIGADE, "serve", "--port", str(bport), "--metrics-port", "0", "--model", model,
+    p = subprocess.Popen([BRIGADE, "serve", "--port", str(bport), "--metrics-port", "0", "--api-port", "0",
+                          "--model", model,
                           "--store", f"redis://127.0.0.1:{rport}", "--node-name", name, *extra],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     started.append(p)
