@@ -589,7 +589,7 @@ result<std::unique_ptr<api_server>> api_server::start(caf::actor_system& sys, st
   p->http.set_payload_max_length(static_cast<size_t>(cfg.api_max_body));
   p->http.set_read_timeout(30, 0);
   p->http.set_write_timeout(30, 0);
-  p->http.set_keep_alive_timeout(5);
+  p->http.set_keep_alive_timeout(2);
   p->http.set_keep_alive_max_count(1000);
   p->routes();
   const int bound = port == 0 ? p->http.bind_to_any_port(cfg.api_host.c_str())

@@ -12,7 +12,7 @@
 // Sizing: `max-batch + queue-limit + 16` requests in flight (a streaming
 // response holds its thread for the whole stream), one more answered 429 at
 // once; the pool has a few threads more for those answers. Keep-alive
-// connections hold a thread while idle, for at most 5 s.
+// connections hold a thread while idle, for at most 2 s.
 #pragma once
 
 #include <caf/fwd.hpp>

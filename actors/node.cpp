@@ -102,7 +102,6 @@ struct node::impl {
   void stop() {
     if (stopped) return;
     stopped = true;
-    http.stop();
     if (sys) {
       if (port) sys->middleman().unpublish(gateway, static_cast<uint16_t>(port));
       leave();
@@ -117,10 +116,12 @@ struct node::impl {
       // released while the actor system still exists.
       sys->await_all_actors_done();
     }
-    // After the actors: every open stream has had its answer (an error
-    // event for a turn cut off), so the HTTP threads end.
+    // After the actors (a turn cut off by drain-grace ends now, not after
+    // the HTTP servers' shutdown): every open stream has had its answer
+    // (an error event), so the API's threads end.
     if (api) api->stop();
     api.reset();
+    http.stop();
     if (ctx) ctx->loop->shutdown(false);
     // The store sends what is queued (lease releases) and runs its callbacks,
     // which message actors: while the actor system still exists.

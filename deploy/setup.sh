@@ -14,6 +14,8 @@ packages=(
   git                                               # clones llama.cpp from the npm peer's bundle (peer tests)
   redis-server                                      # the real store, started by the tests
   iproute2 nftables                                 # network namespaces and partitions (partition test, root)
+  nlohmann-json3-dev libcpp-httplib-dev             # the HTTP API (JSON, HTTP server and bench --api's client)
+  curl                                              # the API's raw SSE test
 )
 
 missing=()

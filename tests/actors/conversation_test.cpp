@@ -28,6 +28,44 @@ TEST(Conversation, ClassifiesSeqsAsRunReplayOrGap) {
   EXPECT_EQ(c.classify(3), conversation::seq_action::gap);
 }
 
+TEST(Conversation, TheSystemPromptComesFirstAndIsNeverDropped) {
+  conversation c(vocab(), chat_format::chatml, 512, true);
+  c.set_system("You are a chef.");
+  c.commit(turn(1, "Who are you?", "A cook."));
+  auto p = c.prompt("And now?", 16);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->text.find("<|im_start|>system\nYou are a chef.<|im_end|>"), 0u) << p->text;
+  EXPECT_NE(p->text.find("Who are you?"), std::string::npos);
+}
+
+TEST(Conversation, FindsCommittedTurnsByIdempotencyKey) {
+  conversation c(vocab(), chat_format::chatml, 512, true);
+  turn_record t = turn(1, "hi", "hello");
+  t.key = "k-1";
+  c.commit(t);
+  c.commit(turn(2, "more", "sure"));
+  ASSERT_NE(c.find_key("k-1"), nullptr);
+  EXPECT_EQ(c.find_key("k-1")->seq, 1u);
+  EXPECT_EQ(c.find_key("k-2"), nullptr);
+  EXPECT_EQ(c.find_key(""), nullptr);  // no key never matches a keyless turn
+}
+
+TEST(Conversation, StatelessPromptsRenderTheWholeListAndRefuseWhatDoesNotFit) {
+  const std::vector<chat_message> msgs{{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"},
+                                       {"user", "Menu?"}};
+  auto p = prompt_for_messages(vocab(), chat_format::chatml, 512, msgs, 16);
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  EXPECT_EQ(p->text.find("<|im_start|>system\nBe brief."), 0u) << p->text;
+  EXPECT_NE(p->text.find("<|im_start|>assistant\nHello<|im_end|>"), std::string::npos);
+  EXPECT_EQ(p->text.substr(p->text.size() - 22), "<|im_start|>assistant\n");
+  auto tight = prompt_for_messages(vocab(), chat_format::chatml, static_cast<int32_t>(p->tokens.size()) + 15, msgs, 16);
+  ASSERT_FALSE(tight.ok());
+  EXPECT_EQ(tight.error().code(), errc::resource);
+  auto raw = prompt_for_text(vocab(), 512, "Once upon a time", 8);
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(vocab().decode(raw->tokens).find("Once upon a time"), 0u);
+}
+
 TEST(Conversation, PromptIncludesHistoryAndStartsWithBos) {
   conversation c(vocab(), chat_format::llama2, 512, true);
   c.commit(turn(1, "Who are you?", "A cook."));

@@ -212,8 +212,8 @@ def classify(field, v):
         return "skip" if num and v in (0, 1.5) else "bad"
     if field == "top_p":
         return "bad"  # 0, -1 and 1.5 are out of (0, 1]
-    if field == "top_k":
-        return "skip" if v == 0 and _is(v, int) else "bad"
+    if field == "top_k":  # -1: no limit, as vLLM reads it (the node does the same)
+        return "skip" if v == 0 and _is(v, int) else ("any" if v == -1 and _is(v, int) else "bad")
     if field == "seed":
         if _is(v, int):
             return "skip" if v == 0 else "any"
@@ -298,7 +298,7 @@ RANGES = {  # field -> [(raw JSON value text, expect)]
                     ("\"Infinity\"", [400]), ("\"-inf\"", [400]), ("\"1e999\"", [400]), ("\"0.5\"", [400])],
     "top_p": [("0", [400]), ("-0.5", [400]), ("1.01", [400]), ("1e309", [400]), ("-1e309", [400]),
               ("1e-300", "any"), ("\"nan\"", [400])],
-    "top_k": [("-1", [400]), ("-2147483648", [400]), ("2147483648", "any"), ("1e10", "any"),
+    "top_k": [("-1", "any"), ("-2", [400]), ("-2147483648", [400]), ("2147483648", "any"), ("1e10", "any"),
               ("1000000000000000000000000000000", "any"), ("40.5", [400]), ("\"40\"", [400])],
     "seed": [("-1", "any"), ("18446744073709551616", "any"), ("18446744073709551615", "any"),
              ("-9223372036854775809", "any"), ("10000000000000000000000000000000000000000", "any"),
@@ -465,6 +465,10 @@ def surrogates(c):
           code="invalid_json")
     c.add("nul", "raw NUL in a key", j(CHAT_MIN).replace(b"\"model\"", b"\"mo\x00del\""), expect=[400],
           code="invalid_json")
+    for path, seed in ((CHAT, CHAT_MIN), (COMPL, COMPL_MIN), (SESS, SESS_SYSTEM)):
+        for tail in (b"\x00", b"\x00garbage", b"\x00{", b" \x00", b"\x00" * 64):
+            c.add("nul", f"valid request then {tail[:12]!r} (trailing bytes after the object)", j(seed) + tail,
+                  path=path, expect=[400], code="invalid_json")
     c.add("nul", "raw NULs between tokens", j(CHAT_MIN).replace(b",", b",\x00\x00"), expect=[400], code="invalid_json")
     c.add("nul", "a valid pair \\ud83d\\ude00 (control: valid)",
           j(chat_with_content("@@V@@")).replace(M, b"\\ud83d\\ude00"), expect=[200])

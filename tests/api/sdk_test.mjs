@@ -146,20 +146,23 @@ class Node {
     return new OpenAI({ baseURL: this.baseURL, apiKey: KEY, maxRetries: 0, timeout: 60000, ...opts });
   }
 
-  // Sum of the samples of a metric whose labels contain `labels` (e.g. 'reason="client_gone"').
-  async metric(name, labels = "") {
+  // Sum of the samples of a metric that have the given labels (any order),
+  // e.g. metric("brigade_requests_rejected_total", {reason: "client_gone"}).
+  async metric(name, labels = {}) {
     const text = await (await fetch(this.metricsURL)).text();
     let total = 0;
     for (const line of text.split("\n")) {
       if (line.startsWith("#")) continue;
-      const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/);
-      if (m && m[1] === name && (m[2] ?? "").includes(labels)) total += Number(m[3]);
+      const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)/);
+      if (!m || m[1] !== name) continue;
+      const have = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+      if (Object.entries(labels).every(([k, v]) => have[k] === v)) total += Number(m[3]);
     }
     return total;
   }
 
   // Waits until a metric stops moving (two reads 200 ms apart agree).
-  async settled(name, labels = "") {
+  async settled(name, labels = {}) {
     let a = await this.metric(name, labels);
     for (let i = 0; i < 25; i++) {
       await sleep(200);
@@ -396,6 +399,8 @@ await section("durable sessions", async () => {
     check(both[0].value.data.choices[0].message.content === both[1].value.data.choices[0].message.content,
           "the same seq sent twice at once: the same reply");
   }
+  const conflicts = await main.metric("brigade_http_requests_total", { route: "/v1/chat/completions", code: "409" });
+  console.log(`   (${conflicts} answer(s) 409 so far: the SDK retried them)`);
   h = await turns();
   check(h.length === 4 && h.filter((t) => t.seq === 4).length === 1, "the same seq sent twice at once: one turn 4",
         JSON.stringify(h.map((t) => t.seq)));
@@ -435,7 +440,7 @@ await section("64 concurrent streaming clients", async () => {
         bad.slice(0, 5).map(([r, i]) => `#${i}: ${r.status === "fulfilled" ? JSON.stringify({ text: r.value.text, finish: r.value.finish }) : describe(r.reason)}`).join("; ") +
         ` (${bad.length} bad)`);
   console.log(`   64 streams in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-  const ok200 = await main.metric("brigade_http_requests_total", 'route="/v1/chat/completions",code="200"');
+  const ok200 = await main.metric("brigade_http_requests_total", { route: "/v1/chat/completions", code: "200" });
   check(ok200 >= 64, 'brigade_http_requests_total{route="/v1/chat/completions",code="200"} counts them', `${ok200}`);
 });
 
@@ -465,7 +470,7 @@ await section("overload: 429 RateLimitError, the others complete", async () => {
     check(e.type === "rate_limit_error" && ra !== null && /^\d+$/.test(ra), "429: type rate_limit_error and Retry-After seconds",
           `${describe(e)} retry-after=${ra}`);
   }
-  const overloaded = await node.metric("brigade_requests_rejected_total", 'reason="overloaded"');
+  const overloaded = await node.metric("brigade_requests_rejected_total", { reason: "overloaded" });
   check(overloaded >= limited.length, 'brigade_requests_rejected_total{reason="overloaded"} counts the refusals',
         `${overloaded} < ${limited.length}`);
   const after = await c.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "after" }], max_tokens: 8 });
@@ -483,7 +488,7 @@ await section("aborted stream and SIGTERM mid-stream (small model)", async () =>
   const long = { model, messages: [{ role: "user", content: "Tell me a long story" }], max_tokens: 2000 };
 
   // An aborted stream: the turn is cancelled at once.
-  const gone0 = await node.metric("brigade_requests_rejected_total", 'reason="client_gone"');
+  const gone0 = await node.metric("brigade_requests_rejected_total", { reason: "client_gone" });
   const ac = new AbortController();
   const s = await c.chat.completions.create({ ...long, stream: true }, { signal: ac.signal });
   let n = 0, abortErr = null;
@@ -498,7 +503,7 @@ await section("aborted stream and SIGTERM mid-stream (small model)", async () =>
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && gone < gone0 + 1) {
     await sleep(100);
-    gone = await node.metric("brigade_requests_rejected_total", 'reason="client_gone"');
+    gone = await node.metric("brigade_requests_rejected_total", { reason: "client_gone" });
   }
   check(gone >= gone0 + 1, 'brigade_requests_rejected_total{reason="client_gone"} counts it within 5 s', `${gone0} -> ${gone}`);
   const g1 = await node.metric("brigade_tokens_generated_total");
@@ -513,18 +518,21 @@ await section("aborted stream and SIGTERM mid-stream (small model)", async () =>
   // SIGTERM while a stream runs: after --drain-grace the stream ends with an
   // error event (no [DONE]), which the SDK's iteration throws.
   const s2 = await c.chat.completions.create({ ...long, stream: true });
-  let chunks = 0, finish = null, err = null;
-  const t = Date.now();
+  let chunks = 0, finish = null, err = null, t = null;
   try {
     for await (const ch of s2) {
-      if (++chunks === 1) node.proc.kill("SIGTERM");
+      if (++chunks === 1) { node.proc.kill("SIGTERM"); t = Date.now(); }
       finish ??= ch.choices?.[0]?.finish_reason ?? null;
     }
   } catch (e) {
     err = e;
   }
-  console.log(`   stream ended ${((Date.now() - t) / 1000).toFixed(2)} s after SIGTERM, ${chunks} chunks, ` +
+  const endedS = (Date.now() - t) / 1000;
+  console.log(`   stream ended ${endedS.toFixed(2)} s after SIGTERM, ${chunks} chunks, ` +
               `finish_reason ${finish}, ${err ? describe(err) : "no exception"}`);
+  // --drain-grace 300ms: the turn is cut then (1 s of slack for a loaded machine).
+  check(endedS < 1.3, "SIGTERM mid-stream: the stream is cut within --drain-grace 300ms (+1 s slack)",
+        `it ended ${endedS.toFixed(2)} s after SIGTERM`);
   check(finish === null, "the cut stream has no finish_reason", String(finish));
   check(err !== null, "SIGTERM mid-stream: the SDK's iteration throws",
         "the stream ended quietly: no error event, so the client cannot tell it from a complete reply");

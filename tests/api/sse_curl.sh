@@ -24,7 +24,7 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*"; [[ -f "$TMP/node.err" ]] && { echo "--- node stderr (tail):"; tail -c 1500 "$TMP/node.err"; }; exit 1; }
 
-"$BRIGADE" model synth --preset tiny --seed 7 -o "$TMP/tiny.gguf" >/dev/null || fail "model synth exited $?"
+"$BRIGADE" model synth --preset tiny --seed 7 -o "$TMP/tiny.gguf" >/dev/null 2>"$TMP/synth.err" || fail "model synth exited $?: $(cat "$TMP/synth.err")"
 "$BRIGADE" serve --port 0 --metrics-port 0 --max-tokens 32 --model "$TMP/tiny.gguf" >"$TMP/node.out" 2>"$TMP/node.err" &
 NODE_PID=$!
 

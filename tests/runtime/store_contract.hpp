@@ -77,6 +77,32 @@ inline void turns_and_checks(const factory& make) {
   EXPECT_EQ(acquire(*s, id, "node-a").error().code(), store_errc::not_found);
 }
 
+/// A session's system prompt and the turns' idempotency keys (the HTTP
+/// API's) survive the store; turns without a key stay as they were.
+inline void keeps_system_prompts_and_idempotency_keys(const factory& make) {
+  auto s = make({});
+  const std::string id = random_hex(16);
+  session_meta m = meta(id);
+  m.system = "You are a chef. \xF0\x9F\x8D\xB2";
+  ASSERT_TRUE(wait([&](auto d) { s->create(m, d); }).ok());
+  turn_record keyed = turn(1);
+  keyed.key = "order-17";
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, keyed, d); }).ok());
+  ASSERT_TRUE(wait([&](auto d) { s->append(id, 1, turn(2), d); }).ok());
+  auto a = acquire(*s, id, "node-a");  // the same owner takes it back: epoch 2, everything kept
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  EXPECT_EQ(a->meta.system, m.system);
+  ASSERT_EQ(a->turns.size(), 2u);
+  EXPECT_EQ(a->turns[0].key, "order-17");
+  EXPECT_EQ(a->turns[0].user, "u1");
+  EXPECT_EQ(a->turns[1].key, "");
+  const std::string plain = random_hex(16);
+  ASSERT_TRUE(wait([&](auto d) { s->create(meta(plain), d); }).ok());
+  auto p = load(*s, plain);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->meta.system, "");
+}
+
 inline void leases_fence_stale_owners(const factory& make) {
   store_options o;
   o.lease = std::chrono::seconds(30);
@@ -224,6 +250,9 @@ inline void locate_names_the_live_holder_only(const factory& make) {
 
 #define BRIGADE_STORE_CONTRACT_TESTS(Suite, make)                                                        \
   TEST(Suite, TurnsAndChecks) { ::brigade::runtime::contract::turns_and_checks(make); }                  \
+  TEST(Suite, KeepsSystemPromptsAndIdempotencyKeys) {                                                    \
+    ::brigade::runtime::contract::keeps_system_prompts_and_idempotency_keys(make);                       \
+  }                                                                                                      \
   TEST(Suite, LeasesFenceStaleOwners) { ::brigade::runtime::contract::leases_fence_stale_owners(make); } \
   TEST(Suite, LeasesExpireUnlessRenewed) { ::brigade::runtime::contract::leases_expire_unless_renewed(make); } \
   TEST(Suite, LocateNamesTheLiveHolderOnly) {                                                            \
