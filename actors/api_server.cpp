@@ -1,5 +1,6 @@
 #include "actors/api_server.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <httplib.h>
 #include <caf/all.hpp>
@@ -131,11 +132,83 @@ void send_error(httplib::Response& res, const oa::api_error& e) {
   res.set_content(oa::error_body(e), "application/json");
 }
 
+// -- the connection cap ------------------------------------------------------------------
+
+/// True on the threads that answer connections past the cap (429 at once).
+thread_local bool past_the_cap = false;
+
+/// cpp-httplib's task queue with a cap: `n` threads serve connections, at
+/// most `backlog` more wait for one; past that, a connection goes to one of
+/// `spare` threads that only answer 429 and close it, so a flood gets a
+/// prompt answer instead of an unbounded queue.
+class capped_pool : public httplib::TaskQueue {
+ public:
+  capped_pool(size_t n, size_t backlog, size_t spare) : n_(n), backlog_(backlog) {
+    for (size_t i = 0; i < n; ++i) threads_.emplace_back([this] { work(jobs_, false); });
+    for (size_t i = 0; i < spare; ++i) threads_.emplace_back([this] { work(spares_, true); });
+  }
+  ~capped_pool() override = default;
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (busy_ + jobs_.size() < n_ + backlog_)
+        jobs_.push_back(std::move(fn));
+      else
+        spares_.push_back(std::move(fn));
+    }
+    cv_.notify_all();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void work(std::deque<std::function<void()>>& q, bool spare) {
+    past_the_cap = spare;
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || !q.empty(); });
+        if (q.empty()) return;  // stopping, nothing left
+        fn = std::move(q.front());
+        q.pop_front();
+        if (!spare) ++busy_;
+      }
+      fn();
+      if (!spare) {
+        std::lock_guard<std::mutex> g(mu_);
+        --busy_;
+      }
+    }
+  }
+
+  const size_t n_, backlog_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_, spares_;
+  size_t busy_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
 oa::api_error not_found(const std::string& what) { return {404, what, "not_found_error", "", "not_found"}; }
 
 std::string route_of(const std::string& path) {
-  if (path.rfind("/v1/sessions/", 0) == 0) return "/v1/sessions/{id}";
-  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
+  // One more path segment, not empty and with no further '/'.
+  auto one_below = [&](const std::string& base) {
+    return path.size() > base.size() && path.compare(0, base.size(), base) == 0 &&
+           path.find('/', base.size()) == std::string::npos;
+  };
+  if (one_below("/v1/sessions/")) return "/v1/sessions/{id}";
+  if (one_below("/v1/models/")) return "/v1/models/{id}";
   for (const char* r : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/sessions", "/health"})
     if (path == r) return r;
   return "other";
@@ -176,7 +249,10 @@ struct api_server::impl {
     if (model.empty()) return std::nullopt;
     for (const auto& id : opt.model_ids)
       if (id == model) return std::nullopt;
-    return oa::api_error{404, "the model '" + model + "' does not exist here; this node serves '" + opt.model_ids[0] + "'",
+    const std::string shown = model.size() > 64 ? model.substr(0, 64) + "..." : model;
+    return oa::api_error{404,
+                         "the model '" + (unicode::valid_utf8(shown) ? shown : std::string("(not UTF-8)")) +
+                             "' does not exist here; this node serves '" + opt.model_ids[0] + "'",
                          "not_found_error", "model", "model_not_found"};
   }
 
@@ -189,6 +265,7 @@ struct api_server::impl {
   };
 
   oa::api_error overloaded_error() const {
+    ctx->metrics->add_rejected("overloaded");
     return {429,
             "the node is answering " + std::to_string(max_in_flight) +
                 " requests (max-batch + queue-limit + 16); retry after about 1s",
@@ -200,6 +277,7 @@ struct api_server::impl {
     // A cluster member that drains forwards durable requests to the
     // session's place; stateless ones (and a single node) are refused.
     if (durable && opt.clustered()) return std::nullopt;
+    ctx->metrics->add_rejected("shutting_down");
     return oa::api_error{503, "this node is draining; retry on another node", "server_error", "", "shutting_down"};
   }
 
@@ -210,7 +288,14 @@ struct api_server::impl {
     bool stream = false;
     bool include_usage = false;
     oa::reply rep;
+    std::shared_ptr<admission> slot;  // held until the response (a stream: its last byte) is written
   };
+
+  static oa::api_error error_of(const turn_call& call, const channel& ch) {
+    oa::api_error e = api_error_for(ch.code, ch.sentence);
+    if (!call.chat && e.code == "context_length_exceeded") e.param = "prompt";
+    return e;
+  }
 
   /// Waits for the next chunks, the end, or `until`; false on timeout.
   static bool wait(channel& ch, std::unique_lock<std::mutex>& lk, clock_type::time_point until) {
@@ -235,7 +320,7 @@ struct api_server::impl {
         caf::anon_send(bridge, drain_atom::value);
         return send_error(res, {504, "no reply within api-request-timeout", "timeout_error", "", "timeout"});
       }
-      if (ch->done && !ch->ok) return send_error(res, api_error_for(ch->code, ch->sentence));
+      if (ch->done && !ch->ok) return send_error(res, error_of(call, *ch));
       const uint64_t seq = !ch->chunks.empty() ? ch->chunks.front().seq : ch->result.seq;
       if (seq != 0) res.set_header("X-Brigade-Seq", std::to_string(seq));
     }
@@ -269,7 +354,7 @@ struct api_server::impl {
       }
       if (ch->done) break;
     }
-    if (!ch->ok) return send_error(res, api_error_for(ch->code, ch->sentence));
+    if (!ch->ok) return send_error(res, error_of(call, *ch));
     const turn_result& r = ch->result;
     call.rep.text = r.reply;
     call.rep.finish_reason = oa::finish_reason(r.stats.stop_reason);
@@ -323,7 +408,7 @@ struct api_server::impl {
       if (done && ch.chunks.empty()) break;
     }
     if (!ch.ok) {
-      const oa::api_error e = api_error_for(ch.code, ch.sentence);
+      const oa::api_error e = error_of(call, ch);
       lk.unlock();
       write(oa::error_event(e));  // no [DONE]: the SDK raises it
       return;
@@ -394,9 +479,9 @@ struct api_server::impl {
     std::optional<durable_headers> d;
     if (auto e = read_durable(req, d)) return send_error(res, *e);
     if (auto e = refuse_when_draining(d.has_value())) return send_error(res, *e);
-    admission a(this);
-    if (!a.ok) return send_error(res, overloaded_error());
-    turn_call call{true, c.stream, c.include_usage, new_reply(true, c.model)};
+    auto slot = std::make_shared<admission>(this);
+    if (!slot->ok) return send_error(res, overloaded_error());
+    turn_call call{true, c.stream, c.include_usage, new_reply(true, c.model), slot};
     if (d) {
       if (c.messages.back().role != "user")
         return send_error(res, {400,
@@ -429,13 +514,13 @@ struct api_server::impl {
       return send_error(res, {400, "durable sessions take chat requests (/v1/chat/completions), not completions",
                               "invalid_request_error", "x-brigade-session", ""});
     if (auto e = refuse_when_draining(false)) return send_error(res, *e);
-    admission a(this);
-    if (!a.ok) return send_error(res, overloaded_error());
+    auto slot = std::make_shared<admission>(this);
+    if (!slot->ok) return send_error(res, overloaded_error());
     oneshot_request o;
     o.raw = true;
     o.prompt = std::move(c.prompt);
     o.sampling = c.sampling;
-    run_oneshot(req, res, {false, c.stream, c.include_usage, new_reply(false, c.model)}, std::move(o));
+    run_oneshot(req, res, {false, c.stream, c.include_usage, new_reply(false, c.model), slot}, std::move(o));
   }
 
   void run_oneshot(const httplib::Request& req, httplib::Response& res, turn_call call, oneshot_request o) {
@@ -466,8 +551,7 @@ struct api_server::impl {
         open_atom::value, system);
   }
 
-  void session_history(const httplib::Request& req, httplib::Response& res) {
-    const std::string id = req.matches[1];
+  void session_history(const httplib::Request& req, httplib::Response& res, const std::string& id) {
     call_gateway(
         res,
         [&](std::vector<turn_record>& turns) {
@@ -480,8 +564,7 @@ struct api_server::impl {
         history_atom::value, id, req.get_header_value("X-Brigade-Token"));
   }
 
-  void session_close(const httplib::Request& req, httplib::Response& res) {
-    const std::string id = req.matches[1];
+  void session_close(const httplib::Request& req, httplib::Response& res, const std::string& id) {
     call_gateway(
         res, [&](bool) { res.set_content(oa::session_deleted(id), "application/json"); }, close_atom::value, id,
         req.get_header_value("X-Brigade-Token"));
@@ -495,14 +578,10 @@ struct api_server::impl {
     http.Get("/v1/models", [this](R, W r) {
       r.set_content(oa::models_list({opt.model_ids[0]}, created), "application/json");
     });
-    http.Get(R"(/v1/models/(.+))", [this](R q, W r) {
-      const std::string id = q.matches[1];
-      if (auto e = check_model(id)) return send_error(r, *e);
-      r.set_content(oa::model_object(opt.model_ids[0], created), "application/json");
-    });
     http.Post("/v1/sessions", [this](R q, W r) { open_session(q, r); });
-    http.Get(R"(/v1/sessions/([^/]+))", [this](R q, W r) { session_history(q, r); });
-    http.Delete(R"(/v1/sessions/([^/]+))", [this](R q, W r) { session_close(q, r); });
+    // /v1/models/{id} and /v1/sessions/{id} are routed by hand in the
+    // pre-routing handler: std::regex (cpp-httplib's routes) recurses once
+    // per byte of a long id, on the HTTP thread's stack.
     http.Get("/health", [this](R, W r) {
       const bool d = opt.draining();
       r.status = d ? 503 : 200;
@@ -510,25 +589,69 @@ struct api_server::impl {
     });
     // Auth and CORS before routing; unknown routes and methods in OpenAI's shape.
     http.set_pre_routing_handler([this](R q, W r) {
+      if (past_the_cap) {
+        ctx->metrics->add_rejected("overloaded");
+        send_error(r, {429, "this node has as many HTTP connections open as it serves at once; retry after about 1s",
+                       "rate_limit_error", "", "too_many_connections"});
+        r.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (!cfg().api_cors_origin.empty()) {
         r.set_header("Access-Control-Allow-Origin", cfg().api_cors_origin);
         r.set_header("Vary", "Origin");
         r.set_header("Access-Control-Expose-Headers", "X-Brigade-Seq, Retry-After");
         if (q.method == "OPTIONS") {
           r.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+          // The headers the browser asks for (the OpenAI SDK adds its own
+          // X-Stainless-* ones), else the ones the API reads.
+          const std::string asked = q.get_header_value("Access-Control-Request-Headers");
           r.set_header("Access-Control-Allow-Headers",
-                       "Authorization, Content-Type, X-Brigade-Session, X-Brigade-Token, X-Brigade-Seq, "
-                       "Idempotency-Key");
+                       !asked.empty() ? asked
+                                      : std::string("Authorization, Content-Type, X-Brigade-Session, X-Brigade-Token, "
+                                                    "X-Brigade-Seq, Idempotency-Key"));
           r.set_header("Access-Control-Max-Age", "600");
           r.status = 204;
           return httplib::Server::HandlerResponse::Handled;
         }
       }
+      if (q.path.size() > 256) {
+        send_error(r, {414, "the path is longer than 256 bytes; see docs/api.md for the routes", "invalid_request_error",
+                       "", "uri_too_long"});
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (q.path != "/health" && !authorized(q)) {
+        ctx->metrics->add_rejected("unauthorized");
         send_error(r, {401,
                        q.has_header("Authorization") ? "the API key is not valid"
                                                      : "this node needs an API key: send Authorization: Bearer KEY",
                        "authentication_error", "", "invalid_api_key"});
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (q.method == "POST" && q.has_header("Content-Type")) {
+        const std::string ct = q.get_header_value("Content-Type");
+        std::string media = ct.substr(0, ct.find(';'));
+        media.erase(media.find_last_not_of(" \t") + 1);
+        for (auto& ch : media) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (media != "application/json") {
+          send_error(r, {415, "the body is sent as '" + ct.substr(0, 64) + "'; send it as Content-Type: application/json",
+                         "invalid_request_error", "", "unsupported_media_type"});
+          return httplib::Server::HandlerResponse::Handled;
+        }
+      }
+      const std::string route = route_of(q.path);
+      if (route == "/v1/models/{id}" || route == "/v1/sessions/{id}") {
+        const std::string id = q.path.substr(q.path.rfind('/') + 1);
+        if (route == "/v1/models/{id}" && q.method == "GET") {
+          if (auto e = check_model(id)) send_error(r, *e);
+          else r.set_content(oa::model_object(opt.model_ids[0], created), "application/json");
+        } else if (route == "/v1/sessions/{id}" && q.method == "GET") {
+          session_history(q, r, id);
+        } else if (route == "/v1/sessions/{id}" && q.method == "DELETE") {
+          session_close(q, r, id);
+        } else {
+          send_error(r, {405, "method " + q.method + " is not allowed on " + route, "invalid_request_error", "",
+                         "method_not_allowed"});
+        }
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
@@ -542,9 +665,14 @@ struct api_server::impl {
                                 "", "method_not_allowed"});
         return send_error(r, not_found("no route " + q.method + " " + q.path + "; see docs/api.md"));
       }
-      if (r.status == 413)
-        return send_error(r, {413, "the request body is larger than api-max-body", "invalid_request_error", "",
-                              "request_too_large"});
+      if (r.status == 413) {
+        const bool form = q.get_header_value("Content-Type").find("x-www-form-urlencoded") != std::string::npos;
+        return send_error(r, {413,
+                              form ? "the body is sent as a form (Content-Type: application/x-www-form-urlencoded, "
+                                     "limited to 8 KiB); send it as Content-Type: application/json"
+                                   : "the request body is larger than api-max-body",
+                              "invalid_request_error", "", "request_too_large"});
+      }
       if (r.status == 400) return send_error(r, {400, "malformed HTTP request", "invalid_request_error", "", ""});
       send_error(r, {r.status, "HTTP error " + std::to_string(r.status), "invalid_request_error", "", ""});
     });
@@ -585,9 +713,9 @@ result<std::unique_ptr<api_server>> api_server::start(caf::actor_system& sys, st
   const auto& cfg = ctx->cfg;
   p->max_in_flight = cfg.max_batch + cfg.queue_limit + 16;
   const size_t threads = static_cast<size_t>(p->max_in_flight) + 8;
-  p->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  p->http.new_task_queue = [threads] { return new capped_pool(threads, 64, 2); };
   p->http.set_payload_max_length(static_cast<size_t>(cfg.api_max_body));
-  p->http.set_read_timeout(30, 0);
+  p->http.set_read_timeout(5, 0);  // a body slower than this is a stuck (or hostile) client
   p->http.set_write_timeout(30, 0);
   p->http.set_keep_alive_timeout(2);
   p->http.set_keep_alive_max_count(1000);
@@ -627,7 +755,9 @@ result<std::vector<std::string>> load_api_keys(const runtime::node_config& cfg) 
 }
 
 bool is_loopback_host(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  if (host == "localhost" || host == "::1") return true;
+  in_addr a{};
+  return inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 }  // namespace brigade::actors

@@ -9,10 +9,12 @@
 //   - /v1/sessions opens, reads and closes sessions through the gateway.
 // Parsing and serialisation are plain functions in net/openai.hpp.
 //
-// Sizing: `max-batch + queue-limit + 16` requests in flight (a streaming
-// response holds its thread for the whole stream), one more answered 429 at
-// once; the pool has a few threads more for those answers. Keep-alive
-// connections hold a thread while idle, for at most 2 s.
+// Sizing: `max-batch + queue-limit + 16` generation requests in flight (a
+// streaming one counts, and holds its thread, until its last byte), one more
+// answered 429 at once; the pool has 8 threads more than that for those
+// answers and the other routes. Connections: one per pool thread, 64 more
+// waiting for a thread, and past that cap two spare threads answer 429 and
+// close. Keep-alive connections hold a thread while idle, for at most 2 s.
 #pragma once
 
 #include <caf/fwd.hpp>

@@ -6,6 +6,7 @@
 //
 //   (b_hello, uint32 version)                  -> uint32 (the node's version) | version_mismatch
 //   (b_open)                                   -> (std::string id, std::string token)
+//   (b_open, system prompt)                    -> (id, token): a session with a system prompt (stored)
 //   (b_chat, chat_request)                     -> turn_result (tokens stream to reply_to)
 //   (b_history, id, token)                     -> std::vector<turn_record>
 //   (b_close, id, token)                       -> bool
@@ -15,7 +16,7 @@
 //   (b_ping, name, incarnation)                -> incarnation (from peers; cluster members only)
 //   (b_drainreq, node, admin token)            -> sentence; `cluster drain` (the cluster actor checks the token)
 //   (b_peer, b_chat|b_history|b_close, ...)    a request a peer forwarded (served here, never forwarded again)
-//   (b_peer, b_open, id)                       -> (id, token): a session a peer placed here
+//   (b_peer, b_open, id[, system])             -> (id, token): a session a peer placed here
 //   (b_peer, b_drainreq, node, admin token)    a drain a peer passed on
 //   (b_drain)                                  from this node only: alone, refuse new work from now on; in a
 //                                              cluster, keep accepting (work goes on to active nodes)

@@ -269,6 +269,7 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
   self->set_down_handler([=](caf::down_msg& d) { on_session_down(self, d); });
   return {
       [=](restart_atom, str id) { restart(self, id); },
+      [=](open_atom) { return open(self, std::string{}, std::string{}); },
       [=](open_atom, str system) { return open(self, std::string{}, system); },
       [=](peer_atom, open_atom, str id, str system) { return open(self, id, system); },
       [=](fwd_atom, str node, open_atom a, str id, str system) { return to_cluster(self, node, a, id, system); },

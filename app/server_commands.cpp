@@ -334,6 +334,11 @@ int bench(const bench_server_cli& a) {
     if (a.host.find(',') != std::string::npos)
       return fail(exit_bad_input, "bench --api drives one node: give one --host and its --api-port");
     api_target t{a.host, a.api_port, a.api_key};
+    if (const size_t colon = t.host.rfind(':'); colon != std::string::npos && t.host.find(':') == colon) {
+      t.port = std::atoi(t.host.c_str() + colon + 1);  // --host H:P names the API port itself
+      t.host.resize(colon);
+      if (t.port <= 0 || t.port > 65535) return fail(exit_bad_input, "--host " + a.host + ": the port must be 1 to 65535");
+    }
     if (t.key.empty())
       if (const char* k = std::getenv("BRIGADE_API_KEY")) t.key = k;
     run.start_api(t, a.sessions, a.turns, a.max_tokens, a.verify);

@@ -46,6 +46,10 @@ std::string type_name(const json& v) {
 
 std::optional<api_error> parse_object(std::string_view body, json& out) {
   if (body.empty()) return bad("the request body is empty; send a JSON object", "", "invalid_json");
+  // JSON text holds no raw NUL (escaped as \u0000 in strings); nlohmann's
+  // lexer would take one as the end of the input and ignore what follows.
+  if (body.find('\0') != std::string_view::npos)
+    return bad("the request body holds a NUL byte; JSON escapes it as \\u0000", "", "invalid_json");
   if (json_depth(body) > max_json_depth)
     return bad("the JSON nests deeper than " + std::to_string(max_json_depth) + " levels", "", "invalid_json");
   try {
@@ -53,6 +57,8 @@ std::optional<api_error> parse_object(std::string_view body, json& out) {
   } catch (const json::parse_error& e) {
     // nlohmann's sentence names the byte and, for strings, "ill-formed UTF-8".
     return bad(std::string("the request body is not valid JSON (") + e.what() + ")", "", "invalid_json");
+  } catch (const json::exception& e) {  // a number out of double's range (out_of_range.406), ...
+    return bad(std::string("the request body cannot be read (") + e.what() + ")", "", "invalid_json");
   }
   if (!out.is_object()) return bad("the request body must be a JSON object, not " + type_name(out), "", "invalid_json");
   return std::nullopt;
@@ -97,6 +103,7 @@ std::optional<api_error> get_number(const json& o, const char* k, double lo, dou
 /// Fields every generation request shares: sampling, stream, n, penalties.
 std::optional<api_error> parse_common(const json& o, sampling_params& s, bool& stream, bool& include_usage,
                                       std::string& model) {
+  s.temperature = 1.0f;  // OpenAI's default when the request leaves it out (brigade's own default is greedy)
   if (auto e = get_string(o, "model", model)) return e;
   if (!unicode::valid_utf8(model)) return bad("'model' is not valid UTF-8", "model");
   std::optional<double> v;
@@ -139,8 +146,11 @@ std::optional<api_error> parse_common(const json& o, sampling_params& s, bool& s
     } else {
       return bad("'stop' must be a string or a list of strings, not " + type_name(st), "stop");
     }
-    for (const auto& x : s.stop)
+    if (s.stop.size() > 8) return bad("'stop' has " + std::to_string(s.stop.size()) + " strings; send at most 8", "stop");
+    for (const auto& x : s.stop) {
       if (!unicode::valid_utf8(x)) return bad("a 'stop' string is not valid UTF-8", "stop");
+      if (x.empty() || x.size() > 64) return bad("each 'stop' string must be 1 to 64 bytes", "stop");
+    }
   }
   v.reset();
   if (auto e = get_number(o, "n", -9.2e18, 9.2e18, true, v)) return e;
@@ -267,6 +277,10 @@ std::string event(const json& j) { return "data: " + dump(j) + "\n\n"; }
 
 }  // namespace
 
+std::optional<api_error> parse_chat_unguarded(std::string_view body, chat_call& out);
+std::optional<api_error> parse_completion_unguarded(std::string_view body, completion_call& out);
+std::optional<api_error> parse_session_open_unguarded(std::string_view body, std::string& system);
+
 int json_depth(std::string_view body) {
   int depth = 0, max = 0;
   bool in_string = false, escaped = false;
@@ -302,7 +316,30 @@ std::string error_body(const api_error& e) {
 
 std::string error_event(const api_error& e) { return "data: " + error_body(e) + "\n\n"; }
 
+/// Runs a parser; any JSON exception left (a bug: the checks should come
+/// first) is a 400, never an escape.
+template <class F>
+std::optional<api_error> guarded(F f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return bad(std::string("the request cannot be read (") + e.what() + ")");
+  }
+}
+
 std::optional<api_error> parse_chat(std::string_view body, chat_call& out) {
+  return guarded([&] { return parse_chat_unguarded(body, out); });
+}
+
+std::optional<api_error> parse_completion(std::string_view body, completion_call& out) {
+  return guarded([&] { return parse_completion_unguarded(body, out); });
+}
+
+std::optional<api_error> parse_session_open(std::string_view body, std::string& system) {
+  return guarded([&] { return parse_session_open_unguarded(body, system); });
+}
+
+std::optional<api_error> parse_chat_unguarded(std::string_view body, chat_call& out) {
   json o;
   if (auto e = parse_object(body, o)) return e;
   if (auto e = refuse_chat_only(o)) return e;
@@ -310,7 +347,7 @@ std::optional<api_error> parse_chat(std::string_view body, chat_call& out) {
   return parse_common(o, out.sampling, out.stream, out.include_usage, out.model);
 }
 
-std::optional<api_error> parse_completion(std::string_view body, completion_call& out) {
+std::optional<api_error> parse_completion_unguarded(std::string_view body, completion_call& out) {
   json o;
   if (auto e = parse_object(body, o)) return e;
   if (present(o, "echo")) {
@@ -335,7 +372,7 @@ std::optional<api_error> parse_completion(std::string_view body, completion_call
   return parse_common(o, out.sampling, out.stream, out.include_usage, out.model);
 }
 
-std::optional<api_error> parse_session_open(std::string_view body, std::string& system) {
+std::optional<api_error> parse_session_open_unguarded(std::string_view body, std::string& system) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return std::nullopt;
   json o;
   if (auto e = parse_object(body, o)) return e;

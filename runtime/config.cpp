@@ -174,7 +174,11 @@ const std::vector<config_key>& config_keys() {
                    c.api_max_body = *b;
                    return {};
                  },
-                 [](const node_config& c) { return std::to_string(c.api_max_body >> 20) + "MiB"; }});
+                 [](const node_config& c) {
+                   if (c.api_max_body % (1 << 20) == 0) return std::to_string(c.api_max_body >> 20) + "MiB";
+                   if (c.api_max_body % 1024 == 0) return std::to_string(c.api_max_body >> 10) + "KiB";
+                   return std::to_string(c.api_max_body);
+                 }});
     k.push_back(string_key("api-cors-origin", "origin browsers may call the HTTP API from (off when empty)",
                            &node_config::api_cors_origin));
     k.push_back(duration_key("api-request-timeout", "total deadline of one HTTP API request",

@@ -27,7 +27,7 @@ constexpr uint32_t protocol_version = 2;
 // characters; their text is their wire identity). Node-internal atoms are
 // in actors/messages.hpp.
 using hello_atom = caf::atom_constant<caf::atom("b_hello")>;      // (hello, u32 version) -> u32 version
-using open_atom = caf::atom_constant<caf::atom("b_open")>;        // (open) -> (session id, token)
+using open_atom = caf::atom_constant<caf::atom("b_open")>;        // (open[, system prompt]) -> (session id, token)
 using chat_atom = caf::atom_constant<caf::atom("b_chat")>;        // (chat, chat_request) -> turn_result
 using history_atom = caf::atom_constant<caf::atom("b_history")>;  // (history, id, token) -> [turn_record]
 using close_atom = caf::atom_constant<caf::atom("b_close")>;      // (close, id, token) -> bool
@@ -35,7 +35,6 @@ using credit_atom = caf::atom_constant<caf::atom("b_credit")>;    // (credit, id
 using fault_atom = caf::atom_constant<caf::atom("b_fault")>;      // (fault, id, token): crash (fault injection only)
 using cluster_atom = caf::atom_constant<caf::atom("b_cluster")>;  // (cluster) -> cluster_status
 using drainreq_atom = caf::atom_constant<caf::atom("b_drainreq")>;  // (drainreq, node, admin token) -> sentence
-// (open, system prompt) -> (session id, token): a session with a system prompt
 // Between the nodes of a cluster (docs/cluster.md):
 // (peer, chat|history|close|open|drainreq, ...): forwarded, never again
 using peer_atom = caf::atom_constant<caf::atom("b_peer")>;
