@@ -527,10 +527,36 @@ struct api_server::impl {
     if (static_cast<int64_t>(o.prompt.size()) > cfg().max_message_bytes * 64)
       return send_error(res, {400, "the prompt is too long", "invalid_request_error", "prompt", ""});
     caf::actor worker = spawn_oneshot(*sys, ctx, gateway);
-    run_turn(req, res, std::move(call), then_finish(worker, [o = std::move(o)](caf::actor me) mutable {
-               o.reply_to = std::move(me);
-               return caf::make_message(oneshot_atom::value, std::move(o));
-             }));
+    // A full engine here: in a cluster another member runs it (before any
+    // byte went out, so the client sees one answer).
+    starter s = [this, worker, o = std::move(o)](caf::event_based_actor* self, std::shared_ptr<channel> ch) mutable {
+      o.reply_to = caf::actor_cast<caf::actor>(self);
+      stateless_request wire = to_wire(o);
+      self->request(worker, caf::infinite, oneshot_atom::value, std::move(o))
+          .then(
+              [self, ch](turn_result& r) {
+                finish_ok(ch, r);
+                self->quit();
+              },
+              [this, self, ch, wire](caf::error& e) mutable {
+                if (brigade_code(e) == static_cast<uint8_t>(brigade_errc::overloaded) && opt.clustered()) {
+                  self->request(gateway, caf::infinite, fwd_atom::value, stateless_atom::value, std::move(wire))
+                      .then(
+                          [self, ch](turn_result& r) {
+                            finish_ok(ch, r);
+                            self->quit();
+                          },
+                          [self, ch](caf::error& e2) {
+                            finish_error(self, ch, e2);
+                            self->quit();
+                          });
+                  return;
+                }
+                finish_error(self, ch, e);
+                self->quit();
+              });
+    };
+    run_turn(req, res, std::move(call), std::move(s));
   }
 
   /// A blocking call on the gateway from this HTTP thread (a scoped actor).

@@ -826,6 +826,10 @@ caf::behavior cluster_fn(self_ptr self, std::shared_ptr<node_context> ctx, std::
       [=](peer_atom, drainreq_atom, str node, str token) { return drain_request(self, node, token, true); },
       [=](fwd_atom, str node, open_atom, str id, str system) { return forward_open(self, node, id, system); },
       [=](fwd_atom, str node, chat_atom, chat_request& req) { return forward_chat(self, node, req); },
+      [=](fwd_atom, str node, stateless_atom a, stateless_request& req) {
+        self->state.ctx->metrics->add_turn_forwarded();
+        return forward<turn_result>(self, node, std::string("(stateless)"), a, std::move(req));
+      },
       [=](fwd_atom, str node, history_atom a, str id, str token) {
         return forward<std::vector<turn_record>>(self, node, id, a, id, token);
       },

@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "actors/messages.hpp"
+#include "actors/oneshot.hpp"
+#include "runtime/hashing.hpp"
 #include "kernels/model/unicode.hpp"
 #include "runtime/protocol.hpp"
 
@@ -129,6 +131,42 @@ caf::result<caf::message> by_id(self_ptr self, Atom a, const std::string& id, co
   return self->delegate(self->state.supervisor, a, id, token);
 }
 
+/// A stateless request a full peer passed here: checked like a client's,
+/// run once here (never passed on again).
+caf::result<caf::message> peer_stateless(self_ptr self, stateless_request& r) {
+  auto& st = self->state;
+  if (r.roles.size() != r.contents.size() || (r.raw ? r.prompt.empty() : r.roles.empty()))
+    return bad("a peer passed on a malformed stateless request");
+  size_t bytes = r.prompt.size();
+  for (size_t i = 0; i < r.roles.size(); ++i) {
+    if (r.roles[i] != "system" && r.roles[i] != "user" && r.roles[i] != "assistant")
+      return bad("a peer passed on a message with the role '" + r.roles[i].substr(0, 16) + "'");
+    if (!unicode::valid_utf8(r.contents[i])) return bad("a peer passed on a message that is not valid UTF-8");
+    bytes += r.contents[i].size();
+  }
+  if (!unicode::valid_utf8(r.prompt)) return bad("a peer passed on a prompt that is not valid UTF-8");
+  if (static_cast<int64_t>(bytes) > st.ctx->cfg.api_max_body) return bad("a peer passed on a request over api-max-body");
+  if (auto s = validate(r.sampling); !s) return bad(s.message());
+  if (!r.reply_to) return bad("the request has no reply_to actor for the token stream");
+  if (st.refusing || st.ctx->cluster->draining()) return shutting_down_error();
+  caf::actor worker = spawn_oneshot(self->system(), st.ctx, caf::actor_cast<caf::actor>(self));
+  return self->delegate(worker, oneshot_atom::value, from_wire(std::move(r)));
+}
+
+/// This node's API found its engine full: another active member runs it.
+caf::result<caf::message> pass_on_stateless(self_ptr self, stateless_request& r) {
+  auto& st = self->state;
+  const std::string& me = st.ctx->cfg.node_name;
+  std::string target;
+  if (st.cluster)  // a weighted random member other than this one
+    for (int i = 0; i < 8 && (target.empty() || target == me); ++i)
+      target = st.ctx->cluster->place(runtime::random_hex(8), me);
+  if (target.empty() || target == me)
+    return make_error(brigade_errc::overloaded,
+                      "node busy, and no other active member to take the request; retry after about 1s");
+  return self->delegate(st.cluster, fwd_atom::value, target, stateless_atom::value, std::move(r));
+}
+
 caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::actor supervisor) {
   using str = const std::string&;
   self->state.ctx = ctx;
@@ -175,6 +213,11 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
         if (from_this_node(self)) self->state.refusing = true;
       },
       [=](peer_atom, open_atom, str id) { return peer_open(self, id, std::string{}); },
+      [=](peer_atom, stateless_atom, stateless_request& r) { return peer_stateless(self, r); },
+      [=](fwd_atom, stateless_atom, stateless_request& r) -> caf::result<caf::message> {
+        if (!from_this_node(self)) return bad("only this node's HTTP API passes stateless requests on");
+        return pass_on_stateless(self, r);
+      },
       [=](peer_atom, open_atom, str id, str system) { return peer_open(self, id, system); },
       [=](drainreq_atom a, str node, str token) -> caf::result<caf::message> {
         if (!self->state.cluster) return not_clustered();

@@ -18,6 +18,9 @@
 //   (b_peer, b_chat|b_history|b_close, ...)    a request a peer forwarded (served here, never forwarded again)
 //   (b_peer, b_open, id[, system])             -> (id, token): a session a peer placed here
 //   (b_peer, b_drainreq, node, admin token)    a drain a peer passed on
+//   (b_peer, b_stless, stateless_request)      -> turn_result: an HTTP API request a full peer passed on
+//   (b_fwd, b_stless, stateless_request)       from this node's API only: its engine is full, pass it to a
+//                                              weighted random other active member (the cluster forwards)
 //   (b_drain)                                  from this node only: alone, refuse new work from now on; in a
 //                                              cluster, keep accepting (work goes on to active nodes)
 //   (b_drain, b_close)                         from this node only: refuse new work (a cluster drain's end)

@@ -162,6 +162,30 @@ caf::behavior oneshot_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
 
 }  // namespace
 
+oneshot_request from_wire(stateless_request r) {
+  oneshot_request o;
+  for (size_t i = 0; i < r.roles.size() && i < r.contents.size(); ++i)
+    o.messages.push_back({std::move(r.roles[i]), std::move(r.contents[i])});
+  o.raw = r.raw;
+  o.prompt = std::move(r.prompt);
+  o.sampling = std::move(r.sampling);
+  o.reply_to = std::move(r.reply_to);
+  return o;
+}
+
+stateless_request to_wire(const oneshot_request& o) {
+  stateless_request r;
+  for (const auto& m : o.messages) {
+    r.roles.push_back(m.role);
+    r.contents.push_back(m.content);
+  }
+  r.raw = o.raw;
+  r.prompt = o.prompt;
+  r.sampling = o.sampling;
+  r.reply_to = o.reply_to;
+  return r;
+}
+
 caf::actor spawn_oneshot(caf::actor_system& sys, std::shared_ptr<node_context> ctx, caf::actor gateway) {
   return sys.spawn(oneshot_fn, std::move(ctx), std::move(gateway));
 }

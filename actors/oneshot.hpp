@@ -25,6 +25,7 @@
 #include "actors/node_context.hpp"
 #include "kernels/engine/sampling.hpp"
 #include "kernels/model/chat_template.hpp"
+#include "runtime/protocol.hpp"
 
 namespace brigade::actors {
 
@@ -40,6 +41,10 @@ struct oneshot_request {
 
 /// It watches `gateway`: when the node shuts down (the gateway ends), a
 /// running turn fails with shutting_down.
+/// The wire form (a peer's) and back.
+oneshot_request from_wire(stateless_request r);
+stateless_request to_wire(const oneshot_request& r);
+
 caf::actor spawn_oneshot(caf::actor_system& sys, std::shared_ptr<node_context> ctx, caf::actor gateway);
 
 }  // namespace brigade::actors

@@ -1,6 +1,8 @@
-// Minimal JSON output for the command line (`--json`): an ordered object
-// builder with correct string escaping. Output only; brigade never parses JSON
-// here.
+// Minimal JSON output for the engine commands' `--json` (model info, model
+// bench, generate): an ordered object builder with correct string escaping.
+// Output only. The engine-only build (a GPU machine without Debian's
+// packages) has no nlohmann-json; the server commands and the HTTP API use
+// nlohmann-json (app/server_commands.cpp, net/openai.cpp).
 #pragma once
 
 #include <cstdint>

@@ -12,8 +12,9 @@
 #include <mutex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/node.hpp"
-#include "app/json.hpp"
 #include "app/load_generator.hpp"
 #include "app/server_commands.hpp"
 #include "net/client.hpp"
@@ -23,6 +24,11 @@
 namespace brigade::app {
 
 namespace {
+
+// JSON output of the server commands (nlohmann-json, keys in insertion
+// order; invalid UTF-8 is replaced, never thrown on).
+using ojson = nlohmann::ordered_json;
+std::string dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -123,17 +129,16 @@ double figure(const node_status& n, const std::string& name) {
   return 0;
 }
 
-std::string node_json(const node_status& n) {
-  json::object o;
-  o.add("name", n.name).add("address", n.address).add("state", n.state).add("model", n.model);
-  o.add("version", static_cast<int64_t>(n.version)).add("capacity", n.capacity);
+ojson node_json(const node_status& n) {
+  ojson o = {{"name", n.name}, {"address", n.address}, {"state", n.state}, {"model", n.model},
+             {"version", n.version}, {"capacity", n.capacity}};
   static const char* const figures[] = {"sessions",          "queue_depth",         "tokens_per_second",
                                         "ttft_p50_seconds",  "ttft_p99_seconds",    "mean_batch_size",
                                         "engine_busy_ratio", "kv_cache_usage_ratio", "session_restarts",
                                         "requests_rejected"};
-  for (const char* f : figures) o.add(f, figure(n, f));
-  o.add("heartbeat_age_seconds", n.heartbeat_age_seconds);
-  return o.str();
+  for (const char* f : figures) o[f] = figure(n, f);
+  o["heartbeat_age_seconds"] = n.heartbeat_age_seconds;
+  return o;
 }
 
 }  // namespace
@@ -148,11 +153,10 @@ int cluster_status_command(const cluster_cli& a) {
   cluster_status st;
   if (!c->cluster(st, err)) return fail_client(err);
   if (a.json) {
-    std::string nodes = "[";
-    for (const auto& n : st.nodes) nodes += (nodes.size() > 1 ? "," : "") + node_json(n);
-    nodes += "]";
-    std::printf("%s\n",
-                json::object().add("cluster", st.cluster).add_null("desired_replicas").add_raw("nodes", nodes).str().c_str());
+    ojson nodes = ojson::array();
+    for (const auto& n : st.nodes) nodes.push_back(node_json(n));
+    const ojson j = {{"cluster", st.cluster}, {"desired_replicas", nullptr}, {"nodes", nodes}};
+    std::printf("%s\n", dump(j).c_str());
     return exit_ok;
   }
   std::printf("cluster %s: %zu members\n", st.cluster.c_str(), st.nodes.size());
@@ -241,14 +245,13 @@ int chat(const chat_cli& a) {
       std::vector<turn_record> turns;
       if (!c->history(id, token, turns, err)) return fail_client(err);
       for (const auto& t : turns) {
-        json::object j;
-        j.add("seq", static_cast<uint64_t>(t.seq))
-            .add("user", t.user)
-            .add("assistant", t.assistant)
-            .add("prompt_tokens", static_cast<uint64_t>(t.prompt_tokens))
-            .add("generated_tokens", static_cast<uint64_t>(t.generated_tokens))
-            .add("committed_at_ms", static_cast<int64_t>(t.committed_at_ms));
-        std::printf("%s\n", j.str().c_str());
+        const ojson j = {{"seq", t.seq},
+                         {"user", t.user},
+                         {"assistant", t.assistant},
+                         {"prompt_tokens", t.prompt_tokens},
+                         {"generated_tokens", t.generated_tokens},
+                         {"committed_at_ms", t.committed_at_ms}};
+        std::printf("%s\n", dump(j).c_str());
       }
     }
     if (a.close) {
@@ -365,21 +368,21 @@ int bench(const bench_server_cli& a) {
                 static_cast<long long>(rep.lost), static_cast<long long>(rep.duplicated));
   if (!rep.first_error.empty()) std::fprintf(stderr, "bench: first error: %s\n", rep.first_error.c_str());
   if (a.json) {
-    json::object j;
-    j.add("sessions", static_cast<int64_t>(a.sessions))
-        .add("turns", static_cast<int64_t>(rep.turns))
-        .add("errors", static_cast<int64_t>(rep.errors))
-        .add("seconds", wall)
-        .add("tokens", static_cast<int64_t>(rep.tokens))
-        .add("prompt_tokens", static_cast<int64_t>(rep.prompt_tokens))
-        .add("tokens_per_second", tps)
-        .add("ttft_p50_seconds", percentile(rep.ttft, 0.5))
-        .add("ttft_p99_seconds", percentile(rep.ttft, 0.99))
-        .add("mean_batch_size", mean_batch)
-        .add("refused", static_cast<int64_t>(rep.refused))
-        .add("lost", static_cast<int64_t>(rep.lost))
-        .add("duplicated", static_cast<int64_t>(rep.duplicated));
-    std::printf("%s\n", j.str().c_str());
+    const ojson j = {{"sessions", a.sessions},
+                     {"transport", a.api ? "http" : "basp"},
+                     {"turns", rep.turns},
+                     {"errors", rep.errors},
+                     {"seconds", wall},
+                     {"tokens", rep.tokens},
+                     {"prompt_tokens", rep.prompt_tokens},
+                     {"tokens_per_second", tps},
+                     {"ttft_p50_seconds", percentile(rep.ttft, 0.5)},
+                     {"ttft_p99_seconds", percentile(rep.ttft, 0.99)},
+                     {"mean_batch_size", mean_batch},
+                     {"refused", rep.refused},
+                     {"lost", rep.lost},
+                     {"duplicated", rep.duplicated}};
+    std::printf("%s\n", dump(j).c_str());
   }
   return rep.errors || rep.lost || rep.duplicated ? exit_other : exit_ok;
 }

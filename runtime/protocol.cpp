@@ -52,6 +52,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<turn_record>("brigade::turn_record");
   cfg.add_message_type<node_status>("brigade::node_status");
   cfg.add_message_type<cluster_status>("brigade::cluster_status");
+  cfg.add_message_type<stateless_request>("brigade::stateless_request");
   cfg.add_error_category(caf::atom("brigade"), [](uint8_t code, caf::atom_value, const caf::message& ctx) {
     std::string s = std::string("brigade error: ") + to_string(static_cast<brigade_errc>(code));
     if (ctx.match_elements<std::string>()) s += ": " + ctx.get_as<std::string>(0);

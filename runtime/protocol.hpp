@@ -43,6 +43,9 @@ using whois_atom = caf::atom_constant<caf::atom("b_whois")>;  // (whois) -> (nam
 using phello_atom = caf::atom_constant<caf::atom("b_phello")>;  // (phello, name, inc) -> (cluster actor, inc)
 // (died, name, incarnation): a member died or drains: re-read the table now
 using died_atom = caf::atom_constant<caf::atom("b_died")>;
+// (peer, stateless, stateless_request) -> turn_result: an HTTP API request
+// whose entry node was full, run here once and stored nowhere
+using stateless_atom = caf::atom_constant<caf::atom("b_stless")>;
 
 /// brigade's error codes (category "brigade"); each has a one-line meaning.
 enum class brigade_errc : uint8_t {
@@ -176,6 +179,24 @@ struct cluster_status {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cluster_status& x) {
   return f(caf::meta::type_name("cluster_status"), x.cluster, x.nodes);
+}
+
+/// A stateless turn (the HTTP API's plain OpenAI request) that a full
+/// node passes to a peer: the whole conversation (roles[i], contents[i]),
+/// or with `raw` one prompt for a completion. Chunks go to reply_to as for
+/// a session's turn (session_id "", seq 0).
+struct stateless_request {
+  std::vector<std::string> roles;
+  std::vector<std::string> contents;
+  bool raw = false;
+  std::string prompt;
+  sampling_params sampling;
+  caf::actor reply_to;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stateless_request& x) {
+  return f(caf::meta::type_name("stateless_request"), x.roles, x.contents, x.raw, x.prompt, x.sampling, x.reply_to);
 }
 
 /// Registers every type above (call on both sides before the actor_system).
