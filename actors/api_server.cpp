@@ -1,6 +1,7 @@
 #include "actors/api_server.hpp"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <openssl/crypto.h>
 #include <httplib.h>
 #include <caf/all.hpp>
@@ -746,6 +747,15 @@ result<std::unique_ptr<api_server>> api_server::start(caf::actor_system& sys, st
   p->http.set_keep_alive_timeout(2);
   p->http.set_keep_alive_max_count(1000);
   p->routes();
+  // cpp-httplib 0.11 listens with a backlog of 5 (compiled in): a burst of
+  // clients connecting at once overflows it and some see their connection
+  // dropped. Remember the socket (set up as cpp-httplib's default does) and
+  // listen again with a backlog that takes a burst of the in-flight limit.
+  auto sock = std::make_shared<int>(-1);
+  p->http.set_socket_options([sock](int fd) {
+    httplib::default_socket_options(fd);
+    *sock = fd;
+  });
   const int bound = port == 0 ? p->http.bind_to_any_port(cfg.api_host.c_str())
                               : (p->http.bind_to_port(cfg.api_host.c_str(), port) ? port : -1);
   if (bound <= 0)
@@ -753,6 +763,7 @@ result<std::unique_ptr<api_server>> api_server::start(caf::actor_system& sys, st
                                 " (the address is taken or not this machine's); pick another --api-port (or off) "
                                 "or stop the other process"};
   p->port = bound;
+  if (*sock >= 0) ::listen(*sock, std::max(1024, p->max_in_flight * 2));
   impl* raw = p.get();
   p->thread = std::thread([raw] { raw->http.listen_after_bind(); });
   return std::unique_ptr<api_server>(new api_server(std::move(p)));
