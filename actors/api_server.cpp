@@ -396,10 +396,13 @@ struct api_server::impl {
       batch.swap(ch.chunks);
       const bool done = ch.done;
       lk.unlock();
+      // The events of what arrived together go out in one write (one
+      // chunk of the chunked encoding, one system call).
+      std::string events;
+      for (const token_chunk& c : batch)
+        events += call.chat ? oa::chat_chunk(call.rep, c.text, false, "") : oa::completion_chunk(call.rep, c.text, "");
+      if (!events.empty() && !write(events)) return gone();
       for (const token_chunk& c : batch) {
-        const std::string ev = call.chat ? oa::chat_chunk(call.rep, c.text, false, "")
-                                         : oa::completion_chunk(call.rep, c.text, "");
-        if (!write(ev)) return gone();
         if (++consumed >= 8) {
           grant(ch, c, consumed);
           consumed = 0;
