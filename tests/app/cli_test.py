@@ -168,6 +168,18 @@ with tempfile.TemporaryDirectory() as tmp:
         check(rc != 0 and err.startswith("brigade: ") and
               ("no usable CUDA device" in err or "no CUDA backend" in err) and out == b"",
               f"generate --device cuda:0 without a GPU: exit {rc}, {err.strip()!r}")
+    # The HTTP API's start-up refusals: a taken --api-port, a non-loopback
+    # --api-host without a key, an unreadable keys file (one sentence each).
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        expect_error(["serve", "--port", "0", "--model", tiny, "--api-port", str(taken.getsockname()[1])], 1,
+                     "--api-port")
+    expect_error(["serve", "--port", "0", "--model", tiny, "--api-host", "0.0.0.0"], 2, "without an API key")
+    expect_error(["serve", "--port", "0", "--model", tiny, "--api-keys-file", os.path.join(tmp, "nope")], 2,
+                 "--api-keys-file")
+    expect_error(["serve", "--port", "0", "--model", tiny, "--api-port", "http"], 2, "api-port")
 
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
