@@ -36,6 +36,7 @@ struct channel {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<token_chunk> chunks;
+  bool streamed = false;  // a chunk has arrived (the client may have seen text)
   caf::actor source;  // who sends the chunks (gets the credit)
   bool done = false;
   bool ok = false;
@@ -73,6 +74,7 @@ caf::behavior bridge_fn(caf::event_based_actor* self, std::shared_ptr<channel> c
         std::lock_guard<std::mutex> g(ch->mu);
         ch->source = caf::actor_cast<caf::actor>(self->current_sender());
         ch->chunks.push_back(std::move(c));
+        ch->streamed = true;
         ch->cv.notify_all();
       },
       [=](drain_atom) {
@@ -543,7 +545,15 @@ struct api_server::impl {
                 self->quit();
               },
               [this, self, ch, wire](caf::error& e) mutable {
-                if (brigade_code(e) == static_cast<uint8_t>(brigade_errc::overloaded) && opt.clustered()) {
+                bool streamed;
+                {
+                  std::lock_guard<std::mutex> g(ch->mu);
+                  streamed = ch->streamed;
+                }
+                // Only a refusal before any text (a full queue) goes on: a
+                // turn that failed after it streamed must not be run twice.
+                if (!streamed && brigade_code(e) == static_cast<uint8_t>(brigade_errc::overloaded) &&
+                    opt.clustered()) {
                   self->request(gateway, caf::infinite, fwd_atom::value, stateless_atom::value, std::move(wire))
                       .then(
                           [self, ch](turn_result& r) {

@@ -155,6 +155,15 @@ class cluster_view {
     return runtime::rendezvous(others, session);
   }
 
+  /// Like place, among the candidates other than `self` ("" for none).
+  std::string place_elsewhere(const std::string& key, const std::string& self) const {
+    std::lock_guard<std::mutex> g(mu_);
+    std::vector<runtime::placement_candidate> others;
+    for (const auto& c : candidates_)
+      if (c.node != self) others.push_back(c);
+    return runtime::rendezvous(others, key);
+  }
+
   /// Members that drain now (their sessions come free in a moment).
   void set_leaving(std::set<std::string> names) {
     std::lock_guard<std::mutex> g(mu_);

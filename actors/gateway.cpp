@@ -157,11 +157,9 @@ caf::result<caf::message> peer_stateless(self_ptr self, stateless_request& r) {
 caf::result<caf::message> pass_on_stateless(self_ptr self, stateless_request& r) {
   auto& st = self->state;
   const std::string& me = st.ctx->cfg.node_name;
-  std::string target;
-  if (st.cluster)  // a weighted random member other than this one
-    for (int i = 0; i < 8 && (target.empty() || target == me); ++i)
-      target = st.ctx->cluster->place(runtime::random_hex(8), me);
-  if (target.empty() || target == me)
+  // A weighted random member other than this one (a fresh key each time).
+  const std::string target = st.cluster ? st.ctx->cluster->place_elsewhere(runtime::random_hex(8), me) : "";
+  if (target.empty())
     return make_error(brigade_errc::overloaded,
                       "node busy, and no other active member to take the request; retry after about 1s");
   return self->delegate(st.cluster, fwd_atom::value, target, stateless_atom::value, std::move(r));

@@ -333,6 +333,7 @@ int bench(const bench_server_cli& a) {
   if (a.sessions <= 0 || a.turns <= 0) return fail(exit_bad_input, "--sessions and --turns must be positive");
   load_run run;
   net::client_error err;
+  std::string target = a.host.find(',') != std::string::npos ? a.host : a.host + ":" + std::to_string(a.port);
   if (a.api) {
     if (a.host.find(',') != std::string::npos)
       return fail(exit_bad_input, "bench --api drives one node: give one --host and its --api-port");
@@ -344,6 +345,7 @@ int bench(const bench_server_cli& a) {
     }
     if (t.key.empty())
       if (const char* k = std::getenv("BRIGADE_API_KEY")) t.key = k;
+    target = "http://" + t.host + ":" + std::to_string(t.port) + "/v1";
     run.start_api(t, a.sessions, a.turns, a.max_tokens, a.verify);
   } else if (!run.start(a.host, a.port, a.sessions, a.turns, a.max_tokens, a.verify, err)) {
     return fail_client(err);
@@ -354,9 +356,6 @@ int bench(const bench_server_cli& a) {
   const double wall = seconds_since(t0);
   const double tps = static_cast<double>(rep.tokens) / wall;
   const double mean_batch = rep.batch_n ? rep.batch_sum / static_cast<double>(rep.batch_n) : 0;
-  const std::string target = a.api ? "http://" + a.host + ":" + std::to_string(a.api_port) + "/v1"
-                             : a.host.find(',') != std::string::npos ? a.host
-                                                                     : a.host + ":" + std::to_string(a.port);
   std::printf("bench: %d sessions x %d turns against %s in %.2f s\n", a.sessions, a.turns, target.c_str(), wall);
   std::printf("  turns %lld, errors %lld, refused (before retries) %d, prompt tokens prefilled %lld\n",
               static_cast<long long>(rep.turns), static_cast<long long>(rep.errors), rep.refused,

@@ -12,7 +12,8 @@
 // chat_request.bin and hello.bin: protocol version 2 (issue 15, the HTTP
 // API's Idempotency-Key) appended `idempotency_key` to chat_request, and
 // hello carries the version; those two were rewritten by this build's
-// `write` when the version was raised. `check` runs in CI (label unit). A message is captured whole (caf::message), so the
+// `write` when the version was raised. stateless_request.bin (a type new in
+// version 2) was written then too. `check` runs in CI (label unit). A message is captured whole (caf::message), so the
 // bytes carry each element's registered type name as well as its fields.
 #include <caf/all.hpp>
 #include <caf/binary_deserializer.hpp>
@@ -89,6 +90,14 @@ std::vector<fixture> fixtures() {
                  r.sampling = fixture_sampling();
                  r.idempotency_key = "retry-7";
                  return caf::make_message(chat_atom::value, std::move(r));
+               }});
+  f.push_back({"stateless_request", [] {  // added with issue 15 (protocol 2)
+                 stateless_request r;
+                 r.roles = {"system", "user"};
+                 r.contents = {"Be brief.", "Soup of the day?"};
+                 r.raw = false;
+                 r.sampling = fixture_sampling();
+                 return caf::make_message(peer_atom::value, stateless_atom::value, std::move(r));
                }});
   f.push_back({"token_chunk", [] { return caf::make_message(token_chunk{sid, 7, 3, "sou"}); }});
   f.push_back({"turn_stats", [] { return caf::make_message(fixture_stats()); }});
