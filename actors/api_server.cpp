@@ -72,7 +72,9 @@ caf::behavior bridge_fn(caf::event_based_actor* self, std::shared_ptr<channel> c
   return {
       [=](token_chunk& c) {
         std::lock_guard<std::mutex> g(ch->mu);
-        ch->source = caf::actor_cast<caf::actor>(self->current_sender());
+        // Set once, before the first chunk is visible: the HTTP thread reads
+        // it (for credit) only after taking a chunk under the lock.
+        if (!ch->source) ch->source = caf::actor_cast<caf::actor>(self->current_sender());
         ch->chunks.push_back(std::move(c));
         ch->streamed = true;
         ch->cv.notify_all();
