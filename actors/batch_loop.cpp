@@ -36,6 +36,7 @@ void batch_loop::restart_engine(const std::string& why) {
     }
     it = next;
   }
+  for (const auto& [key, r] : resident_) evicted_[key] = r.tokens.size();  // lost with the engine, still wanted
   resident_.clear();
   engine_.reset();
   if (!restart_) {
@@ -65,6 +66,7 @@ void batch_loop::shutdown(bool notify) {
 }
 
 status batch_loop::submit(gen_job job) {
+  if (metrics_) metrics_->add_turn_arrival();  // demand, whether it is queued or refused
   {
     std::lock_guard<std::mutex> g(mu_);
     if (waiting_count_ >= cfg_.queue_limit)
@@ -138,6 +140,7 @@ void batch_loop::apply(command& c) {
           break;
         }
       drop_resident(c.key);
+      publish_kv();
       break;
     }
     case command::stop:
@@ -153,6 +156,7 @@ bool batch_loop::evict_one(const std::string& except) {
       victim = it;
   if (victim == resident_.end()) return false;
   engine_->free_sequence(victim->second.seq);
+  evicted_[victim->first] = victim->second.tokens.size();  // still wanted: its next turn re-prefills
   resident_.erase(victim);
   return true;
 }
@@ -168,6 +172,7 @@ bool batch_loop::admit(job_state& j) {
     }
     r.seq = *s;
     r.tokens.clear();
+    evicted_.erase(j.job.session_key);
   }
   // Reuse what the cache already holds for this session; always re-feed at
   // least the last token so the step has logits to sample from.
@@ -205,6 +210,8 @@ void batch_loop::finish(std::map<uint64_t, job_state>::iterator it, const gen_ev
     else
       --waiting_count_;
   }
+  if (metrics_ && e.kind == gen_event::done && e.reason != "cancelled")
+    metrics_->observe_turn_work(j.prompt_fed, j.generated);
   gen_event out = e;
   out.prompt_tokens = j.prompt_fed;
   if (batch_size > 0) out.batch_size = batch_size;
@@ -227,6 +234,7 @@ void batch_loop::fail_jobs(const std::string& why, bool retryable) {
 }
 
 void batch_loop::drop_resident(const std::string& key) {
+  evicted_.erase(key);
   if (auto r = resident_.find(key); r != resident_.end()) {
     if (r->second.seq >= 0 && engine_) engine_->free_sequence(r->second.seq);
     resident_.erase(r);
@@ -381,12 +389,23 @@ void batch_loop::publish_metrics(int32_t batch_size) {
     metrics_->set_engine_busy_ratio(busy_seconds_ / wall);
     busy_seconds_ = 0;
     busy_window_start_ = clock_type::now();
+    publish_kv();
   }
+}
+
+void batch_loop::publish_kv() {
+  if (!metrics_ || !engine_) return;
+  double wanted = 0;
+  for (const auto& [key, r] : resident_) wanted += static_cast<double>(r.tokens.size());
+  for (const auto& [key, n] : evicted_) wanted += static_cast<double>(n);
+  const kv_usage u = engine_->usage();
+  metrics_->set_kv_demand(wanted, static_cast<double>(u.blocks_total) * u.block_size);
 }
 
 void batch_loop::run() {
   step_plan plan;
   busy_window_start_ = clock_type::now();
+  publish_kv();  // the capacity is known before the first turn
   while (take_commands()) {
     if (!engine_) {  // no engine any more: every turn fails with the cause, at once
       fail_jobs(broken_, false);
@@ -401,10 +420,16 @@ void batch_loop::run() {
     }
     const auto t0 = clock_type::now();
     const status st = engine_->step(plan.batch, out_);
-    busy_seconds_ += std::chrono::duration<double>(clock_type::now() - t0).count();
+    const double took = std::chrono::duration<double>(clock_type::now() - t0).count();
+    busy_seconds_ += took;
     if (!st) {
       on_step_error(st, plan);
       continue;
+    }
+    if (metrics_) {
+      size_t fed = 0;
+      for (const auto& item : plan.batch) fed += item.tokens.size();
+      metrics_->observe_step(static_cast<double>(fed), took);
     }
     apply_results(plan);
     publish_metrics(static_cast<int32_t>(plan.batch.size()));

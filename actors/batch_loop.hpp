@@ -148,6 +148,7 @@ class batch_loop {
   void restart_engine(const std::string& why);
   void apply_results(const step_plan& plan);
   void publish_metrics(int32_t batch_size);
+  void publish_kv();  // the KV the live sessions want, for scaling (docs/scaling.md)
 
   static gen_event event(gen_event::kind_t kind, uint64_t turn_id, std::string reason = {}, bool retryable = false);
   /// Ends a job with `e` (prompt_tokens filled in; batch_size if > 0).
@@ -174,6 +175,7 @@ class batch_loop {
   std::deque<uint64_t> waiting_;
   std::map<uint64_t, job_state> jobs_;
   std::map<std::string, resident> resident_;
+  std::map<std::string, size_t> evicted_;  // sessions evicted under pressure -> the tokens they held (until released)
   uint64_t clock_ = 0;
   std::chrono::steady_clock::time_point first_wait_{};
   std::vector<step_result> out_;

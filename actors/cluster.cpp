@@ -540,6 +540,20 @@ void maybe_activate(self_ptr self) {
   publish_reachable(self);
 }
 
+/// The members' scaling figures, for the supervisor's replica signal.
+void publish_loads(self_ptr self) {
+  std::vector<runtime::member_load> loads;
+  for (const auto& m : self->state.last.members) {
+    if (m.version != protocol_version) continue;  // another release: its figures may mean something else
+    runtime::member_load l;
+    l.name = m.name;
+    l.state = m.state;
+    l.f = runtime::get_load_figures(m.load);
+    loads.push_back(std::move(l));
+  }
+  self->state.ctx->cluster->set_loads(std::move(loads));
+}
+
 void count_states(self_ptr self) {
   std::map<std::string, double> n{{"joining", 0}, {"active", 0}, {"draining", 0}, {"dead", 0}};
   for (const auto& m : self->state.last.members) n[m.state] += 1;
@@ -590,6 +604,7 @@ void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r, cl
       if (p.gateway) self->send(p.gateway, died_atom::value, st.me.name, st.me.incarnation);
   }
   st.last = std::move(*r);
+  publish_loads(self);
   std::set<std::string> dead, present;
   for (const auto& m : st.last.members) {
     if (m.name == st.me.name) continue;

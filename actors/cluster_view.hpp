@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "runtime/placement.hpp"
+#include "runtime/scaling.hpp"
 #include "runtime/store.hpp"
 
 namespace brigade::actors {
@@ -183,6 +184,17 @@ class cluster_view {
     std::lock_guard<std::mutex> g(mu_);
     return draining_;
   }
+  /// The members' scaling figures from the last table read (heartbeats at
+  /// most a heartbeat period old); the supervisor evaluates the replica
+  /// signal on them (docs/scaling.md).
+  void set_loads(std::vector<runtime::member_load> loads) {
+    std::lock_guard<std::mutex> g(mu_);
+    loads_ = std::move(loads);
+  }
+  std::vector<runtime::member_load> loads() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return loads_;
+  }
   /// Requests this node forwards to peers and has not seen answered.
   void set_forwards(size_t n) {
     std::lock_guard<std::mutex> g(mu_);
@@ -212,6 +224,7 @@ class cluster_view {
   std::set<std::string> leaving_;
   bool draining_ = false;
   size_t forwards_ = 0;
+  std::vector<runtime::member_load> loads_;
 };
 
 }  // namespace brigade::actors

@@ -38,6 +38,7 @@ using released_atom = caf::atom_constant<caf::atom("b_released")>;  // session: 
 using located_atom = caf::atom_constant<caf::atom("b_located")>;    // session: who holds the lease (placement)
 using retire_atom = caf::atom_constant<caf::atom("b_retire")>;  // session -> supervisor: route nothing more here
 using gapchk_atom = caf::atom_constant<caf::atom("b_gapchk")>;  // session: is this copy still the owner (a seq gap)
+using scale_atom = caf::atom_constant<caf::atom("b_scale")>;  // supervisor: evaluate the replica signal
 using redial_atom = caf::atom_constant<caf::atom("b_redial")>;  // cluster: dial a peer whose connection dropped
 
 struct store_reply {

@@ -202,6 +202,7 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
 
   auto ctx = std::make_shared<node_context>();
   ctx->metrics = std::make_shared<runtime::node_metrics>(cfg.device);
+  ctx->metrics->set_scaling_shape(cfg.max_batch, std::chrono::duration<double>(cfg.ttft_target).count());
   ctx->metrics->set_store_up(true);  // the memory store is always up; on Redis each heartbeat says
   ctx->store = std::move(store);
   batch_config bc;

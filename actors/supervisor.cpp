@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 
 #include "actors/messages.hpp"
 #include "actors/session.hpp"
@@ -11,6 +12,7 @@
 #include "runtime/hashing.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
+#include "runtime/scaling.hpp"
 
 namespace brigade::actors {
 
@@ -36,6 +38,8 @@ struct supervisor_state {
   caf::actor cluster;                          // null outside a cluster
   std::map<std::string, std::string> owners;  // session -> the live node that owns it (bounded cache)
   bool draining = false;
+  std::unique_ptr<runtime::replica_controller> scaler;  // the replica signal (docs/scaling.md)
+  clock_type::time_point scale_t0 = clock_type::now();
   static inline const char* name = "brigade.supervisor";
 };
 
@@ -258,9 +262,49 @@ caf::result<caf::message> to_cluster(self_ptr self, Ts&&... xs) {
   return self->delegate(self->state.cluster, fwd_atom::value, std::forward<Ts>(xs)...);
 }
 
+runtime::scaling_params scaling_params_of(const runtime::node_config& c) {
+  runtime::scaling_params p;
+  p.ttft_target_s = std::chrono::duration<double>(c.ttft_target).count();
+  p.min_replicas = c.min_replicas;
+  p.max_replicas = c.max_replicas;
+  p.interval_s = std::chrono::duration<double>(c.scale_interval).count();
+  p.down_window_s = std::chrono::duration<double>(c.scale_down_window).count();
+  return p;
+}
+
+/// One evaluation of the replica signal: on the members' heartbeat figures
+/// in a cluster (every node computes the same), on this node's own alone.
+void evaluate_scaling(self_ptr self) {
+  auto& st = self->state;
+  std::vector<runtime::member_load> members;
+  const runtime::load_figures mine = st.ctx->metrics->load();
+  if (st.ctx->cluster->enabled()) {
+    members = st.ctx->cluster->loads();
+    if (members.empty()) {  // no table read yet: the first evaluation waits for it (it starts at the members' count)
+      self->delayed_send(self, std::chrono::milliseconds(200), scale_atom::value);
+      return;
+    }
+  } else {
+    members.push_back({st.ctx->cfg.node_name, "active", mine});
+  }
+  const double now = std::chrono::duration<double>(clock_type::now() - st.scale_t0).count();
+  const auto d = st.scaler->evaluate(members, now);
+  st.ctx->metrics->set_scaling_signal(d.desired, runtime::load_ratio(mine, st.scaler->params().ttft_target_s));
+  if (d.changed)
+    log(log_level::info, "",
+        "replica signal " + std::to_string(d.previous) + " -> " + std::to_string(d.desired) + " (" + d.reason +
+            "; the load needs " + std::to_string(d.at_target.tokens).substr(0, 5) + " nodes for tokens, " +
+            std::to_string(d.at_target.memory).substr(0, 5) + " for KV memory, over " +
+            std::to_string(d.at_target.serving) + " serving)");
+  self->delayed_send(self, st.ctx->cfg.scale_interval, scale_atom::value);
+}
+
 caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
   using str = const std::string&;
   self->state.ctx = ctx;
+  self->state.scaler = std::make_unique<runtime::replica_controller>(scaling_params_of(ctx->cfg));
+  ctx->metrics->set_scaling_signal(std::max(1, ctx->cfg.min_replicas), 0);
+  self->send(self, scale_atom::value);
   self->set_exit_handler([=](caf::exit_msg& m) {
     // by_addr: the live sessions and retired ones still answering
     for (auto& [addr, id] : self->state.by_addr) self->send_exit(addr, caf::exit_reason::user_shutdown);
@@ -269,6 +313,7 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
   self->set_down_handler([=](caf::down_msg& d) { on_session_down(self, d); });
   return {
       [=](restart_atom, str id) { restart(self, id); },
+      [=](scale_atom) { evaluate_scaling(self); },
       [=](open_atom) { return open(self, std::string{}, std::string{}); },
       [=](open_atom, str system) { return open(self, std::string{}, system); },
       [=](peer_atom, open_atom, str id, str system) { return open(self, id, system); },

@@ -98,6 +98,9 @@ struct command_line {
 #ifdef BRIGADE_HAVE_SERVER_DEPS
   cluster_cli cluster_args;
   cluster_drain_cli drain_args;
+  CLI::App* scaling = nullptr;
+  CLI::App* scaling_sim = nullptr;
+  scaling_cli scaling_args;
   server_cli serve_args;
   std::map<std::string, std::string> flag_values;
   std::vector<std::pair<std::string, CLI::Option*>> flag_opts;
@@ -263,6 +266,18 @@ void add_cluster(command_line& c) {
   dr->add_option("--timeout", d.timeout_s, "Seconds to wait until the node has left")->capture_default_str();
 }
 
+void add_scaling(command_line& c) {
+  auto& a = c.scaling_args;
+  CLI::App* cmd = c.scaling_sim;
+  cmd->add_option("--ttft-target", a.ttft_target, "Time-to-first-token objective")->capture_default_str();
+  cmd->add_option("--min-replicas", a.min_replicas, "Fewest nodes (at least 1)")->capture_default_str();
+  cmd->add_option("--max-replicas", a.max_replicas, "Most nodes")->capture_default_str();
+  cmd->add_option("--scale-interval", a.interval, "Time between evaluations (the trace sends one line per evaluation)")
+      ->capture_default_str();
+  cmd->add_option("--scale-down-window", a.down_window, "How long the load must need fewer nodes before going down")
+      ->capture_default_str();
+}
+
 void add_demo(command_line& c) {
   c.demo->add_option("--seconds", c.demo_args.seconds, "How long the users chat")->capture_default_str();
   c.demo->add_option("--users", c.demo_args.users, "Simulated users")->capture_default_str();
@@ -280,8 +295,13 @@ void add_server_commands(CLI::App& app, command_line& c) {
   c.cluster_status = c.cluster->add_subcommand("status", "One line per member (name, state, load), read from any node");
   c.cluster_drain = c.cluster->add_subcommand(
       "drain", "Drain a member as on SIGTERM (sessions hand over, it leaves, exits 0); needs the admin token");
+  c.scaling = app.add_subcommand("scaling", "The cluster-wide replica signal (docs/scaling.md)");
+  c.scaling->require_subcommand(1);
+  c.scaling_sim = c.scaling->add_subcommand(
+      "simulate", "Run the replica formula on JSON lines from standard input, one evaluation per line (bench/scaling_sim.py)");
 #ifdef BRIGADE_HAVE_SERVER_DEPS
   add_cluster(c);
+  add_scaling(c);
   add_serve(c);
   add_chat(c);
   add_bench(c);
@@ -322,8 +342,9 @@ int dispatch(command_line& c) {
   if (*c.demo) return demo(c.demo_args);
   if (*c.cluster_status) return cluster_status_command(c.cluster_args);
   if (*c.cluster_drain) return cluster_drain_command(c.drain_args);
+  if (*c.scaling_sim) return scaling_simulate(c.scaling_args);
 #else
-  for (CLI::App* sub : {c.serve, c.chat, c.bench, c.demo, c.cluster})
+  for (CLI::App* sub : {c.serve, c.chat, c.bench, c.demo, c.cluster, c.scaling})
     if (*sub)
       return fail(exit_other, "'" + sub->get_name() +
                                   "' is not built in this engine-only build (CAF, hiredis, msgpack-cxx, "

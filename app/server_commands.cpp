@@ -152,22 +152,33 @@ int cluster_status_command(const cluster_cli& a) {
   if (!c) return fail_client(err);
   cluster_status st;
   if (!c->cluster(st, err)) return fail_client(err);
+  // Every live member computes the same signal (docs/scaling.md); take the
+  // largest, as the autoscaler's query does. null: no member has one yet.
+  double desired = 0;
+  for (const auto& n : st.nodes)
+    if (n.state != "dead") desired = std::max(desired, figure(n, "desired_replicas"));
   if (a.json) {
     ojson nodes = ojson::array();
     for (const auto& n : st.nodes) nodes.push_back(node_json(n));
-    const ojson j = {{"cluster", st.cluster}, {"desired_replicas", nullptr}, {"nodes", nodes}};
+    ojson j = {{"cluster", st.cluster}, {"desired_replicas", nullptr}, {"nodes", nodes}};
+    if (desired > 0) j["desired_replicas"] = static_cast<int64_t>(desired);
     std::printf("%s\n", dump(j).c_str());
     return exit_ok;
   }
-  std::printf("cluster %s: %zu members\n", st.cluster.c_str(), st.nodes.size());
+  std::printf("cluster %s: %zu members", st.cluster.c_str(), st.nodes.size());
+  if (desired > 0) std::printf(", desired replicas %.0f", desired);
+  std::printf("\n");
   for (const auto& n : st.nodes) {
     if (n.state == "joining")
       std::printf("  %-20s joining: reached by %.0f of %.0f live members (a majority makes it active)\n", n.name.c_str(),
                   figure(n, "members_reaching"), figure(n, "members_live"));
     else
-      std::printf("  %-20s %-9s %-22s sessions %4.0f  queue %3.0f  %7.1f tokens/s  ttft p99 %6.3fs  heartbeat %.1fs ago\n",
-                n.name.c_str(), n.state.c_str(), n.address.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
-                figure(n, "tokens_per_second"), figure(n, "ttft_p99_seconds"), n.heartbeat_age_seconds);
+      std::printf(
+          "  %-20s %-9s %-22s sessions %4.0f  queue %3.0f  %7.1f tokens/s  ttft p99 %6.3fs  load %4.2f  heartbeat %.1fs "
+          "ago\n",
+          n.name.c_str(), n.state.c_str(), n.address.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
+          figure(n, "tokens_per_second"), figure(n, "ttft_p99_seconds"), figure(n, "load_ratio"),
+          n.heartbeat_age_seconds);
   }
   return exit_ok;
 }

@@ -66,6 +66,14 @@ struct cluster_drain_cli {
 /// `brigade cluster drain NODE`: that node drains; returns once it has left.
 int cluster_drain_command(const cluster_drain_cli& a);
 
+struct scaling_cli {
+  std::string ttft_target = "1s", interval = "5s", down_window = "5min";
+  int min_replicas = 1, max_replicas = 16;
+};
+/// `brigade scaling simulate`: the replica formula on JSON lines from
+/// standard input, one evaluation per line (docs/scaling.md).
+int scaling_simulate(const scaling_cli& a);
+
 struct demo_cli {
   double seconds = 15;
   int users = 32;

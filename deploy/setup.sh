@@ -16,6 +16,7 @@ packages=(
   iproute2 nftables                                 # network namespaces and partitions (partition test, root)
   nlohmann-json3-dev libcpp-httplib-dev             # the HTTP API (JSON, HTTP server and bench --api's client)
   curl                                              # the API's raw SSE test
+  prometheus python3-matplotlib python3-yaml        # scaling: promtool rules tests, a real Prometheus, the simulation's plot
 )
 
 missing=()

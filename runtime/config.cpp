@@ -272,6 +272,18 @@ const std::vector<config_key>& config_keys() {
                         &node_config::ping_misses, 1, 100));
     k.push_back(duration_key("member-forget", "dead members leave the membership table after this",
                              &node_config::member_forget));
+    k.push_back(duration_key("ttft-target", "time-to-first-token objective the replica signal keeps (docs/scaling.md)",
+                             &node_config::ttft_target));
+    k.push_back(int_key("min-replicas",
+                        "fewest nodes the replica signal asks for (at least 1: the signal comes from the nodes)", "",
+                        &node_config::min_replicas, 1, 100000));
+    k.push_back(int_key("max-replicas", "most nodes the replica signal asks for", "", &node_config::max_replicas, 1,
+                        100000));
+    k.push_back(duration_key("scale-interval", "how often each node evaluates the replica signal",
+                             &node_config::scale_interval));
+    k.push_back(duration_key("scale-down-window",
+                             "the signal goes down only after the load needed fewer nodes for this long",
+                             &node_config::scale_down_window));
     k.push_back(string_key("log-level", "error, warn, info or debug (conversation text only at debug)",
                            &node_config::log_level, {"error", "warn", "info", "debug"}));
     return k;
@@ -339,6 +351,14 @@ result<node_config> resolve_config(const std::string& config_file,
     }
     if (auto s = k.set(c, value); !s) return status{errc::invalid_argument, source + ": " + s.message()};
   }
+  if (c.min_replicas > c.max_replicas)
+    return status{errc::invalid_argument, "min-replicas " + std::to_string(c.min_replicas) + " is above max-replicas " +
+                                              std::to_string(c.max_replicas) + "; raise --max-replicas or lower --min-replicas"};
+  if (c.ttft_target.count() <= 0)
+    return status{errc::invalid_argument, "ttft-target must be above 0 (e.g. 1s): it is the objective the replica signal keeps"};
+  if (c.scale_interval < std::chrono::milliseconds(100))
+    return status{errc::invalid_argument, "scale-interval " + format_duration(c.scale_interval) +
+                                              " is too short; use at least 100ms (default 5s)"};
   return c;
 }
 

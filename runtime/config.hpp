@@ -77,6 +77,12 @@ struct node_config {
   duration ping_interval = std::chrono::milliseconds(250);  // peer pings (each with this deadline)
   int ping_misses = 3;                                   // missed pings in a row before a peer is suspected
   duration member_forget = std::chrono::minutes(1);      // dead members leave the table after this
+  // scaling (docs/scaling.md): the cluster-wide replica signal
+  duration ttft_target = std::chrono::seconds(1);        // time-to-first-token objective
+  int min_replicas = 1;                                  // at least 1: the signal comes from the nodes
+  int max_replicas = 16;
+  duration scale_interval = std::chrono::seconds(5);     // one evaluation of the signal per interval
+  duration scale_down_window = std::chrono::minutes(5);  // scale down only after this long below
   // logging
   std::string log_level = "info";  // error | warn | info | debug
 };

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 #include <numeric>
@@ -66,6 +68,12 @@ struct node_metrics::impl {
   prometheus::Counter* forwarded;
   prometheus::Family<prometheus::Counter>* handoffs;
   prometheus::Gauge* store_up;
+  prometheus::Gauge* desired;
+  prometheus::Gauge* load_ratio;
+  prometheus::Gauge* ttft_target;
+  load_meter meter;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double now_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
   // Recent samples for the node object's percentiles and means.
   mutable std::mutex mu;
   recent ttft_recent, batch_recent;
@@ -128,13 +136,32 @@ struct node_metrics::impl {
                     .Help("1 while the last store round trip within a heartbeat period succeeded")
                     .Register(reg)
                     .Add({});
+    desired = &BuildGauge()
+                   .Name("brigade_cluster_desired_replicas")
+                   .Help("Nodes the cluster needs (docs/scaling.md); every node exports the same: aggregate with max()")
+                   .Register(reg)
+                   .Add({});
+    load_ratio = &BuildGauge()
+                      .Name("brigade_node_load_ratio")
+                      .Help("This node's demand over its capacity (the larger of tokens and KV memory)")
+                      .Register(reg)
+                      .Add({});
+    ttft_target = &BuildGauge()
+                       .Name("brigade_ttft_target_seconds")
+                       .Help("The time-to-first-token objective (--ttft-target)")
+                       .Register(reg)
+                       .Add({});
+    ttft_target->Set(1);
   }
 };
 
 node_metrics::node_metrics(std::string device) : p_(std::make_unique<impl>(std::move(device))) {}
 node_metrics::~node_metrics() = default;
 
-void node_metrics::set_queue_depth(double v) { p_->queue_depth->Set(v); }
+void node_metrics::set_queue_depth(double v) {
+  p_->queue_depth->Set(v);
+  p_->meter.queue_sample(p_->now_s(), v);
+}
 void node_metrics::observe_ttft(double s) {
   p_->ttft->Observe(s);
   std::lock_guard<std::mutex> g(p_->mu);
@@ -171,6 +198,48 @@ void node_metrics::add_session_handoff(const std::string& reason) {
 }
 void node_metrics::set_store_up(bool up) { p_->store_up->Set(up ? 1 : 0); }
 
+void node_metrics::add_turn_arrival() { p_->meter.arrival(p_->now_s()); }
+void node_metrics::observe_step(double tokens_fed, double seconds) { p_->meter.step(tokens_fed, seconds); }
+void node_metrics::observe_turn_work(double prompt, double generated) { p_->meter.turn_done(prompt, generated); }
+void node_metrics::set_kv_demand(double wanted, double capacity) { p_->meter.kv(wanted, capacity); }
+void node_metrics::set_scaling_shape(int max_batch, double ttft_target_seconds) {
+  load_meter::options o;
+  o.max_batch = max_batch;
+  p_->meter.reshape(o);
+  p_->ttft_target->Set(ttft_target_seconds);
+}
+void node_metrics::set_scaling_signal(double desired_replicas, double load_ratio) {
+  p_->desired->Set(desired_replicas);
+  p_->load_ratio->Set(load_ratio);
+}
+load_figures node_metrics::load() const { return p_->meter.figures(p_->now_s()); }
+
+void put_load_figures(const load_figures& f, std::map<std::string, double>& out) {
+  out["scale_arrivals_per_second"] = f.arrivals;
+  out["scale_queue_depth"] = f.queue_depth;
+  out["scale_capacity_turns_per_second"] = f.capacity;
+  out["scale_prompt_tokens_per_turn"] = f.prompt_tokens;
+  out["scale_generated_tokens_per_turn"] = f.generated_tokens;
+  out["scale_kv_wanted_tokens"] = f.kv_wanted_tokens;
+  out["scale_kv_capacity_tokens"] = f.kv_capacity_tokens;
+}
+
+load_figures get_load_figures(const std::map<std::string, double>& in) {
+  auto get = [&](const char* k) {
+    auto it = in.find(k);
+    return it == in.end() || !std::isfinite(it->second) ? 0.0 : it->second;
+  };
+  load_figures f;
+  f.arrivals = get("scale_arrivals_per_second");
+  f.queue_depth = get("scale_queue_depth");
+  f.capacity = get("scale_capacity_turns_per_second");
+  f.prompt_tokens = get("scale_prompt_tokens_per_turn");
+  f.generated_tokens = get("scale_generated_tokens_per_turn");
+  f.kv_wanted_tokens = get("scale_kv_wanted_tokens");
+  f.kv_capacity_tokens = get("scale_kv_capacity_tokens");
+  return f;
+}
+
 std::map<std::string, double> node_metrics::figures() const {
   std::map<std::string, double> f;
   f["sessions"] = p_->sessions->Value();
@@ -180,6 +249,9 @@ std::map<std::string, double> node_metrics::figures() const {
   f["kv_cache_usage_ratio"] = p_->kv->Value();
   f["session_restarts"] = p_->restarts->Value();
   f["requests_rejected"] = static_cast<double>(p_->rejected_total.load());
+  put_load_figures(load(), f);
+  f["load_ratio"] = p_->load_ratio->Value();
+  f["desired_replicas"] = p_->desired->Value();
   std::lock_guard<std::mutex> g(p_->mu);
   f["ttft_p50_seconds"] = p_->ttft_recent.quantile(0.5);
   f["ttft_p99_seconds"] = p_->ttft_recent.quantile(0.99);

@@ -13,7 +13,13 @@
 #include <memory>
 #include <string>
 
+#include "runtime/scaling.hpp"
+
 namespace brigade::runtime {
+
+/// The scaling figures under their heartbeat names (scale_arrivals, ...), and back.
+void put_load_figures(const load_figures& f, std::map<std::string, double>& out);
+load_figures get_load_figures(const std::map<std::string, double>& in);
 
 class node_metrics {
  public:
@@ -42,13 +48,23 @@ class node_metrics {
   void add_turn_forwarded();
   void add_session_handoff(const std::string& reason);  // failover | drain
   void set_store_up(bool up);
+  // scaling (docs/scaling.md): what the engine's loop measures of demand
+  // and capacity (a runtime::load_meter inside), and the signal
+  void add_turn_arrival();  // a turn reached the engine, queued or refused
+  void observe_step(double tokens_fed, double seconds);
+  void observe_turn_work(double prompt_tokens, double generated_tokens);  // a turn finished
+  void set_kv_demand(double wanted_tokens, double capacity_tokens);
+  void set_scaling_shape(int max_batch, double ttft_target_seconds);  // at start
+  void set_scaling_signal(double desired_replicas, double load_ratio);
+  load_figures load() const;  // this node's scaling figures now
 
   /// The load figures of the node object (docs/cli.md), as of now:
   /// sessions, queue_depth, tokens_generated_total (a counter: the caller
   /// turns it into tokens_per_second), ttft_p50_seconds and ttft_p99_seconds
   /// and mean_batch_size (over the last 512 turns / steps),
   /// engine_busy_ratio, kv_cache_usage_ratio, session_restarts,
-  /// requests_rejected.
+  /// requests_rejected, and the scaling figures (scale_*: load_figures)
+  /// with load_ratio and desired_replicas.
   std::map<std::string, double> figures() const;
 
   /// The Prometheus text exposition of every metric.
