@@ -202,7 +202,10 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
 
   auto ctx = std::make_shared<node_context>();
   ctx->metrics = std::make_shared<runtime::node_metrics>(cfg.device);
-  ctx->metrics->set_scaling_shape(cfg.max_batch, std::chrono::duration<double>(cfg.ttft_target).count());
+  // The rate and queue window is the evaluation interval: a step in load is
+  // whole in the figures by the second evaluation after it.
+  ctx->metrics->set_scaling_shape(cfg.max_batch, std::chrono::duration<double>(cfg.ttft_target).count(),
+                                  std::chrono::duration<double>(cfg.scale_interval).count());
   ctx->metrics->set_store_up(true);  // the memory store is always up; on Redis each heartbeat says
   ctx->store = std::move(store);
   batch_config bc;

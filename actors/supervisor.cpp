@@ -293,9 +293,9 @@ void evaluate_scaling(self_ptr self) {
   if (d.changed)
     log(log_level::info, "",
         "replica signal " + std::to_string(d.previous) + " -> " + std::to_string(d.desired) + " (" + d.reason +
-            "; the load needs " + std::to_string(d.at_target.tokens).substr(0, 5) + " nodes for tokens, " +
-            std::to_string(d.at_target.memory).substr(0, 5) + " for KV memory, over " +
-            std::to_string(d.at_target.serving) + " serving)");
+            "; the load needs " + std::to_string(d.need.tokens).substr(0, 5) + " nodes for tokens, " +
+            std::to_string(d.need.memory).substr(0, 5) + " for KV memory, " + std::to_string(d.need.serving) +
+            " serving)");
   self->delayed_send(self, st.ctx->cfg.scale_interval, scale_atom::value);
 }
 

@@ -24,9 +24,6 @@ double number(const nlohmann::json& j, const char* key) {
   return it->get<double>();
 }
 
-ojson need_json(const runtime::node_need& n) {
-  return {{"tokens", n.tokens}, {"memory", n.memory}, {"measured", n.measured}, {"serving", n.serving}};
-}
 }  // namespace
 
 int scaling_simulate(const scaling_cli& a) {
@@ -79,17 +76,12 @@ int scaling_simulate(const scaling_cli& a) {
                        {"desired_replicas", d.desired},
                        {"changed", d.changed},
                        {"reason", d.reason},
-                       {"need_target", d.at_target.max()},
-                       {"need_up", d.at_up.max()},
-                       {"need_down", d.at_down.max()},
-                       {"tokens_target", d.at_target.tokens},
-                       {"memory_target", d.at_target.memory},
-                       {"measured", d.at_target.measured},
-                       {"serving", d.at_target.serving},
+                       {"need", d.need.max()},
+                       {"tokens", d.need.tokens},
+                       {"memory", d.need.memory},
+                       {"measured", d.need.measured},
+                       {"serving", d.need.serving},
                        {"down_candidate", d.down_candidate},
-                       {"at_target", need_json(d.at_target)},
-                       {"at_up", need_json(d.at_up)},
-                       {"at_down", need_json(d.at_down)},
                        {"load_ratio", ratios}};
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     std::fflush(stdout);

@@ -202,9 +202,10 @@ void node_metrics::add_turn_arrival() { p_->meter.arrival(p_->now_s()); }
 void node_metrics::observe_step(double tokens_fed, double seconds) { p_->meter.step(tokens_fed, seconds); }
 void node_metrics::observe_turn_work(double prompt, double generated) { p_->meter.turn_done(prompt, generated); }
 void node_metrics::set_kv_demand(double wanted, double capacity) { p_->meter.kv(wanted, capacity); }
-void node_metrics::set_scaling_shape(int max_batch, double ttft_target_seconds) {
+void node_metrics::set_scaling_shape(int max_batch, double ttft_target_seconds, double window_seconds) {
   load_meter::options o;
   o.max_batch = max_batch;
+  o.window_s = std::max(1.0, window_seconds);
   p_->meter.reshape(o);
   p_->ttft_target->Set(ttft_target_seconds);
 }

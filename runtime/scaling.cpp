@@ -215,32 +215,28 @@ int replica_controller::clamp(int n) const { return std::min(p_.max_replicas, st
 
 scaling_decision replica_controller::evaluate(const std::vector<member_load>& members, double now_s) {
   scaling_decision d;
-  d.at_target = need_of(members, p_.util_target, p_.kv_target, p_.ttft_target_s);
-  d.at_up = need_of(members, p_.util_up, p_.kv_up, p_.ttft_target_s);
-  d.at_down = need_of(members, p_.util_down, p_.kv_down, p_.ttft_target_s);
+  d.need = need_of(members, p_.util_target, p_.kv_target, p_.ttft_target_s);
   if (desired_ == 0) {  // the first evaluation: start from what serves now
-    desired_ = clamp(d.at_target.serving);
+    desired_ = clamp(d.need.serving);
     first_s_ = now_s;
     d.reason = "first";
   }
   d.previous = desired_;
-  const bool measured = d.at_target.measured;
+  const bool measured = d.need.measured;
   // Without a capacity measurement the token dimension holds the count;
   // memory is always known (from --kv-memory) and may still raise it.
-  auto count = [&](const node_need& n) {
-    const int mem = ceil_of(n.memory);
-    return measured ? std::max(ceil_of(n.tokens), mem) : std::max(desired_, mem);
-  };
-  const int up = count(d.at_up);
-  const int down = clamp(count(d.at_down));
-  window_.emplace_back(now_s, down);
+  const double e = measured ? d.need.max() : std::max<double>(d.need.memory, 0);
+  const double tol = std::max(0.0, std::min(0.5, p_.tolerance));
+  int down = ceil_of(e * (1 + tol) / (1 - tol));
+  if (!measured) down = std::max(down, desired_);
+  window_.emplace_back(now_s, clamp(down));
   while (!window_.empty() && window_.front().first <= now_s - p_.down_window_s) window_.pop_front();
   d.down_candidate = 0;
   for (const auto& [t, c] : window_) d.down_candidate = std::max(d.down_candidate, c);
 
   int next = desired_;
-  if (up > desired_) {
-    next = clamp(std::max(up, count(d.at_target)));
+  if (e > desired_ * (1 + tol) + 1e-9) {
+    next = ceil_of(e);
     d.reason = "up";
   } else if (now_s - first_s_ >= p_.down_window_s && d.down_candidate < desired_) {
     next = d.down_candidate;
@@ -248,9 +244,8 @@ scaling_decision replica_controller::evaluate(const std::vector<member_load>& me
   } else if (d.reason != std::string("first")) {
     d.reason = measured ? "hold" : "hold: not measured";
   }
-  if (next != clamp(next)) d.reason = "bounds";
+  if (next != clamp(next) && clamp(next) == desired_) d.reason = "bounds";
   next = clamp(next);
-  if (next == desired_ && (d.reason == std::string("up") || d.reason == std::string("down"))) d.reason = "bounds";
   d.changed = next != desired_;
   desired_ = next;
   d.desired = desired_;

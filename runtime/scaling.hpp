@@ -9,15 +9,17 @@
 // (the engine thread feeds it, the heartbeat reads it); step_model and
 // replica_controller are not (one owner each).
 //
-// The formula, in node-equivalents at a utilisation u (docs/scaling.md):
-//   need(u)  = sum_i arrivals_i / u + sum_i queue_i / ttft_target   [turns/s]
-//   tokens(u) = n + (need(u) - sum_serving capacity_i) / median capacity
-//   memory(k) = n + (sum_i kv_wanted_i / k - sum_serving kv_capacity_i) / median kv_capacity
-//   E(u, k)  = max(tokens(u), memory(k))
-// with n the serving members (active or joining). Up when ceil(E(up)) is
-// above the current count, straight to ceil(E(target)); down only when every
-// ceil(E(down)) of the last down window is below it, to the largest of them.
-// Always within [min_replicas, max_replicas].
+// The formula, in node-equivalents (docs/scaling.md):
+//   need     = sum_i arrivals_i / util + sum_i queue_i / ttft_target   [turns/s]
+//   tokens   = n + (need - sum_serving capacity_i) / median capacity
+//   memory   = n + (sum_i kv_wanted_i / kv_util - sum_serving kv_capacity_i) / median kv_capacity
+//   E        = max(tokens, memory)
+// with n the serving members (active or joining). Up, at once, when E is
+// more than `tolerance` above the current count d: to ceil(E). Down only
+// when every ceil(E * (1 + tolerance) / (1 - tolerance)) of the last down
+// window is below d: to the largest of them. So a load that moves by
+// +-tolerance around a level it settled on never changes the count. Always
+// within [min_replicas, max_replicas].
 #pragma once
 
 #include <cstdint>
@@ -79,7 +81,7 @@ class load_meter {
  public:
   struct options {
     int max_batch = 64;     // the batch size capacity is evaluated at
-    double window_s = 10;   // the rate and queue window
+    double window_s = 5;    // the rate and queue window (a node uses its scale-interval)
   };
   explicit load_meter(options opt);
   load_meter() : load_meter(options{}) {}
@@ -119,13 +121,11 @@ struct scaling_params {
   int max_replicas = 16;     // --max-replicas
   double interval_s = 5;     // --scale-interval: one evaluation per interval
   double down_window_s = 300;  // --scale-down-window
-  // Utilisation of the token dimension: scale up when the load needs more
-  // nodes at `util_up`, to the count it needs at `util_target`; down to the
-  // count it needs at `util_down`. The band keeps a load that moves by
-  // +-10% from changing the count (docs/scaling.md proves it).
-  double util_target = 0.7, util_up = 0.85, util_down = 0.6;
-  // The same for KV memory (resident sessions against --kv-memory).
-  double kv_target = 0.8, kv_up = 0.95, kv_down = 0.7;
+  double util_target = 0.7;  // of the engine's capacity at full batch: headroom for bursts until new nodes serve
+  double kv_target = 0.8;    // of KV memory: resident sessions against --kv-memory
+  // The band: up past E > d*(1 + tolerance), down below; a load moving by
+  // +-tolerance changes nothing (docs/scaling.md proves it).
+  double tolerance = 0.1;
 };
 
 /// One member as the controller sees it: its state in the table and its figures.
@@ -135,8 +135,8 @@ struct member_load {
   load_figures f;
 };
 
-/// Node-equivalents the members' load needs at token utilisation `util` and
-/// KV utilisation `kv_util`, per dimension. `measured`: some serving member
+/// Node-equivalents (E) the members' load needs at token utilisation
+/// `util` and KV utilisation `kv_util`, per dimension. `measured`: some serving member
 /// has a capacity (otherwise `tokens` is 0 and means nothing).
 struct node_need {
   double tokens = 0, memory = 0;
@@ -151,8 +151,8 @@ struct scaling_decision {
   int previous = 0;
   bool changed = false;
   const char* reason = "hold";  // up | down | hold | hold: not measured | first | bounds
-  node_need at_target, at_up, at_down;
-  int down_candidate = 0;  // the largest ceil(E(down)) in the window
+  node_need need;          // E at the target utilisations
+  int down_candidate = 0;  // the largest down count in the window
 };
 
 /// The stateful part: the current desired count and the down window.
