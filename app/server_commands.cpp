@@ -121,7 +121,6 @@ int serve(const server_cli& a) {
 
 namespace {
 
-/// The node object of docs/cli.md as JSON.
 /// A load figure of the node's heartbeat (0 when it has none).
 double figure(const node_status& n, const std::string& name) {
   for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
@@ -129,6 +128,7 @@ double figure(const node_status& n, const std::string& name) {
   return 0;
 }
 
+/// The node object of docs/cli.md as JSON.
 ojson node_json(const node_status& n) {
   ojson o = {{"name", n.name}, {"address", n.address}, {"state", n.state}, {"model", n.model},
              {"version", n.version}, {"capacity", n.capacity}};
@@ -137,6 +137,17 @@ ojson node_json(const node_status& n) {
                                         "engine_busy_ratio", "kv_cache_usage_ratio", "session_restarts",
                                         "requests_rejected"};
   for (const char* f : figures) o[f] = figure(n, f);
+  // The scaling figures (docs/scaling.md): the signal's inputs and this node's view of it.
+  static const char* const scaling[] = {"load_ratio",
+                                        "desired_replicas",
+                                        "scale_arrivals_per_second",
+                                        "scale_queue_depth",
+                                        "scale_capacity_turns_per_second",
+                                        "scale_prompt_tokens_per_turn",
+                                        "scale_generated_tokens_per_turn",
+                                        "scale_kv_wanted_tokens",
+                                        "scale_kv_capacity_tokens"};
+  for (const char* f : scaling) o[f] = figure(n, f);
   o["heartbeat_age_seconds"] = n.heartbeat_age_seconds;
   return o;
 }
