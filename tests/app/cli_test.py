@@ -180,6 +180,30 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_error(["serve", "--port", "0", "--model", tiny, "--api-keys-file", os.path.join(tmp, "nope")], 2,
                  "--api-keys-file")
     expect_error(["serve", "--port", "0", "--model", tiny, "--api-port", "http"], 2, "api-port")
+    # Scaling keys (docs/scaling.md): bounds and durations refused at start.
+    expect_error(["serve", "--port", "0", "--model", tiny, "--min-replicas", "5", "--max-replicas", "3"], 2,
+                 "min-replicas 5 is above max-replicas 3")
+    expect_error(["serve", "--port", "0", "--model", tiny, "--min-replicas", "0"], 2, "--min-replicas")
+    expect_error(["serve", "--port", "0", "--model", tiny, "--ttft-target", "0"], 2, "ttft-target")
+    expect_error(["serve", "--port", "0", "--model", tiny, "--scale-interval", "1ms"], 2, "scale-interval")
+
+# `scaling simulate`: the formula on JSON lines; one answer per line, bad lines named.
+line = {"t": 5, "members": [{"name": "a", "state": "active", "arrivals": 10, "capacity": 4,
+                             "kv_capacity_tokens": 1000, "kv_wanted_tokens": 100}]}
+rc, out, err = run(["scaling", "simulate"], (json.dumps(line) + "\n\n" + json.dumps(dict(line, t=10)) + "\n").encode())
+answers = [json.loads(x) for x in out.decode().splitlines()]
+check(rc == 0 and len(answers) == 2, f"scaling simulate: exit {rc}, {len(answers)} answers ({err.strip()})")
+if len(answers) == 2:
+    # 10 turns/s over 4 turns/s at 70% utilisation: ceil(3.57) = 4 nodes at once.
+    check(answers[0]["desired_replicas"] == 4 and answers[0]["reason"] == "up", f"scaling simulate: {answers[0]}")
+    check(answers[1]["desired_replicas"] == 4 and not answers[1]["changed"], f"scaling simulate: {answers[1]}")
+    check(abs(answers[0]["load_ratio"]["a"] - 2.5) < 1e-9, f"scaling simulate load ratio: {answers[0]}")
+rc, out, err = run(["scaling", "simulate"], (json.dumps(line) + "\n{\"t\": 1, \"members\": 3\n").encode())
+check(rc == 2 and "line 2" in err and out.count(b"\n") == 1,
+      f"scaling simulate: a bad second line is exit 2 naming it after one answer: {rc} {err.strip()!r}")
+expect_error(["scaling", "simulate"], 2, "\"arrivals\" must be a number",
+             b'{"t": 1, "members": [{"arrivals": "lots"}]}\n')
+expect_error(["scaling", "simulate", "--min-replicas", "0"], 2, "--min-replicas")
 
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
