@@ -217,6 +217,7 @@ void batch_loop::finish(std::map<uint64_t, job_state>::iterator it, const gen_ev
   if (batch_size > 0) out.batch_size = batch_size;
   auto cb = std::move(j.job.on_event);
   jobs_.erase(it);
+  if (jobs_.empty()) publish_kv();  // idle from now on: no step publishes the figures
   if (cb) cb(out);
 }
 
@@ -400,6 +401,23 @@ void batch_loop::publish_kv() {
   for (const auto& [key, n] : evicted_) wanted += static_cast<double>(n);
   const kv_usage u = engine_->usage();
   metrics_->set_kv_demand(wanted, static_cast<double>(u.blocks_total) * u.block_size);
+  // Tokens in flight: what waiting turns (less what their session still
+  // holds) and prefilling ones have left to feed, and what running ones may
+  // still generate.
+  double prompt = 0, generated = 0;
+  for (const auto& [id, j] : jobs_) {
+    if (j.admitted) {
+      if (j.pending.size() > 1) prompt += static_cast<double>(j.pending.size());
+      generated += std::max(0, j.job.max_new - j.generated);
+      continue;
+    }
+    size_t held = 0;
+    if (auto r = resident_.find(j.job.session_key); r != resident_.end())
+      while (held < r->second.tokens.size() && held < j.job.tokens.size() && r->second.tokens[held] == j.job.tokens[held])
+        ++held;
+    prompt += static_cast<double>(j.job.tokens.size() - held);
+  }
+  metrics_->set_tokens_in_flight(prompt, generated);
 }
 
 void batch_loop::run() {

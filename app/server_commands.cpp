@@ -145,6 +145,8 @@ ojson node_json(const node_status& n) {
                                         "scale_capacity_turns_per_second",
                                         "scale_prompt_tokens_per_turn",
                                         "scale_generated_tokens_per_turn",
+                                        "scale_prompt_tokens_in_flight",
+                                        "scale_generated_tokens_in_flight",
                                         "scale_kv_wanted_tokens",
                                         "scale_kv_capacity_tokens"};
   for (const char* f : scaling) o[f] = figure(n, f);

@@ -202,6 +202,7 @@ void node_metrics::add_turn_arrival() { p_->meter.arrival(p_->now_s()); }
 void node_metrics::observe_step(double tokens_fed, double seconds) { p_->meter.step(tokens_fed, seconds); }
 void node_metrics::observe_turn_work(double prompt, double generated) { p_->meter.turn_done(prompt, generated); }
 void node_metrics::set_kv_demand(double wanted, double capacity) { p_->meter.kv(wanted, capacity); }
+void node_metrics::set_tokens_in_flight(double prompt, double generated) { p_->meter.in_flight(prompt, generated); }
 void node_metrics::set_scaling_shape(int max_batch, double ttft_target_seconds, double window_seconds) {
   load_meter::options o;
   o.max_batch = max_batch;
@@ -221,6 +222,8 @@ void put_load_figures(const load_figures& f, std::map<std::string, double>& out)
   out["scale_capacity_turns_per_second"] = f.capacity;
   out["scale_prompt_tokens_per_turn"] = f.prompt_tokens;
   out["scale_generated_tokens_per_turn"] = f.generated_tokens;
+  out["scale_prompt_tokens_in_flight"] = f.prompt_tokens_in_flight;
+  out["scale_generated_tokens_in_flight"] = f.generated_tokens_in_flight;
   out["scale_kv_wanted_tokens"] = f.kv_wanted_tokens;
   out["scale_kv_capacity_tokens"] = f.kv_capacity_tokens;
 }
@@ -236,6 +239,8 @@ load_figures get_load_figures(const std::map<std::string, double>& in) {
   f.capacity = get("scale_capacity_turns_per_second");
   f.prompt_tokens = get("scale_prompt_tokens_per_turn");
   f.generated_tokens = get("scale_generated_tokens_per_turn");
+  f.prompt_tokens_in_flight = get("scale_prompt_tokens_in_flight");
+  f.generated_tokens_in_flight = get("scale_generated_tokens_in_flight");
   f.kv_wanted_tokens = get("scale_kv_wanted_tokens");
   f.kv_capacity_tokens = get("scale_kv_capacity_tokens");
   return f;

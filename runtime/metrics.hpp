@@ -54,6 +54,7 @@ class node_metrics {
   void observe_step(double tokens_fed, double seconds);
   void observe_turn_work(double prompt_tokens, double generated_tokens);  // a turn finished
   void set_kv_demand(double wanted_tokens, double capacity_tokens);
+  void set_tokens_in_flight(double prompt_tokens, double generated_tokens);
   void set_scaling_shape(int max_batch, double ttft_target_seconds, double window_seconds);  // at start
   void set_scaling_signal(double desired_replicas, double load_ratio);
   load_figures load() const;  // this node's scaling figures now

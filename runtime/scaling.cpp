@@ -121,6 +121,12 @@ void load_meter::kv(double wanted_tokens, double capacity_tokens) {
   kv_capacity_ = capacity_tokens;
 }
 
+void load_meter::in_flight(double prompt_tokens, double generated_tokens) {
+  std::lock_guard<std::mutex> g(mu_);
+  prompt_in_flight_ = prompt_tokens;
+  generated_in_flight_ = generated_tokens;
+}
+
 load_figures load_meter::figures(double now_s) const {
   std::lock_guard<std::mutex> g(mu_);
   load_figures f;
@@ -150,6 +156,8 @@ load_figures load_meter::figures(double now_s) const {
   f.capacity = turns_ > 0 ? steps_.turns_per_second(opt_.max_batch, prompt_mean_, generated_mean_) : 0;
   f.kv_wanted_tokens = kv_wanted_;
   f.kv_capacity_tokens = kv_capacity_;
+  f.prompt_tokens_in_flight = prompt_in_flight_;
+  f.generated_tokens_in_flight = generated_in_flight_;
   return f;
 }
 

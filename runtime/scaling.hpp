@@ -66,6 +66,8 @@ struct load_figures {
   double capacity = 0;          // turns/s it can serve at full batch for its turn mix; 0: not measured yet
   double prompt_tokens = 0;     // per turn, prefilled (after KV reuse), recent mean
   double generated_tokens = 0;  // per turn, recent mean
+  double prompt_tokens_in_flight = 0;     // still to prefill: waiting turns and those prefilling now
+  double generated_tokens_in_flight = 0;  // still allowed to generate: running turns' remaining max_tokens
   double kv_wanted_tokens = 0;  // KV its live sessions want resident (resident + evicted)
   double kv_capacity_tokens = 0;  // KV it can hold (--kv-memory)
 };
@@ -93,6 +95,7 @@ class load_meter {
   void step(double tokens, double seconds);
   void turn_done(double prompt_tokens, double generated_tokens);
   void kv(double wanted_tokens, double capacity_tokens);
+  void in_flight(double prompt_tokens, double generated_tokens);
 
   load_figures figures(double now_s) const;
 
@@ -113,6 +116,7 @@ class load_meter {
   double prompt_mean_ = 0, generated_mean_ = 0;
   int64_t turns_ = 0;
   double kv_wanted_ = 0, kv_capacity_ = 0;
+  double prompt_in_flight_ = 0, generated_in_flight_ = 0;
 };
 
 struct scaling_params {

@@ -122,7 +122,10 @@ TEST(LoadMeter, RatesQueueAndKv) {
     for (int k = 0; k < 8; ++k) m.arrival(s + k / 8.0);
   for (int s = 15; s < 20; ++s) m.queue_sample(s + 0.5, 4);
   m.kv(1200, 4000);
+  m.in_flight(300, 120);
   const auto f = m.figures(20);
+  EXPECT_EQ(f.prompt_tokens_in_flight, 300);
+  EXPECT_EQ(f.generated_tokens_in_flight, 120);
   EXPECT_NEAR(f.arrivals, 8, 1e-9);
   EXPECT_NEAR(f.queue_depth, 4, 1e-9);
   EXPECT_EQ(f.capacity, 0);  // no steps yet: not measured
