@@ -95,11 +95,11 @@ struct command_line {
   CLI::App* cluster = nullptr;
   CLI::App* cluster_status = nullptr;
   CLI::App* cluster_drain = nullptr;
+  CLI::App* scaling = nullptr;
+  CLI::App* scaling_sim = nullptr;
 #ifdef BRIGADE_HAVE_SERVER_DEPS
   cluster_cli cluster_args;
   cluster_drain_cli drain_args;
-  CLI::App* scaling = nullptr;
-  CLI::App* scaling_sim = nullptr;
   scaling_cli scaling_args;
   server_cli serve_args;
   std::map<std::string, std::string> flag_values;
@@ -275,6 +275,8 @@ void add_scaling(command_line& c) {
   cmd->add_option("--scale-interval", a.interval, "Time between evaluations (the trace sends one line per evaluation)")
       ->capture_default_str();
   cmd->add_option("--scale-down-window", a.down_window, "How long the load must need fewer nodes before going down")
+      ->capture_default_str();
+  cmd->add_option("--backlog-horizon", a.backlog, "Drain waiting turns within this (0: the TTFT objective)")
       ->capture_default_str();
 }
 

@@ -36,7 +36,8 @@ int scaling_simulate(const scaling_cli& a) {
   };
   for (auto [flag, text, out] : {std::tuple{"--ttft-target", a.ttft_target, &p.ttft_target_s},
                                  std::tuple{"--scale-interval", a.interval, &p.interval_s},
-                                 std::tuple{"--scale-down-window", a.down_window, &p.down_window_s}})
+                                 std::tuple{"--scale-down-window", a.down_window, &p.down_window_s},
+                                 std::tuple{"--backlog-horizon", a.backlog, &p.backlog_horizon_s}})
     if (auto s = seconds(flag, text, *out); !s) return fail(exit_bad_input, s.message());
   if (a.min_replicas < 1) return fail(exit_bad_input, "--min-replicas must be at least 1 (the signal comes from the nodes)");
   if (a.max_replicas < a.min_replicas) return fail(exit_bad_input, "--max-replicas must be at least --min-replicas");

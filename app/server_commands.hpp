@@ -67,7 +67,7 @@ struct cluster_drain_cli {
 int cluster_drain_command(const cluster_drain_cli& a);
 
 struct scaling_cli {
-  std::string ttft_target = "1s", interval = "5s", down_window = "5min";
+  std::string ttft_target = "1s", interval = "5s", down_window = "5min", backlog = "0";
   int min_replicas = 1, max_replicas = 16;
 };
 /// `brigade scaling simulate`: the replica formula on JSON lines from

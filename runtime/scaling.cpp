@@ -177,7 +177,7 @@ int ceil_of(double x) {
 }
 }  // namespace
 
-node_need need_of(const std::vector<member_load>& members, double util, double kv_util, double ttft_target_s) {
+node_need need_of(const std::vector<member_load>& members, double util, double kv_util, double backlog_s) {
   node_need out;
   std::vector<double> caps, kvs;
   double arrivals = 0, queue = 0, wanted = 0;
@@ -199,7 +199,7 @@ node_need need_of(const std::vector<member_load>& members, double util, double k
     double have = 0;
     for (double c : caps) have += c;
     have += typical * (n - static_cast<double>(caps.size()));  // not measured yet: a typical node
-    const double need = arrivals / util + queue / std::max(ttft_target_s, 1e-3);
+    const double need = arrivals / util + queue / std::max(backlog_s, 1e-3);
     out.tokens = n + (need - have) / typical;
   }
   if (!kvs.empty()) {
@@ -223,7 +223,7 @@ int replica_controller::clamp(int n) const { return std::min(p_.max_replicas, st
 
 scaling_decision replica_controller::evaluate(const std::vector<member_load>& members, double now_s) {
   scaling_decision d;
-  d.need = need_of(members, p_.util_target, p_.kv_target, p_.ttft_target_s);
+  d.need = need_of(members, p_.util_target, p_.kv_target, std::max(p_.ttft_target_s, p_.backlog_horizon_s));
   if (desired_ == 0) {  // the first evaluation: start from what serves now
     desired_ = clamp(d.need.serving);
     first_s_ = now_s;

@@ -125,6 +125,9 @@ struct scaling_params {
   int max_replicas = 16;     // --max-replicas
   double interval_s = 5;     // --scale-interval: one evaluation per interval
   double down_window_s = 300;  // --scale-down-window
+  // The backlog term drains the waiting turns within max(ttft_target,
+  // backlog_horizon_s) (bench/scaling_sim.py measures the choice).
+  double backlog_horizon_s = 0;
   double util_target = 0.7;  // of the engine's capacity at full batch: headroom for bursts until new nodes serve
   double kv_target = 0.8;    // of KV memory: resident sessions against --kv-memory
   // The band: up past E > d*(1 + tolerance), down below; a load moving by
@@ -148,7 +151,7 @@ struct node_need {
   int serving = 0;  // active or joining members
   double max() const { return tokens > memory ? tokens : memory; }
 };
-node_need need_of(const std::vector<member_load>& members, double util, double kv_util, double ttft_target_s);
+node_need need_of(const std::vector<member_load>& members, double util, double kv_util, double backlog_s);
 
 struct scaling_decision {
   int desired = 0;
