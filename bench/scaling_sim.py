@@ -58,6 +58,7 @@ SYNC = 15           # the HPA's sync period (s)
 SCRAPE = 15         # Prometheus' scrape interval (s)
 START_DELAY = 90    # a new pod's start until it serves (s)
 MAX_REPLICAS = 16
+BACKLOG_HORIZON = None  # brigade's backlog horizon (s); None: the shipped default
 
 
 # -- the calibration -------------------------------------------------------------------
@@ -267,7 +268,8 @@ class Signal:
     def __init__(self, binary, min_replicas=1, max_replicas=MAX_REPLICAS):
         self.p = subprocess.Popen([binary, "scaling", "simulate", "--ttft-target", f"{TTFT_TARGET}s",
                                    "--min-replicas", str(min_replicas), "--max-replicas", str(max_replicas),
-                                   "--scale-interval", f"{INTERVAL}s", "--scale-down-window", f"{DOWN_WINDOW}s"],
+                                   "--scale-interval", f"{INTERVAL}s", "--scale-down-window", f"{DOWN_WINDOW}s"]
+                                  + ([] if BACKLOG_HORIZON is None else ["--backlog-horizon", f"{BACKLOG_HORIZON}s"]),
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
 
     def evaluate(self, t, members):
@@ -434,7 +436,10 @@ def main():
     ap.add_argument("--json", help="write the results as JSON to this file")
     ap.add_argument("--plot", help="write a PNG plot (needs python3-matplotlib)")
     ap.add_argument("--make-trace", action="store_true", help="regenerate bench/scaling/trace_day.csv and exit")
+    ap.add_argument("--backlog-horizon", type=float, help="brigade's backlog horizon in seconds (default: as shipped)")
     a = ap.parse_args()
+    global BACKLOG_HORIZON
+    BACKLOG_HORIZON = a.backlog_horizon
     cal = Calibration(a.calibration)
     if a.make_trace:
         with open(TRACE, "w") as f:
@@ -514,11 +519,19 @@ def plot(path, rates, start, runs, names, cal):
     ax[0].plot(hours, rates, color="black", lw=0.8)
     ax[0].set_ylabel("arrivals (turns/s)")
     ax[0].set_title(f"offered load (one node serves {cal.capacity:.0f} turns/s)")
+    # brigade's two lines coincide (the same HPA); drawn last and thick so they stay visible.
+    def style(name):
+        if name.startswith("brigade"):
+            return {"lw": 2.2, "zorder": 5, "ls": "--" if "KEDA" in name else "-", "color": "black" if "KEDA" in name else "tab:purple"}
+        if "queue" in name:
+            return {"lw": 0.6, "alpha": 0.35, "zorder": 1}
+        return {"lw": 1.0, "zorder": 3}
+    minutes = len(rates) // 60
+    mh = [(start + m * 60) / 3600 for m in range(minutes)]
     for name in names:
-        ax[1].step(hours, runs[name]["replicas"], where="post", lw=1, label=name)
-        minutes = len(rates) // 60
-        mh = [(start + m * 60) / 3600 for m in range(minutes)]
-        ax[2].plot(mh, [max(runs[name]["p99"][m * 60:(m + 1) * 60]) for m in range(minutes)], lw=0.8, label=name)
+        ax[1].step(hours, runs[name]["replicas"], where="post", label=name, **style(name))
+        ax[2].plot(mh, [max(runs[name]["p99"][m * 60:(m + 1) * 60]) for m in range(minutes)], label=name,
+                   **style(name))
     ax[1].set_ylabel("replicas (pods)")
     ax[1].legend(fontsize=7, loc="upper left")
     ax[2].axhline(TTFT_TARGET, color="red", ls="--", lw=0.8, label="objective")
