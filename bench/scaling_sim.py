@@ -46,7 +46,11 @@ import random
 import subprocess
 import sys
 
-import yaml
+try:
+    import yaml
+except ImportError:  # exit 77: CTest's skip
+    print("scaling_sim: needs PyYAML to read deploy/autoscaling/*.yaml; install python3-yaml (deploy/setup.sh does)")
+    sys.exit(77)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "bench", "scaling")
