@@ -171,10 +171,18 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   so.retention = cfg.retention;
   so.lease = cfg.lease;
   if (cfg.store == "memory") {
+    if (!cfg.store_password_file.empty())
+      return status{errc::invalid_argument,
+                    "--store-password-file is for a Redis store; give --store redis://host:port/db as well"};
     store = runtime::make_memory_store(so);
   } else {
     auto url = runtime::parse_redis_url(cfg.store);
     if (!url) return status{errc::invalid_argument, "--store: " + url.error().message() + " (or memory)"};
+    if (!cfg.store_password_file.empty()) {
+      auto pw = runtime::read_secret_file(cfg.store_password_file, "--store-password-file");
+      if (!pw) return pw.error();
+      url->password = *pw;
+    }
     store = runtime::make_redis_store(*url, so);
     redis = *url;
   }

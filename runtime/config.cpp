@@ -231,6 +231,9 @@ const std::vector<config_key>& config_keys() {
         duration_key("restart-backoff", "first restart delay (doubles each time)", &node_config::restart_backoff));
     k.push_back(duration_key("drain-grace", "on SIGTERM, time to finish in-flight turns", &node_config::drain_grace));
     k.push_back(string_key("store", "memory, or redis://[user:password@]host:port/db", &node_config::store));
+    k.push_back(string_key("store-password-file",
+                           "file holding the Redis password (instead of one in the --store URL; e.g. a mounted Secret)",
+                           &node_config::store_password_file));
     k.push_back(
         duration_key("retention", "sliding expiry of stored sessions (0: keep forever)", &node_config::retention));
     k.push_back(duration_key("lease",

@@ -64,6 +64,7 @@ struct node_config {
   duration drain_grace = std::chrono::seconds(10);           // SIGTERM: finish in-flight turns
   // store
   std::string store = "memory";                   // memory | redis://[user:password@]host:port/db
+  std::string store_password_file;  // --store-password-file: the Redis password (overrides the URL's)
   duration retention = std::chrono::minutes(30);  // sliding expiry; 0 keeps forever
   duration lease = std::chrono::seconds(15);      // ownership lease of a live session
   // cluster (a node on Redis is a member; docs/cluster.md)
