@@ -188,17 +188,22 @@ class HPA:
         self.recommendations = []  # (t, recommendation)
         self.events = []  # (t, replicas before, after)
         self.held = 0  # syncs where the metric asked for another count but the tolerance held it
+        self.from_keda = False
 
     @staticmethod
     def from_manifest(path):
         m = yaml.safe_load(open(path))
+        if m.get("kind") not in ("ScaledObject", "HorizontalPodAutoscaler"):
+            raise SystemExit(f"scaling_sim: {path} is a {m.get('kind')}, not an HPA or a KEDA ScaledObject")
         if m["kind"] == "ScaledObject":  # KEDA: an HPA on an External metric, AverageValue = threshold
             spec = m["spec"]
             trig = spec["triggers"][0]
             assert trig["type"] == "prometheus" and trig.get("metricType") == "AverageValue", trig
             behavior = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior", {})
-            return HPA("external", float(trig["metadata"]["threshold"]), behavior, spec.get("minReplicaCount", 1),
-                       spec.get("maxReplicaCount", 100))
+            hpa = HPA("external", float(trig["metadata"]["threshold"]), behavior, spec.get("minReplicaCount", 1),
+                      spec.get("maxReplicaCount", 100))
+            hpa.from_keda = True
+            return hpa
         spec = m["spec"]
         metric = spec["metrics"][0]
         assert metric["type"] == "External" and metric["external"]["target"]["type"] == "AverageValue", metric
@@ -360,11 +365,16 @@ def summarise(name, run):
             "ttft_p99_max_seconds": round(max(run["p99"]), 2)}
 
 
-def policies():
+def policies(autoscalers=None):
+    """The policies compared; `autoscalers` (manifest files, e.g. the Helm chart's rendered HPA and
+    ScaledObject) replace deploy/autoscaling's as the ones that follow brigade's signal."""
     here = os.path.join(ROOT, "deploy", "autoscaling")
-    out = [("brigade signal (HPA, hpa.yaml)", {"kind": "brigade", "hpa": HPA.from_manifest(os.path.join(here, "hpa.yaml"))}),
-           ("brigade signal (KEDA, keda-scaledobject.yaml)",
-            {"kind": "signal", "hpa": HPA.from_manifest(os.path.join(here, "keda-scaledobject.yaml"))})]
+    files = autoscalers or [os.path.join(here, "hpa.yaml"), os.path.join(here, "keda-scaledobject.yaml")]
+    out = []
+    for i, path in enumerate(files):
+        hpa = HPA.from_manifest(path)
+        what = "KEDA" if hpa.from_keda else "HPA"
+        out.append((f"brigade signal ({what}, {os.path.basename(path)})", {"kind": "brigade" if i == 0 else "signal", "hpa": hpa}))
     for target in (0.5, 0.7, 0.9):
         out.append((f"HPA on CPU utilisation {int(target * 100)}%", {"kind": "cpu", "hpa": HPA("cpu", target)}))
     for q in (1, 2, 4, 8, 16):
@@ -440,6 +450,9 @@ def main():
     ap.add_argument("--json", help="write the results as JSON to this file")
     ap.add_argument("--plot", help="write a PNG plot (needs python3-matplotlib)")
     ap.add_argument("--make-trace", action="store_true", help="regenerate bench/scaling/trace_day.csv and exit")
+    ap.add_argument("--autoscaler", action="append", metavar="FILE",
+                    help="an HPA or ScaledObject manifest that follows the signal, instead of deploy/autoscaling's "
+                         "(repeatable; the Helm chart's test passes its rendered ones)")
     ap.add_argument("--backlog-horizon", type=float, help="brigade's backlog horizon in seconds (default: as shipped)")
     a = ap.parse_args()
     global BACKLOG_HORIZON
@@ -462,7 +475,7 @@ def main():
     print(f"trace: {TRACE} {start // 3600:02d}:00-{end // 3600:02d}:00, {len(rates)} s, "
           f"{min(rates):.1f} to {max(rates):.1f} turns/s; TTFT objective {TTFT_TARGET} s; pod start {START_DELAY} s")
     results, runs, failures = [], {}, []
-    for name, pol in policies():
+    for name, pol in policies(a.autoscaler):
         run = simulate(cal, rates, pol, a.brigade, t0=start)
         s = summarise(name, run)
         s["family"] = "brigade" if pol["kind"] in ("brigade", "signal") else pol["kind"]

@@ -17,6 +17,7 @@ packages=(
   nlohmann-json3-dev libcpp-httplib-dev             # the HTTP API (JSON, HTTP server and bench --api's client)
   curl                                              # the API's raw SSE test
   prometheus python3-matplotlib python3-yaml        # scaling: promtool rules tests, a real Prometheus, the simulation's plot
+  yamllint                                          # the Helm chart's rendered manifests (deploy label)
 )
 
 missing=()
