@@ -265,6 +265,7 @@ bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
   const auto colon = addr.rfind(':');
   if (colon == std::string::npos) return false;
   host = addr.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [v6]:port
   const long p = std::strtol(addr.c_str() + colon + 1, nullptr, 10);
   if (p <= 0 || p > 65535) return false;
   port = static_cast<uint16_t>(p);

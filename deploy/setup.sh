@@ -2,23 +2,38 @@
 # Installs the Debian 12 packages brigade builds and tests with, and nothing
 # else. Idempotent: when everything is present it only runs one dpkg query.
 # Needs root or sudo for the install step.
+#   deploy/setup.sh          everything the build and the tests need
+#   deploy/setup.sh --build  only what `brigade` builds with (the images' build stage)
 set -euo pipefail
 
-packages=(
+# What `brigade` builds with (the images' build stage installs only these:
+# deploy/setup.sh --build).
+build_packages=(
   cmake ninja-build ccache g++ pkg-config python3   # build
   libcaf-dev libssl-dev                             # actors, BASP (CAF 0.17.6; its openssl module needs OpenSSL)
   libhiredis-dev libmsgpack-cxx-dev libboost-dev    # Redis store (msgpack-cxx needs Boost headers)
   prometheus-cpp-dev                                # metrics
   libcli11-dev                                      # command line
+  nlohmann-json3-dev libcpp-httplib-dev             # the HTTP API (JSON, HTTP server and bench --api's client)
+)
+# What the tests add.
+test_packages=(
   googletest libgtest-dev                           # tests
   git                                               # clones llama.cpp from the npm peer's bundle (peer tests)
   redis-server                                      # the real store, started by the tests
   iproute2 nftables                                 # network namespaces and partitions (partition test, root)
-  nlohmann-json3-dev libcpp-httplib-dev             # the HTTP API (JSON, HTTP server and bench --api's client)
   curl                                              # the API's raw SSE test
   prometheus python3-matplotlib python3-yaml        # scaling: promtool rules tests, a real Prometheus, the simulation's plot
   yamllint                                          # the Helm chart's rendered manifests (deploy label)
 )
+
+packages=("${build_packages[@]}")
+build_only=0
+if [ "${1:-}" = "--build" ]; then
+  build_only=1
+else
+  packages+=("${test_packages[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -28,8 +43,10 @@ done
 
 # Node.js and npm run the llama.cpp peer checks (npm node-llama-cpp). Machines
 # often carry a newer Node.js than Debian's: only install when the commands are absent.
-command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
+if [ $build_only -eq 0 ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
