@@ -181,6 +181,10 @@ with tempfile.TemporaryDirectory() as tmp:
                  "--api-keys-file")
     expect_error(["serve", "--port", "0", "--model", tiny, "--api-port", "http"], 2, "api-port")
     # Scaling keys (docs/scaling.md): bounds and durations refused at start.
+    expect_error(["serve", "--port", "0", "--model", tiny, "--store-password-file", os.path.join(tmp, "nope")], 2,
+                 "--store-password-file is for a Redis store")
+    expect_error(["serve", "--port", "0", "--model", tiny, "--store", "redis://127.0.0.1:1/0",
+                  "--store-password-file", os.path.join(tmp, "nope")], 2, "--store-password-file")
     expect_error(["serve", "--port", "0", "--model", tiny, "--min-replicas", "5", "--max-replicas", "3"], 2,
                  "min-replicas 5 is above max-replicas 3")
     expect_error(["serve", "--port", "0", "--model", tiny, "--min-replicas", "0"], 2, "--min-replicas")
