@@ -142,6 +142,11 @@ def test(helm, modules, brigade, tmp, env):
               f"{name}: terminationGracePeriodSeconds {pod['terminationGracePeriodSeconds']} > drain-grace {grace}s")
         check(c["readinessProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/healthz",
               f"{name}: readiness on /readyz, liveness on /healthz")
+        for ic in pod.get("initContainers", []):
+            src = ic["command"][2]
+            mounts = [m["mountPath"] for m in ic.get("volumeMounts", [])]
+            check(not any(src.startswith(m.rstrip("/") + "/") for m in mounts),
+                  f"{name}: the model copy's source {src} is not under a volume mounted over it ({mounts})")
         check(not any(a for a in c.get("args", []) if "password" in a or "key" in a),
               f"{name}: no secret on the command line")
         cm = [d for d in kinds["ConfigMap"] if "brigade.conf" in d.get("data", {})][0]
