@@ -555,6 +555,25 @@ void publish_loads(self_ptr self) {
   self->state.ctx->cluster->set_loads(std::move(loads));
 }
 
+/// The table for the dashboard's sampler (runtime/dashboard.hpp).
+void publish_members(self_ptr self) {
+  const auto& t = self->state.last;
+  std::vector<runtime::dash_node> out;
+  for (const auto& m : t.members) {
+    runtime::dash_node n;
+    n.name = m.name;
+    n.address = m.address;
+    n.state = m.state;
+    n.model = m.model;
+    n.version = m.version;
+    n.capacity = m.capacity;
+    n.heartbeat_age_seconds = static_cast<double>(t.now_ms - m.heartbeat_ms) / 1000.0;
+    n.figures = m.load;
+    out.push_back(std::move(n));
+  }
+  self->state.ctx->cluster->set_members(std::move(out));
+}
+
 void count_states(self_ptr self) {
   std::map<std::string, double> n{{"joining", 0}, {"active", 0}, {"draining", 0}, {"dead", 0}};
   for (const auto& m : self->state.last.members) n[m.state] += 1;
@@ -606,6 +625,7 @@ void on_table(self_ptr self, runtime::store_result<runtime::member_table>& r, cl
   }
   st.last = std::move(*r);
   publish_loads(self);
+  publish_members(self);
   std::set<std::string> dead, present;
   for (const auto& m : st.last.members) {
     if (m.name == st.me.name) continue;

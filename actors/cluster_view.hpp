@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/dashboard.hpp"
 #include "runtime/placement.hpp"
 #include "runtime/scaling.hpp"
 #include "runtime/store.hpp"
@@ -195,6 +196,18 @@ class cluster_view {
     std::lock_guard<std::mutex> g(mu_);
     return loads_;
   }
+  /// The members as of the last table read (the dashboard's sampler shows
+  /// them; heartbeat ages as of `read_at`).
+  void set_members(std::vector<runtime::dash_node> m) {
+    std::lock_guard<std::mutex> g(mu_);
+    members_ = std::move(m);
+    members_at_ = clock::now();
+  }
+  std::vector<runtime::dash_node> members(clock_point* read_at = nullptr) const {
+    std::lock_guard<std::mutex> g(mu_);
+    if (read_at) *read_at = members_at_;
+    return members_;
+  }
   /// Requests this node forwards to peers and has not seen answered.
   void set_forwards(size_t n) {
     std::lock_guard<std::mutex> g(mu_);
@@ -225,6 +238,8 @@ class cluster_view {
   bool draining_ = false;
   size_t forwards_ = 0;
   std::vector<runtime::member_load> loads_;
+  std::vector<runtime::dash_node> members_;
+  clock_point members_at_ = clock::now();
 };
 
 }  // namespace brigade::actors

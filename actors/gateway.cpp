@@ -119,6 +119,27 @@ bool from_this_node(self_ptr self) {
   return sender && sender->node() == self->node();
 }
 
+cluster_status single_node_status(const node_context& ctx) {
+  const auto snap = ctx.dash->snapshot();
+  cluster_status out;
+  for (const auto& d : snap.nodes) {
+    node_status n;
+    n.name = d.name;
+    n.address = d.address;
+    n.state = d.state;
+    n.model = d.model;
+    n.version = d.version;
+    n.capacity = d.capacity;
+    n.heartbeat_age_seconds = d.heartbeat_age_seconds;
+    for (const auto& [k, v] : d.figures) {
+      n.figure_names.push_back(k);
+      n.figure_values.push_back(v);
+    }
+    out.nodes.push_back(std::move(n));
+  }
+  return out;
+}
+
 caf::error not_clustered() {
   return make_error(brigade_errc::bad_request,
                     "this node is not in a cluster (its store is memory); start nodes with --store redis://...");
@@ -193,6 +214,9 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
         if (self->state.cluster) self->send(self->state.cluster, a, name, inc);
       },
       [=](cluster_atom a) -> caf::result<caf::message> {
+        // A single node (memory store) answers with itself, as the
+        // dashboard's sampler last saw it (at most a second old).
+        if (!self->state.ctx->cluster->enabled()) return caf::make_message(single_node_status(*self->state.ctx));
         if (!self->state.cluster) return not_clustered();
         return self->delegate(self->state.cluster, a);
       },

@@ -11,7 +11,7 @@
 //   (b_history, id, token)                     -> std::vector<turn_record>
 //   (b_close, id, token)                       -> bool
 //   (b_fault, id, token)                       -> (fault injection only) the session crashes
-//   (b_cluster)                                -> cluster_status (cluster members only)
+//   (b_cluster)                                -> cluster_status (a single node: itself, cluster "")
 //   (b_whois)                                  -> (node name, incarnation)
 //   (b_ping, name, incarnation)                -> incarnation (from peers; cluster members only)
 //   (b_drainreq, node, admin token)            -> sentence; `cluster drain` (the cluster actor checks the token)

@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <future>
 #include <optional>
@@ -64,6 +65,79 @@ struct node::impl {
   int port = 0, metrics_port = 0, api_port = 0;
   std::atomic<bool> draining{false};
   bool stopped = false;
+  // The dashboard's sampler: one snapshot a second (runtime/dashboard.hpp).
+  std::thread sampler;
+  std::mutex sampler_mu;
+  std::condition_variable sampler_cv;
+  bool sampler_stop = false;
+  double last_tokens = -1;
+  std::chrono::steady_clock::time_point last_tokens_at;
+
+  /// The cluster as this node sees it now: its own figures fresh from its
+  /// metrics, the other members' from the last table read (a heartbeat old
+  /// at most, plus the time since that read).
+  void sample() {
+    auto& c = *ctx;
+    runtime::dash_snapshot s;
+    s.time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    s.self = c.cfg.node_name;
+    s.cluster = c.cluster->enabled() ? c.cluster->cluster() : "";
+    auto f = c.metrics->figures();
+    const auto now = std::chrono::steady_clock::now();
+    const double tokens = f["tokens_generated_total"];
+    double rate = 0;
+    if (last_tokens >= 0) {
+      const double dt = std::chrono::duration<double>(now - last_tokens_at).count();
+      if (dt > 0) rate = std::max(0.0, tokens - last_tokens) / dt;
+    }
+    last_tokens = tokens;
+    last_tokens_at = now;
+    f.erase("tokens_generated_total");
+    f["tokens_per_second"] = rate;
+    cluster_view::clock_point read_at;
+    s.nodes = c.cluster->members(&read_at);
+    const double since_read = std::chrono::duration<double>(now - read_at).count();
+    bool have_self = false;
+    for (auto& n : s.nodes) {
+      n.heartbeat_age_seconds += since_read;
+      if (n.name != s.self) continue;
+      have_self = true;
+      for (const auto& [k, v] : f) n.figures[k] = v;
+    }
+    if (!have_self) {  // the memory store, or before the first heartbeat
+      runtime::dash_node n;
+      n.name = s.self;
+      n.address = advertised_address(c.cfg, port);
+      n.state = c.cluster->enabled() ? "joining" : (draining ? "draining" : "active");
+      n.model = c.model_id;
+      n.version = protocol_version;
+      n.capacity = c.cfg.capacity;
+      n.figures = std::move(f);
+      s.nodes.push_back(std::move(n));
+    }
+    c.dash->update(std::move(s));
+  }
+
+  void start_sampler() {
+    sample();  // the page has data from its first request
+    sampler = std::thread([this] {
+      std::unique_lock<std::mutex> g(sampler_mu);
+      while (!sampler_cv.wait_for(g, std::chrono::seconds(1), [this] { return sampler_stop; })) {
+        g.unlock();
+        sample();
+        g.lock();
+      }
+    });
+  }
+
+  void stop_sampler() {
+    {
+      std::lock_guard<std::mutex> g(sampler_mu);
+      sampler_stop = true;
+    }
+    sampler_cv.notify_all();
+    if (sampler.joinable()) sampler.join();
+  }
 
   /// Joins the cluster and starts the cluster actor.
   status join(const runtime::redis_url& url) {
@@ -122,6 +196,7 @@ struct node::impl {
     if (api) api->stop();
     api.reset();
     http.stop();
+    stop_sampler();
     if (ctx) ctx->loop->shutdown(false);
     // The store sends what is queued (lease releases) and runs its callbacks,
     // which message actors: while the actor system still exists.
@@ -277,8 +352,9 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
   for (const std::string& w : warnings) runtime::log(runtime::log_level::warn, "", w);
   std::string http_error;
   impl* raw = p.get();
+  p->start_sampler();
   p->metrics_port = p->http.start(
-      cfg.host, cfg.metrics_port, ctx->metrics.get(),
+      cfg.host, cfg.metrics_port, ctx->metrics.get(), ctx->dash.get(),
       [raw]() -> std::string {
         if (raw->draining) return "draining";
         if (raw->ctx) {

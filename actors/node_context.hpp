@@ -13,6 +13,7 @@
 #include "actors/cluster_view.hpp"
 #include "kernels/model/chat_template.hpp"
 #include "runtime/config.hpp"
+#include "runtime/dashboard.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/store.hpp"
 
@@ -30,7 +31,12 @@ struct node_context {
   std::atomic<uint64_t> next_turn_id{1};
   std::atomic<int> turns_in_flight{0};
   std::atomic<int> sessions_live{0};  // session actors (the supervisor counts them)
+  /// What the live dashboard shows (the node's sampler feeds it).
+  std::shared_ptr<runtime::dashboard> dash = std::make_shared<runtime::dashboard>();
   const tokenizer& vocab() const { return loop->vocab(); }
+  /// A supervisor event of this node for the dashboard (kind: session_restart,
+  /// failover, handoff; runtime/dashboard.hpp).
+  void event(const char* kind, const std::string& session, std::string detail) const;
 };
 
 /// session_moved: in a cluster, this node reaches no active member now

@@ -544,6 +544,7 @@ void hand_over(self_ptr self) {
   if (!st.owner) return self->quit();
   st.owner = false;
   st.ctx->metrics->add_session_handoff("drain");
+  st.ctx->event("handoff", st.meta.id, "handed over: this node drains");
   log(log_level::debug, st.meta.id, "handed over: this node drains");
   self->set_default_handler(caf::skip);
   st.ctx->store->release(st.meta.id, st.meta.epoch, [me = me(self)](runtime::store_status s) {
@@ -604,6 +605,7 @@ void on_loaded(self_ptr self, runtime::store_result<runtime::session_snapshot>& 
   }
   if (r->failover) {
     st.ctx->metrics->add_session_handoff("failover");
+    st.ctx->event("failover", r->meta.id, "taken over from a node declared dead");
     log(log_level::info, st.meta.id, "taken over from a node declared dead");
   }
   st.meta = r->meta;

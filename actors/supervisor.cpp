@@ -111,6 +111,7 @@ void on_session_down(self_ptr self, const caf::down_msg& d) {
       "session crashed (" + why + "); restarting from the store in " +
           runtime::format_duration(std::chrono::duration_cast<runtime::duration>(delay)));
   st.ctx->metrics->add_session_restart();
+  st.ctx->event("session_restart", id, "crashed (" + why + "); restarting from the store");
   self->delayed_send(self, delay, restart_atom::value, id);
 }
 
@@ -344,6 +345,11 @@ caf::behavior supervisor_fn(self_ptr self, std::shared_ptr<node_context> ctx) {
 }
 
 }  // namespace
+
+void node_context::event(const char* kind, const std::string& session, std::string detail) const {
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  dash->add_event({now, cfg.node_name, kind, session, std::move(detail)});
+}
 
 caf::error no_place_error(const node_context& ctx) {
   return session_moved_error("node " + ctx.cfg.node_name +

@@ -97,7 +97,9 @@ struct command_line {
   CLI::App* cluster_drain = nullptr;
   CLI::App* scaling = nullptr;
   CLI::App* scaling_sim = nullptr;
+  CLI::App* top = nullptr;
 #ifdef BRIGADE_HAVE_SERVER_DEPS
+  top_cli top_args;
   cluster_cli cluster_args;
   cluster_drain_cli drain_args;
   scaling_cli scaling_args;
@@ -266,6 +268,16 @@ void add_cluster(command_line& c) {
   dr->add_option("--timeout", d.timeout_s, "Seconds to wait until the node has left")->capture_default_str();
 }
 
+void add_top(command_line& c) {
+  auto& a = c.top_args;
+  CLI::App* cmd = c.top;
+  cmd->add_option("--host", a.host, "Any node, or several: HOST:PORT,HOST:PORT,... (fails over between them)")
+      ->capture_default_str();
+  cmd->add_option("--port", a.port, "Node BASP port (for --host entries without one)")->capture_default_str();
+  cmd->add_option("--interval", a.interval_s, "Seconds between refreshes")->capture_default_str();
+  cmd->add_option("--iterations", a.iterations, "Frames to show before exiting (0: until q)")->capture_default_str();
+}
+
 void add_scaling(command_line& c) {
   auto& a = c.scaling_args;
   CLI::App* cmd = c.scaling_sim;
@@ -297,12 +309,14 @@ void add_server_commands(CLI::App& app, command_line& c) {
   c.cluster_status = c.cluster->add_subcommand("status", "One line per member (name, state, load), read from any node");
   c.cluster_drain = c.cluster->add_subcommand(
       "drain", "Drain a member as on SIGTERM (sessions hand over, it leaves, exits 0); needs the admin token");
+  c.top = app.add_subcommand("top", "The cluster in the terminal, refreshed every second (q quits)");
   c.scaling = app.add_subcommand("scaling", "The cluster-wide replica signal (docs/scaling.md)");
   c.scaling->require_subcommand(1);
   c.scaling_sim = c.scaling->add_subcommand(
       "simulate", "Run the replica formula on JSON lines from standard input, one evaluation per line (bench/scaling_sim.py)");
 #ifdef BRIGADE_HAVE_SERVER_DEPS
   add_cluster(c);
+  add_top(c);
   add_scaling(c);
   add_serve(c);
   add_chat(c);
@@ -345,8 +359,9 @@ int dispatch(command_line& c) {
   if (*c.cluster_status) return cluster_status_command(c.cluster_args);
   if (*c.cluster_drain) return cluster_drain_command(c.drain_args);
   if (*c.scaling_sim) return scaling_simulate(c.scaling_args);
+  if (*c.top) return top(c.top_args);
 #else
-  for (CLI::App* sub : {c.serve, c.chat, c.bench, c.demo, c.cluster, c.scaling})
+  for (CLI::App* sub : {c.serve, c.chat, c.bench, c.demo, c.cluster, c.scaling, c.top})
     if (*sub)
       return fail(exit_other, "'" + sub->get_name() +
                                   "' is not built in this engine-only build (CAF, hiredis, msgpack-cxx, "

@@ -17,6 +17,8 @@
 #include "actors/node.hpp"
 #include "app/load_generator.hpp"
 #include "app/server_commands.hpp"
+
+#include "runtime/dashboard.hpp"
 #include "net/client.hpp"
 #include "runtime/config.hpp"
 #include "runtime/log.hpp"
@@ -46,23 +48,6 @@ result<runtime::node_config> node_config_from(const server_cli& a) {
   const std::string file = !a.config_file.empty() ? a.config_file : (file_env ? file_env : "");
   return runtime::resolve_config(
       file, [](const std::string& k) { return std::getenv(k.c_str()); }, a.flags);
-}
-
-/// docs/cli.md exit codes for a client error.
-int exit_code_for(const net::client_error& e) {
-  if (e.transport) return exit_other;
-  switch (e.code) {
-    case brigade_errc::bad_request:
-    case brigade_errc::seq_gap:
-    case brigade_errc::context_full:
-    case brigade_errc::version_mismatch:
-    case brigade_errc::turn_in_progress: return exit_bad_input;
-    case brigade_errc::overloaded:
-    case brigade_errc::session_moved: return exit_overloaded;
-    case brigade_errc::store_unavailable: return exit_store;
-    case brigade_errc::unauthorized: return exit_unauthorized;
-    default: return exit_other;
-  }
 }
 
 int fail_client(const net::client_error& e) { return fail(exit_code_for(e), e.message); }
@@ -128,33 +113,43 @@ double figure(const node_status& n, const std::string& name) {
   return 0;
 }
 
-/// The node object of docs/cli.md as JSON.
-ojson node_json(const node_status& n) {
-  ojson o = {{"name", n.name}, {"address", n.address}, {"state", n.state}, {"model", n.model},
-             {"version", n.version}, {"capacity", n.capacity}};
-  static const char* const figures[] = {"sessions",          "queue_depth",         "tokens_per_second",
-                                        "ttft_p50_seconds",  "ttft_p99_seconds",    "mean_batch_size",
-                                        "engine_busy_ratio", "kv_cache_usage_ratio", "session_restarts",
-                                        "requests_rejected"};
-  for (const char* f : figures) o[f] = figure(n, f);
-  // The scaling figures (docs/scaling.md): the signal's inputs and this node's view of it.
-  static const char* const scaling[] = {"load_ratio",
-                                        "desired_replicas",
-                                        "scale_arrivals_per_second",
-                                        "scale_queue_depth",
-                                        "scale_capacity_turns_per_second",
-                                        "scale_prompt_tokens_per_turn",
-                                        "scale_generated_tokens_per_turn",
-                                        "scale_prompt_tokens_in_flight",
-                                        "scale_generated_tokens_in_flight",
-                                        "scale_kv_wanted_tokens",
-                                        "scale_kv_capacity_tokens"};
-  for (const char* f : scaling) o[f] = figure(n, f);
-  o["heartbeat_age_seconds"] = n.heartbeat_age_seconds;
-  return o;
+/// The node object of docs/cli.md, as the dashboard's JSON has it.
+runtime::dash_snapshot to_snapshot(const cluster_status& st) {
+  runtime::dash_snapshot s;
+  s.cluster = st.cluster;
+  for (const auto& n : st.nodes) {
+    runtime::dash_node d;
+    d.name = n.name;
+    d.address = n.address;
+    d.state = n.state;
+    d.model = n.model;
+    d.version = n.version;
+    d.capacity = n.capacity;
+    d.heartbeat_age_seconds = n.heartbeat_age_seconds;
+    for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
+      d.figures[n.figure_names[i]] = n.figure_values[i];
+    s.nodes.push_back(std::move(d));
+  }
+  return s;
 }
 
 }  // namespace
+
+int exit_code_for(const net::client_error& e) {
+  if (e.transport) return exit_other;
+  switch (e.code) {
+    case brigade_errc::bad_request:
+    case brigade_errc::seq_gap:
+    case brigade_errc::context_full:
+    case brigade_errc::version_mismatch:
+    case brigade_errc::turn_in_progress: return exit_bad_input;
+    case brigade_errc::overloaded:
+    case brigade_errc::session_moved: return exit_overloaded;
+    case brigade_errc::store_unavailable: return exit_store;
+    case brigade_errc::unauthorized: return exit_unauthorized;
+    default: return exit_other;
+  }
+}
 
 int cluster_status_command(const cluster_cli& a) {
   net::client_options o;
@@ -167,18 +162,16 @@ int cluster_status_command(const cluster_cli& a) {
   if (!c->cluster(st, err)) return fail_client(err);
   // Every live member computes the same signal (docs/scaling.md); take the
   // largest, as the autoscaler's query does. null: no member has one yet.
-  double desired = 0;
-  for (const auto& n : st.nodes)
-    if (n.state != "dead") desired = std::max(desired, figure(n, "desired_replicas"));
+  const auto snap = to_snapshot(st);
+  const double desired = snap.desired_replicas();
   if (a.json) {
-    ojson nodes = ojson::array();
-    for (const auto& n : st.nodes) nodes.push_back(node_json(n));
-    ojson j = {{"cluster", st.cluster}, {"desired_replicas", nullptr}, {"nodes", nodes}};
-    if (desired > 0) j["desired_replicas"] = static_cast<int64_t>(desired);
-    std::printf("%s\n", dump(j).c_str());
+    std::printf("%s\n", runtime::cluster_status_json(snap, false).c_str());
     return exit_ok;
   }
-  std::printf("cluster %s: %zu members", st.cluster.c_str(), st.nodes.size());
+  if (st.cluster.empty())
+    std::printf("single node (memory store, no cluster)");
+  else
+    std::printf("cluster %s: %zu members", st.cluster.c_str(), st.nodes.size());
   if (desired > 0) std::printf(", desired replicas %.0f", desired);
   std::printf("\n");
   for (const auto& n : st.nodes) {

@@ -9,6 +9,10 @@
 
 #include "app/commands.hpp"
 
+namespace brigade::net {
+struct client_error;
+}
+
 namespace brigade::app {
 
 struct server_cli {
@@ -55,6 +59,18 @@ struct cluster_cli {
 };
 /// `brigade cluster status`: the membership table, read through any node.
 int cluster_status_command(const cluster_cli& a);
+
+struct top_cli {
+  std::string host = "127.0.0.1";
+  int port = 7420;
+  double interval_s = 1;
+  int iterations = 0;  // frames before it exits (0: until q)
+};
+/// `brigade top`: the cluster in the terminal, refreshed every second.
+int top(const top_cli& a);
+
+/// docs/cli.md exit codes for a client error.
+int exit_code_for(const net::client_error& e);
 
 struct cluster_drain_cli {
   std::string host = "127.0.0.1";

@@ -68,6 +68,13 @@ if(NOT HTTPLIB_FOUND)
   list(APPEND _brigade_missing "cpp-httplib (libcpp-httplib-dev)")
 endif()
 
+# The live dashboard's charts: Chart.js from Debian's libjs-chart.js,
+# embedded into the binary (runtime/dashboard_assets.cpp.in).
+find_file(BRIGADE_CHART_JS chart.min.js PATHS /usr/share/javascript/chart.js NO_DEFAULT_PATH)
+if(NOT BRIGADE_CHART_JS OR BRIGADE_ENGINE_ONLY)
+  list(APPEND _brigade_missing "Chart.js (libjs-chart.js)")
+endif()
+
 find_package(GTest QUIET)
 if(TARGET GTest::gtest_main)
   set(BRIGADE_HAVE_GTEST ON)

@@ -1,5 +1,8 @@
 #include "runtime/metrics.hpp"
 
+#include "runtime/dashboard.hpp"
+#include "runtime/dashboard_assets.hpp"
+
 #include <civetweb.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -78,6 +81,7 @@ struct node_metrics::impl {
   mutable std::mutex mu;
   recent ttft_recent, batch_recent;
   std::atomic<uint64_t> rejected_total{0};
+  std::atomic<uint64_t> handoffs_failover{0}, handoffs_drain{0};
 
   explicit impl(std::string dev) : device(std::move(dev)) {
     using namespace prometheus;
@@ -195,6 +199,7 @@ void node_metrics::set_cluster_nodes(const std::string& state, double n) {
 void node_metrics::add_turn_forwarded() { p_->forwarded->Increment(); }
 void node_metrics::add_session_handoff(const std::string& reason) {
   p_->handoffs->Add({{"reason", reason}}).Increment();
+  (reason == "failover" ? p_->handoffs_failover : p_->handoffs_drain).fetch_add(1);
 }
 void node_metrics::set_store_up(bool up) { p_->store_up->Set(up ? 1 : 0); }
 
@@ -255,6 +260,8 @@ std::map<std::string, double> node_metrics::figures() const {
   f["kv_cache_usage_ratio"] = p_->kv->Value();
   f["session_restarts"] = p_->restarts->Value();
   f["requests_rejected"] = static_cast<double>(p_->rejected_total.load());
+  f["session_handoffs_failover"] = static_cast<double>(p_->handoffs_failover.load());
+  f["session_handoffs_drain"] = static_cast<double>(p_->handoffs_drain.load());
   put_load_figures(load(), f);
   f["load_ratio"] = p_->load_ratio->Value();
   f["desired_replicas"] = p_->desired->Value();
@@ -270,14 +277,97 @@ std::string node_metrics::serialize() const { return prometheus::TextSerializer{
 struct http_endpoint::impl {
   mg_context* ctx = nullptr;
   const node_metrics* metrics = nullptr;
+  const dashboard* dash = nullptr;
   std::function<std::string()> ready;
 };
 
 namespace {
-void reply(mg_connection* c, int code, const char* reason, const std::string& type, const std::string& body) {
-  mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", code, reason,
-            type.c_str(), body.size());
-  mg_write(c, body.data(), body.size());
+// The dashboard's page loads only its own files and talks only to this
+// port (nothing leaves the machine it is opened on, and no other site may
+// frame it).
+constexpr const char* page_headers =
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
+    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-cache\r\n";
+
+void reply(mg_connection* c, int code, const char* reason, std::string_view type, std::string_view body,
+           const char* extra_headers = "") {
+  const bool head = std::strcmp(mg_get_request_info(c)->request_method, "HEAD") == 0;
+  mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n", code,
+            reason, static_cast<int>(type.size()), type.data(), body.size(), extra_headers);
+  if (!head) mg_write(c, body.data(), body.size());
+}
+/// GET and HEAD only: anything else is answered 405 here (true).
+bool refuse_method(mg_connection* c) {
+  const char* m = mg_get_request_info(c)->request_method;
+  if (std::strcmp(m, "GET") == 0 || std::strcmp(m, "HEAD") == 0) return false;
+  mg_printf(c, "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain\r\n"
+               "Content-Length: 44\r\nConnection: close\r\n\r\nthis endpoint answers GET and HEAD requests\n");
+  return true;
+}
+/// The query parameter `name` as a number in [lo, hi]; `def` when absent;
+/// false with `why` set when it is not a number in range.
+bool query_number(mg_connection* c, const char* name, double def, double lo, double hi, double& out,
+                  std::string& why) {
+  out = def;
+  const char* q = mg_get_request_info(c)->query_string;
+  if (!q) return true;
+  char buf[64];
+  const int n = mg_get_var(q, std::strlen(q), name, buf, sizeof buf);
+  if (n == -1) return true;  // absent
+  char* end = nullptr;
+  const double v = n > 0 ? std::strtod(buf, &end) : 0;
+  if (n <= 0 || end == buf || *end != '\0' || !std::isfinite(v) || v < lo || v > hi) {
+    why = std::string("query parameter ") + name + " must be a number from " + std::to_string(static_cast<long>(lo)) +
+          " to " + std::to_string(static_cast<long>(hi)) + "\n";
+    return false;
+  }
+  out = v;
+  return true;
+}
+constexpr const char* json_type = "application/json";
+constexpr const char* api_headers = "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+int handle_page(mg_connection* c, void*) {
+  if (refuse_method(c)) return 405;
+  const char* uri = mg_get_request_info(c)->local_uri;
+  const dash_asset* a = find_dash_asset(uri ? uri : "");
+  if (!a) {
+    reply(c, 404, "Not Found", "text/plain",
+          "no such page; this port serves / (the dashboard), /metrics, /healthz, /readyz and /api/v1/{cluster,events,"
+          "series}\n");
+    return 404;
+  }
+  reply(c, 200, "OK", a->type, a->body, page_headers);
+  return 200;
+}
+int handle_cluster(mg_connection* c, void* data) {
+  if (refuse_method(c)) return 405;
+  reply(c, 200, "OK", json_type, static_cast<http_endpoint::impl*>(data)->dash->cluster_json(), api_headers);
+  return 200;
+}
+int handle_events(mg_connection* c, void* data) {
+  if (refuse_method(c)) return 405;
+  double since = 0;
+  std::string why;
+  if (!query_number(c, "since", 0, 0, 1e12, since, why)) {
+    reply(c, 400, "Bad Request", "text/plain", why);
+    return 400;
+  }
+  reply(c, 200, "OK", json_type, static_cast<http_endpoint::impl*>(data)->dash->events_json(since), api_headers);
+  return 200;
+}
+int handle_series(mg_connection* c, void* data) {
+  if (refuse_method(c)) return 405;
+  auto* p = static_cast<http_endpoint::impl*>(data);
+  double seconds = 0;
+  std::string why;
+  const auto hi = static_cast<double>(p->dash->history());
+  if (!query_number(c, "seconds", hi, 1, hi, seconds, why)) {
+    reply(c, 400, "Bad Request", "text/plain", why);
+    return 400;
+  }
+  reply(c, 200, "OK", json_type, p->dash->series_json(seconds), api_headers);
+  return 200;
 }
 int handle_metrics(mg_connection* c, void* data) {
   auto* p = static_cast<http_endpoint::impl*>(data);
@@ -303,9 +393,10 @@ int handle_readyz(mg_connection* c, void* data) {
 http_endpoint::http_endpoint() : p_(std::make_unique<impl>()) {}
 http_endpoint::~http_endpoint() { stop(); }
 
-int http_endpoint::start(const std::string& host, int port, const node_metrics* metrics,
+int http_endpoint::start(const std::string& host, int port, const node_metrics* metrics, const dashboard* dash,
                          std::function<std::string()> ready, std::string& error) {
   p_->metrics = metrics;
+  p_->dash = dash;
   p_->ready = std::move(ready);
   const std::string listen = host + ":" + std::to_string(port);
   const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "2", nullptr};
@@ -319,6 +410,12 @@ int http_endpoint::start(const std::string& host, int port, const node_metrics* 
   mg_set_request_handler(p_->ctx, "/metrics", handle_metrics, p_.get());
   mg_set_request_handler(p_->ctx, "/healthz", handle_healthz, p_.get());
   mg_set_request_handler(p_->ctx, "/readyz", handle_readyz, p_.get());
+  if (dash) {
+    mg_set_request_handler(p_->ctx, "/", handle_page, p_.get());
+    mg_set_request_handler(p_->ctx, "/api/v1/cluster", handle_cluster, p_.get());
+    mg_set_request_handler(p_->ctx, "/api/v1/events", handle_events, p_.get());
+    mg_set_request_handler(p_->ctx, "/api/v1/series", handle_series, p_.get());
+  }
   mg_server_port ports[4];
   const int n = mg_get_server_ports(p_->ctx, 4, ports);
   return n > 0 ? ports[0].port : port;

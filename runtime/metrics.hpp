@@ -1,6 +1,8 @@
 // Node metrics (Prometheus, names in docs/cli.md) and the HTTP endpoint
 // serving them with the health checks: GET /metrics, /healthz (the process
-// is alive), /readyz (it can admit work: 200, else 503 with the reason).
+// is alive), /readyz (it can admit work: 200, else 503 with the reason), and
+// the live dashboard: the page at / and its data at /api/v1/cluster,
+// /api/v1/events and /api/v1/series (runtime/dashboard.hpp).
 //
 // All methods are thread-safe (prometheus-cpp metrics are atomic); actors
 // and the engine thread update them directly. Per-device metrics carry a
@@ -16,6 +18,8 @@
 #include "runtime/scaling.hpp"
 
 namespace brigade::runtime {
+
+class dashboard;
 
 /// The scaling figures under their heartbeat names (scale_arrivals, ...), and back.
 void put_load_figures(const load_figures& f, std::map<std::string, double>& out);
@@ -46,7 +50,7 @@ class node_metrics {
   // cluster (docs/cluster.md)
   void set_cluster_nodes(const std::string& state, double n);
   void add_turn_forwarded();
-  void add_session_handoff(const std::string& reason);  // failover | drain
+  void add_session_handoff(const std::string& reason);  // failover | drain (counted in figures() too)
   void set_store_up(bool up);
   // scaling (docs/scaling.md): what the engine's loop measures of demand
   // and capacity (a runtime::load_meter inside), and the signal
@@ -64,7 +68,8 @@ class node_metrics {
   /// turns it into tokens_per_second), ttft_p50_seconds and ttft_p99_seconds
   /// and mean_batch_size (over the last 512 turns / steps),
   /// engine_busy_ratio, kv_cache_usage_ratio, session_restarts,
-  /// requests_rejected, and the scaling figures (scale_*: load_figures)
+  /// requests_rejected, session_handoffs_failover and
+  /// session_handoffs_drain, and the scaling figures (scale_*: load_figures)
   /// with load_ratio and desired_replicas.
   std::map<std::string, double> figures() const;
 
@@ -83,9 +88,9 @@ class http_endpoint {
   http_endpoint();
   ~http_endpoint();
   /// Binds host:port (0 = a free port); returns the bound port or 0 with
-  /// `error` set.
-  int start(const std::string& host, int port, const node_metrics* metrics, std::function<std::string()> ready,
-            std::string& error);
+  /// `error` set. `dash` (may be null: no dashboard routes) must outlive stop().
+  int start(const std::string& host, int port, const node_metrics* metrics, const dashboard* dash,
+            std::function<std::string()> ready, std::string& error);
   void stop();
 
   struct impl;  // public so the C callbacks can reach it

@@ -1,0 +1,240 @@
+// `brigade top`: the cluster in the terminal, refreshed every second, over
+// BASP (the request behind `cluster status`). Plain ANSI escapes on the
+// alternate screen (works over SSH and in tmux; no curses needed for one
+// table); `q` quits. It keeps one client, which fails over between the
+// --host entries; when none answers it says so on the screen and retries.
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdlib>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "app/server_commands.hpp"
+#include "net/client.hpp"
+
+namespace brigade::app {
+
+namespace {
+
+volatile sig_atomic_t top_stop = 0;
+volatile sig_atomic_t top_resized = 0;
+void on_stop(int) { top_stop = 1; }
+void on_winch(int) { top_resized = 1; }
+
+/// The terminal in "read keys one by one" mode with the alternate screen,
+/// restored however the loop ends.
+class terminal {
+ public:
+  terminal() {
+    in_tty_ = isatty(STDIN_FILENO) != 0;
+    out_tty_ = isatty(STDOUT_FILENO) != 0;
+    if (in_tty_ && tcgetattr(STDIN_FILENO, &saved_) == 0) {
+      termios raw = saved_;
+      raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));  // keys at once, unechoed; ^C still signals
+      raw.c_cc[VMIN] = 0;
+      raw.c_cc[VTIME] = 0;
+      raw_ = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+    }
+    if (out_tty_) std::fputs("\x1b[?1049h\x1b[?25l", stdout);  // alternate screen, cursor hidden
+  }
+  ~terminal() {
+    if (out_tty_) std::fputs("\x1b[?25h\x1b[?1049l", stdout);
+    std::fflush(stdout);
+    if (raw_) tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  }
+  bool tty() const { return out_tty_; }
+  int width() const {
+    winsize w{};
+    if (out_tty_ && ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 0) return w.ws_col;
+    return 160;
+  }
+  /// Waits up to `ms` for a key; true when `q` was pressed or a signal
+  /// asked to stop. After standard input ends (a script) it only waits.
+  bool wait_quit(int ms) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    for (;;) {
+      if (top_stop) return true;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+      if (left <= 0) return false;
+      pollfd p{eof_ ? -1 : STDIN_FILENO, POLLIN, 0};  // a negative fd is ignored: a plain sleep
+      const int r = poll(&p, 1, static_cast<int>(left));
+      if (r < 0) {
+        if (errno != EINTR) return false;
+        if (top_resized) return false;  // redraw at the new width now
+        continue;
+      }
+      if (r == 0) return false;
+      char buf[64];
+      const ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+      if (n <= 0) {
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) eof_ = true;
+        continue;
+      }
+      for (ssize_t i = 0; i < n; ++i)
+        if (buf[i] == 'q' || buf[i] == 'Q') return true;
+    }
+  }
+
+ private:
+  termios saved_{};
+  bool in_tty_ = false, out_tty_ = false, raw_ = false, eof_ = false;
+};
+
+double figure(const node_status& n, const char* name) {
+  for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
+    if (n.figure_names[i] == name) return n.figure_values[i];
+  return 0;
+}
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+std::string clock_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return buf;
+}
+
+/// Seconds as the page shows them: ms below one second.
+std::string secs(double s) { return s < 1 ? fmt("%.0fms", s * 1000) : fmt("%.2fs", s); }
+
+/// One frame: a header, one row per node, a total line.
+std::vector<std::string> frame(const cluster_status& st, bool color) {
+  std::vector<std::string> out;
+  double desired = 0;
+  int live = 0;
+  for (const auto& n : st.nodes)
+    if (n.state != "dead") {
+      desired = std::max(desired, figure(n, "desired_replicas"));
+      ++live;
+    }
+  std::string head = st.cluster.empty() ? std::string("single node (memory store)")
+                                        : fmt("cluster %s: %d live of %zu members", st.cluster.c_str(), live,
+                                              st.nodes.size());
+  if (desired > 0) head += fmt(", desired replicas %.0f", desired);
+  out.push_back(head);
+  out.push_back("");
+  out.push_back(fmt("%-22s %-9s %8s %6s %9s %9s %9s %6s %5s %5s %8s %8s %5s %6s", "NODE", "STATE", "SESSIONS",
+                    "QUEUE", "TOKENS/S", "TTFT p50", "TTFT p99", "BATCH", "BUSY", "KV", "RESTARTS", "REFUSED",
+                    "LOAD", "BEAT"));
+  double sessions = 0, queue = 0, tps = 0;
+  for (const auto& n : st.nodes) {
+    std::string state = fmt("%-9s", n.state.c_str());
+    if (color) {
+      const char* c = n.state == "active" ? "32" : n.state == "dead" ? "31" : "33";
+      state = fmt("\x1b[%sm%s\x1b[0m", c, state.c_str());
+    }
+    out.push_back(fmt("%-22.22s %s %8.0f %6.0f %9.1f %9s %9s %6.1f %4.0f%% %4.0f%% %8.0f %8.0f %5.2f %5.1fs",
+                      n.name.c_str(), state.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
+                      figure(n, "tokens_per_second"), secs(figure(n, "ttft_p50_seconds")).c_str(),
+                      secs(figure(n, "ttft_p99_seconds")).c_str(), figure(n, "mean_batch_size"),
+                      100 * figure(n, "engine_busy_ratio"), 100 * figure(n, "kv_cache_usage_ratio"),
+                      figure(n, "session_restarts"), figure(n, "requests_rejected"), figure(n, "load_ratio"),
+                      n.heartbeat_age_seconds));
+    if (n.state != "dead") {
+      sessions += figure(n, "sessions");
+      queue += figure(n, "queue_depth");
+      tps += figure(n, "tokens_per_second");
+    }
+  }
+  out.push_back(fmt("%-22s %-9s %8.0f %6.0f %9.1f", "total (live)", "", sessions, queue, tps));
+  return out;
+}
+
+/// Lines past the terminal's width are cut (escape sequences do not count).
+std::string fit(const std::string& line, int width) {
+  std::string out;
+  int shown = 0;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\x1b') {  // copy a whole CSI sequence
+      const size_t e = line.find('m', i);
+      out.append(line, i, e == std::string::npos ? std::string::npos : e - i + 1);
+      if (e == std::string::npos) break;
+      i = e;
+      continue;
+    }
+    if (shown >= width) continue;
+    out.push_back(line[i]);
+    if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80) ++shown;
+  }
+  return out;
+}
+
+}  // namespace
+
+int top(const top_cli& a) {
+  std::vector<net::endpoint> eps;
+  std::string why;
+  if (!net::parse_endpoints(a.host, a.port, eps, why)) return fail(exit_bad_input, why);
+  if (a.interval_s < 0.1 || a.interval_s > 3600)
+    return fail(exit_bad_input, "--interval must be between 0.1 and 3600 seconds");
+  net::client_options o;
+  o.host = a.host;
+  o.port = a.port;
+  o.connect_timeout = std::chrono::milliseconds(1000);
+  o.max_attempts = static_cast<int>(net::expand_endpoints(eps).size()) + 1;  // each node once, then say so
+
+  terminal term;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  sa.sa_handler = on_winch;
+  sigaction(SIGWINCH, &sa, nullptr);
+  const bool color = term.tty() && std::getenv("NO_COLOR") == nullptr;
+
+  std::unique_ptr<net::client> c;
+  bool answered = false;
+  for (int shown = 0; a.iterations == 0 || shown < a.iterations; ++shown) {
+    top_resized = 0;
+    net::client_error err;
+    cluster_status st;
+    if (!c) c = net::client::connect(o, err);
+    const bool ok = c && c->cluster(st, err);
+    std::vector<std::string> lines;
+    if (ok) {
+      answered = true;
+      lines = frame(st, color);
+    } else {
+      c.reset();  // a fresh connection next time, from the first entry
+      if (!term.tty() && !answered) return fail(exit_code_for(err), err.message);
+      lines = {fmt("no node answers at %s (%s); retrying every %.0fs", a.host.c_str(), err.message.c_str(),
+                   a.interval_s)};
+    }
+    const int width = term.width();
+    std::string out = term.tty() ? "\x1b[H" : "";
+    out += fit(fmt("brigade top  %s  every %.0fs, q quits", clock_now().c_str(), a.interval_s), width) +
+           (term.tty() ? "\x1b[K\n" : "\n");
+    for (const auto& l : lines) out += fit(l, width) + (term.tty() ? "\x1b[K\n" : "\n");
+    out += term.tty() ? "\x1b[J" : "\n";
+    std::fputs(out.c_str(), stdout);
+    std::fflush(stdout);
+    if (a.iterations != 0 && shown + 1 >= a.iterations) break;
+    if (term.wait_quit(static_cast<int>(a.interval_s * 1000))) break;
+  }
+  return exit_ok;
+}
+
+}  // namespace brigade::app
