@@ -220,8 +220,8 @@ int top(const top_cli& a) {
     } else {
       c.reset();  // a fresh connection next time, from the first entry
       if (!term.tty() && !answered) return fail(exit_code_for(err), err.message);
-      lines = {fmt("no node answers at %s (%s); retrying every %.0fs", a.host.c_str(), err.message.c_str(),
-                   a.interval_s)};
+      lines = {fmt("no node answers at %s; retrying every %.0fs", a.host.c_str(), a.interval_s),
+               "(" + err.message + ")"};
     }
     const int width = term.width();
     std::string out = term.tty() ? "\x1b[H" : "";

@@ -120,7 +120,7 @@ void dashboard::update(dash_snapshot s) {
   }
   const double horizon = s.time - static_cast<double>(history_);
   for (auto it = series_.begin(); it != series_.end();) {
-    const bool stale = it->second.empty() || it->second[0].empty() || it->second[0].back().t < horizon;
+    const bool stale = it->second.empty() || it->second[0].empty() || it->second[0].back().t <= horizon;
     it = stale ? series_.erase(it) : std::next(it);
   }
   last_ = std::move(s);

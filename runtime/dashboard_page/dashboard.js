@@ -2,7 +2,9 @@
 // Data: GET /api/v1/cluster (the node objects), /api/v1/series (the charts'
 // history, whole at first paint, then the last seconds), /api/v1/events
 // (since the last one seen). Polled every second from this page's own
-// origin only; nothing else is loaded.
+// origin only; nothing else is loaded. This script runs before Chart.js
+// (index.html): the first requests are under way while Chart.js compiles,
+// and rendering waits for DOMContentLoaded (after every deferred script).
 "use strict";
 
 const HISTORY_S = 600;
@@ -119,13 +121,20 @@ function mergeSeries(body, whole) {
   }
 }
 
-async function refresh(first) {
+function fetchAll(first) {
+  return Promise.all([
+    getJSON("/api/v1/cluster"),
+    getJSON("/api/v1/series?seconds=" + (first ? HISTORY_S : 5)),
+    getJSON("/api/v1/events" + (state.lastEvent ? "?since=" + state.lastEvent : "")),
+  ]);
+}
+const firstFetch = fetchAll(true);
+const domReady = new Promise(r => document.readyState === "loading"
+  ? document.addEventListener("DOMContentLoaded", r, { once: true }) : r());
+
+async function refresh(first, pending) {
   try {
-    const [cluster, series, events] = await Promise.all([
-      getJSON("/api/v1/cluster"),
-      getJSON("/api/v1/series?seconds=" + (first ? HISTORY_S : 5)),
-      getJSON("/api/v1/events" + (state.lastEvent ? "?since=" + state.lastEvent : "")),
-    ]);
+    const [cluster, series, events] = await (pending || fetchAll(first));
     state.cluster = cluster;
     mergeSeries(series, first);
     for (const e of events.events) {
@@ -327,6 +336,7 @@ function start() {
     busy = true;
     try { await refresh(state.cluster === null); } finally { busy = false; }
   };
-  refresh(true).then(() => setInterval(tick, REFRESH_MS));
+  refresh(true, firstFetch).then(() => setInterval(tick, REFRESH_MS));
 }
-start();
+firstFetch.catch(() => {});  // refresh() reports it
+domReady.then(start);
