@@ -15,6 +15,7 @@ build_packages=(
   prometheus-cpp-dev                                # metrics
   libcli11-dev                                      # command line
   nlohmann-json3-dev libcpp-httplib-dev             # the HTTP API (JSON, HTTP server and bench --api's client)
+  libjs-chart.js                                    # the live dashboard's charts (Chart.js, embedded at build time)
 )
 # What the tests add.
 test_packages=(
@@ -25,6 +26,7 @@ test_packages=(
   curl                                              # the API's raw SSE test
   prometheus python3-matplotlib python3-yaml        # scaling: promtool rules tests, a real Prometheus, the simulation's plot
   yamllint                                          # the Helm chart's rendered manifests (deploy label)
+  chromium tmux                                     # the dashboard in a real browser, `brigade top` in a terminal
 )
 
 packages=("${build_packages[@]}")

@@ -52,6 +52,7 @@ const state = {
   colors: {},           // node -> colour
   failures: 0,
   firstPaint: null,
+  range: HISTORY_S,     // seconds the charts show
 };
 window.brigade = state;  // for the browser tests and the curious
 
@@ -272,12 +273,13 @@ function styleChart(chart) {
 function renderCharts(c) {
   const focus = selected();
   const want = focus && c.nodes.some(n => n.name === focus) ? focus : null;
-  if (state.chartsFor !== want || !state.charts.length) {
+  if (state.chartsFor !== want || state.chartsRange !== state.range || !state.charts.length) {
     for (const x of state.charts) x.chart.destroy();
     state.charts = [];
     const box = document.getElementById("charts");
     box.replaceChildren();
-    document.getElementById("charts-title").textContent = "Last 10 minutes" + (want ? " on " + want : ", per node");
+    document.getElementById("charts-title").textContent =
+      "Last " + (state.range / 60) + (state.range === 60 ? " minute" : " minutes") + (want ? " on " + want : ", per node");
     for (const def of (want ? DETAIL_CHARTS : CHARTS)) {
       const canvas = el("canvas", { "aria-label": def.title + " (" + def.unit + ")", role: "img" });
       box.append(el("div", { class: "chart", "data-chart": def.key },
@@ -287,15 +289,17 @@ function renderCharts(c) {
       state.charts.push({ def, chart });
     }
     state.chartsFor = want;
+    state.chartsRange = state.range;
   }
   const nodes = want ? [want] : Object.keys(state.series).sort();
   for (const { def, chart } of state.charts) {
     chart.data.datasets = nodes.map(node => {
-      const pts = ((state.series[node] || {})[def.key] || []).map(p => ({ x: p[0], y: p[1] }));
+      const from = c.time - state.range;
+      const pts = ((state.series[node] || {})[def.key] || []).filter(p => p[0] >= from).map(p => ({ x: p[0], y: p[1] }));
       const color = colorOf(node);
       return { label: node, data: pts, borderColor: color, backgroundColor: color };
     });
-    chart.options.scales.x.min = c.time - HISTORY_S;
+    chart.options.scales.x.min = c.time - state.range;
     chart.options.scales.x.max = c.time;
     chart.update("none");
   }
@@ -330,6 +334,15 @@ function start() {
   matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => applyTheme(
     document.documentElement.dataset.theme || "auto"));
   window.addEventListener("hashchange", () => { if (state.cluster) render(); });
+  const range = document.getElementById("range");
+  try { const r = Number(localStorage.getItem("brigade-range")); if ([60, 300, 600].includes(r)) range.value = String(r); }
+  catch (e) { /* private mode */ }
+  state.range = Number(range.value);
+  range.addEventListener("change", () => {
+    state.range = Number(range.value);
+    try { localStorage.setItem("brigade-range", range.value); } catch (e) { /* private mode */ }
+    if (state.cluster) render();
+  });
   let busy = false;
   const tick = async () => {
     if (busy) return;

@@ -11,8 +11,10 @@ CPU, and each autoscaling mode):
 - the chart's environment sets only keys that config/brigade.conf has, and
   terminationGracePeriodSeconds covers drain-grace;
 - the ConfigMap carries config/brigade.conf, the PrometheusRule
-  deploy/prometheus/brigade-rules.yml and the adapter's ConfigMap
-  deploy/autoscaling/prometheus-adapter-rules.yaml, unchanged;
+  deploy/prometheus/brigade-rules.yml, the adapter's ConfigMap
+  deploy/autoscaling/prometheus-adapter-rules.yaml and, with
+  grafana.dashboards.enabled, the dashboard's ConfigMap (labelled for Grafana's
+  sidecar) deploy/grafana/brigade.json, unchanged (the chart links to each);
 - the adapter's metricsQuery (its template variables substituted) and KEDA's
   query parse in promtool;
 - the rendered HPA and ScaledObject drive bench/scaling_sim.py's simulated
@@ -38,6 +40,7 @@ except ImportError:
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CHART = os.path.join(ROOT, "deploy", "helm", "brigade")
+DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "brigade.json")
 YAMLLINT = ("{extends: default, rules: {line-length: {max: 200}, document-start: disable, "
             "indentation: {spaces: consistent, indent-sequences: whatever}}}")
 failures = []
@@ -84,6 +87,9 @@ def test(helm, modules, brigade, tmp, env):
     values = [("default", None)] + sorted(
         (f[:-len("-values.yaml")], os.path.join(CHART, "ci", f)) for f in os.listdir(os.path.join(CHART, "ci"))
         if f.endswith("-values.yaml"))
+    link = os.path.join(CHART, "dashboards", "brigade.json")
+    check(os.path.islink(link) and os.path.realpath(link) == os.path.realpath(DASHBOARD),
+          "the chart's dashboards/brigade.json links to deploy/grafana/brigade.json")
     rendered = {}
     for name, vf in values:
         args = ["-f", vf] if vf else []
@@ -160,6 +166,16 @@ def test(helm, modules, brigade, tmp, env):
                 src = open(os.path.join(ROOT, "deploy", "autoscaling", "prometheus-adapter-rules.yaml")).read()
                 check(d["data"]["config.yaml"] == src, f"{name}: the adapter ConfigMap is deploy/autoscaling's rules")
                 adapter_queries(name, yaml.safe_load(d["data"]["config.yaml"]), tmp)
+        grafana = (yaml.safe_load(open(dict(values)[name])).get("grafana", {}).get("dashboards", {})
+                   .get("enabled", False) if dict(values)[name] else False)
+        boards = [d for d in kinds.get("ConfigMap", []) if "brigade.json" in d.get("data", {})]
+        check(len(boards) == (1 if grafana else 0),
+              f"{name}: grafana.dashboards.enabled {str(grafana).lower()}: {len(boards)} dashboard ConfigMap")
+        for b in boards:
+            check(b["metadata"]["labels"].get("grafana_dashboard") == "1",
+                  f"{name}: the dashboard ConfigMap carries the sidecar label grafana_dashboard: \"1\"")
+            check(b["data"]["brigade.json"] == open(DASHBOARD).read(),
+                  f"{name}: the dashboard ConfigMap is deploy/grafana/brigade.json, byte for byte")
         scalers = kinds.get("HorizontalPodAutoscaler", []) + kinds.get("ScaledObject", [])
         mode = yaml.safe_load(open(dict(values)[name])).get("autoscaling", {}).get("mode", "none") if dict(values)[name] else "none"
         check(len(scalers) == (0 if mode == "none" else 1), f"{name}: autoscaling {mode}: {len(scalers)} autoscaler")
