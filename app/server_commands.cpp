@@ -417,9 +417,11 @@ int demo(const demo_cli& a) {
     std::fprintf(stderr, "demo: starting a node on %s...\n", a.model.c_str());
   auto n = actors::node::start(cfg);
   if (!n) return fail(exit_other, n.error().message());
-  std::printf("node: %s\n  serving on %s:%d, metrics on http://%s:%d/metrics, OpenAI API on http://%s:%d/v1\n",
+  std::printf("node: %s\n  serving on %s:%d, metrics on http://%s:%d/metrics, OpenAI API on http://%s:%d/v1\n"
+              "  live dashboard: http://%s:%d/ (open it in a browser while the demo runs)\n",
               (*n)->model_description().c_str(), (*n)->host().c_str(), (*n)->port(), (*n)->host().c_str(),
-              (*n)->metrics_port(), (*n)->api_host().c_str(), (*n)->api_port());
+              (*n)->metrics_port(), (*n)->api_host().c_str(), (*n)->api_port(), (*n)->host().c_str(),
+              (*n)->metrics_port());
   load_run run;
   net::client_error err;
   if (!run.start((*n)->host(), (*n)->port(), a.users, 0, 32, false, err)) return fail_client(err);
