@@ -193,6 +193,18 @@ def test(helm, modules, brigade, tmp, env):
             check(landed, f"{name}: the rendered {s['kind']} lands on the signal in the simulated HPA" +
                   ("" if landed else ":\n" + sim.stdout[-2000:] + sim.stderr[-2000:]))
 
+    # config: numbers stay numbers (YAML gives Helm floats: 1048576 must not
+    # become 1.048576e+06), and updateStrategy reaches the StatefulSet.
+    t = run([helm, "template", "brigade", CHART, "--set", "config.queue-limit=1048576", "--set",
+             "config.batch-window=2ms", "--set", "config.capacity=1.5", "--set", "updateStrategy=OnDelete"], env)
+    docs = [d for d in yaml.safe_load_all(t.stdout) if d] if t.returncode == 0 else []
+    ss = next((d for d in docs if d.get("kind") == "StatefulSet"), None)
+    envs = {e["name"]: e.get("value") for e in ss["spec"]["template"]["spec"]["containers"][0]["env"]} if ss else {}
+    got = (envs.get("BRIGADE_QUEUE_LIMIT"), envs.get("BRIGADE_BATCH_WINDOW"), envs.get("BRIGADE_CAPACITY"))
+    check(got == ("1048576", "2ms", "1.5"), f"config: values render as written ({got})")
+    strategy = ss["spec"]["updateStrategy"]["type"] if ss else None
+    check(strategy == "OnDelete", f"updateStrategy=OnDelete reaches the StatefulSet ({strategy})")
+
     # Bad values: refused, naming the cause.
     for sets, want in ((["autoscaling.minReplicas=0"], "minReplicas"),
                        (["autoscaling.mode=always"], "autoscaling.mode"),
@@ -200,7 +212,8 @@ def test(helm, modules, brigade, tmp, env):
                        (["redis.url=redis://u:secret@redis:6379/0"], "redis.url"),
                        (["model.source=volume", "model.file=m.gguf"], "model.volume.claimName"),
                        (["model.source=image", "model.image.repository=x"], "model.file"),
-                       (["config.Max_Batch=3"], "config")):
+                       (["config.Max_Batch=3"], "config"),
+                       (["updateStrategy=Recreate"], "updateStrategy")):
         t = run([helm, "template", "brigade", CHART] + [a for s in sets for a in ("--set", s)], env)
         out = helm_out(t)
         check(t.returncode != 0 and want in out, f"--set {' '.join(sets)} is refused naming {want}" +
