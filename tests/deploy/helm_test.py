@@ -195,8 +195,11 @@ def test(helm, modules, brigade, tmp, env):
 
     # config: numbers stay numbers (YAML gives Helm floats: 1048576 must not
     # become 1.048576e+06), and updateStrategy reaches the StatefulSet.
-    t = run([helm, "template", "brigade", CHART, "--set", "config.queue-limit=1048576", "--set",
-             "config.batch-window=2ms", "--set", "config.capacity=1.5", "--set", "updateStrategy=OnDelete"], env)
+    # (a values file, as users write it: --set would parse 1048576 as an integer)
+    numbers = os.path.join(tmp, "numbers-values.yaml")
+    with open(numbers, "w") as f:
+        f.write("config:\n  queue-limit: 1048576\n  batch-window: 2ms\n  capacity: 1.5\nupdateStrategy: OnDelete\n")
+    t = run([helm, "template", "brigade", CHART, "-f", numbers], env)
     docs = [d for d in yaml.safe_load_all(t.stdout) if d] if t.returncode == 0 else []
     ss = next((d for d in docs if d.get("kind") == "StatefulSet"), None)
     envs = {e["name"]: e.get("value") for e in ss["spec"]["template"]["spec"]["containers"][0]["env"]} if ss else {}
