@@ -10,6 +10,7 @@
 #include <set>
 
 #include "actors/messages.hpp"
+#include "actors/node_cluster.hpp"
 #include "runtime/hashing.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
@@ -259,17 +260,6 @@ void drop_peer(self_ptr self, const std::string& name, const std::string& why) {
   st.peers.erase(it);
   fail_forwards(self, name, why);
   publish_reachable(self);
-}
-
-bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
-  const auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return false;
-  host = addr.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [v6]:port
-  const long p = std::strtol(addr.c_str() + colon + 1, nullptr, 10);
-  if (p <= 0 || p > 65535) return false;
-  port = static_cast<uint16_t>(p);
-  return true;
 }
 
 void suspect(self_ptr self, const std::string& name, const std::string& why);

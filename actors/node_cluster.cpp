@@ -27,15 +27,12 @@ std::pair<store_status, member> join_once(runtime::membership& t, const member& 
 
 /// The incarnation of whoever answers at `address` within 1 s, or "".
 std::string who_is_at(caf::actor_system& sys, const std::string& address) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos) return "";
-  const std::string host = address.substr(0, colon);
-  const long port = std::strtol(address.c_str() + colon + 1, nullptr, 10);
-  if (port <= 0 || port > 65535) return "";
+  std::string host;
+  uint16_t port = 0;
+  if (!split_address(address, host, port)) return "";
   caf::scoped_actor self{sys};
   caf::actor gw;
-  self->request(sys.middleman().actor_handle(), std::chrono::seconds(1), caf::connect_atom::value, host,
-                static_cast<uint16_t>(port))
+  self->request(sys.middleman().actor_handle(), std::chrono::seconds(1), caf::connect_atom::value, host, port)
       .receive([&](const caf::node_id&, caf::strong_actor_ptr& p,
                    const std::set<std::string>&) { gw = caf::actor_cast<caf::actor>(p); },
                [&](caf::error&) {});
@@ -47,6 +44,18 @@ std::string who_is_at(caf::actor_system& sys, const std::string& address) {
 }
 
 }  // namespace
+
+bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
+  const auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = addr.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [v6]:port
+  char* end = nullptr;
+  const long p = std::strtol(addr.c_str() + colon + 1, &end, 10);
+  if (host.empty() || *end != '\0' || p <= 0 || p > 65535) return false;
+  port = static_cast<uint16_t>(p);
+  return true;
+}
 
 status check_cluster_flags(const runtime::node_config& cfg) {
   const bool redis = cfg.store.rfind("redis://", 0) == 0;

@@ -5,6 +5,7 @@
 
 #include <caf/fwd.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,10 @@ status check_cluster_flags(const runtime::node_config& cfg);
 
 /// The address others dial: --advertise, else host:port.
 std::string advertised_address(const runtime::node_config& cfg, int bound_port);
+
+/// HOST:PORT or [V6]:PORT into the host (brackets removed, as CAF's connect
+/// wants it) and the port; false when it is neither.
+bool split_address(const std::string& addr, std::string& host, uint16_t& port);
 
 struct cluster_join {
   std::shared_ptr<runtime::membership> table;
