@@ -256,6 +256,8 @@ result<std::unique_ptr<node>> node::start(const runtime::node_config& cfg_in, bo
     if (!cfg.store_password_file.empty()) {
       auto pw = runtime::read_secret_file(cfg.store_password_file, "--store-password-file");
       if (!pw) return pw.error();
+      // With the password in a file, redis://NAME@host names an ACL user.
+      if (url->single_credential) url->user = url->password;
       url->password = *pw;
     }
     store = runtime::make_redis_store(*url, so);

@@ -13,9 +13,10 @@ result<redis_url> parse_redis_url(const std::string& url) {
     const std::string cred = rest.substr(0, at);
     rest = rest.substr(at + 1);
     const size_t colon = cred.find(':');
-    if (colon == std::string::npos)
+    if (colon == std::string::npos) {
       u.password = cred;
-    else {
+      u.single_credential = true;
+    } else {
       u.user = cred.substr(0, colon);
       u.password = cred.substr(colon + 1);
     }

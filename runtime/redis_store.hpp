@@ -31,6 +31,7 @@ struct redis_url {
   int port = 6379;
   int db = 0;
   std::string user, password;
+  bool single_credential = false;  // "redis://X@host": one field, read as the password
 };
 
 /// Parses redis://[user:password@]host:port/db (port and db optional).

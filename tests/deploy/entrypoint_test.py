@@ -24,6 +24,7 @@ usage: entrypoint_test.py BRIGADE_BINARY   (exit 77 without redis-server)
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -229,6 +230,26 @@ def main():
         check(r.returncode != 0 and re.search(r"NOAUTH|auth|password", r.stderr, re.I) is not None,
               f"without the password file a node cannot join a password-protected Redis (exit {r.returncode}: "
               f"{r.stderr.strip()[-200:]!r})")
+        # An ACL user: redis://NAME@host with the password in the file (Redis 6 ACLs), in a database of its own.
+        acl_pw = "acl-" + os.urandom(8).hex()
+        subprocess.run(["redis-cli", "-p", str(ctx["rport"]), "-a", password, "--no-auth-warning", "ACL", "SETUSER",
+                        "brigade-acl", "on", ">" + acl_pw, "~*", "&*", "+@all"], check=True, capture_output=True)
+        acl_file = os.path.join(ctx["dir"], "acl-password")
+        with open(acl_file, "w") as f:
+            f.write(acl_pw + "\n")
+        e = Pod(8, ctx).env()
+        e.update({"BRIGADE_STORE": f"redis://brigade-acl@127.0.0.1:{ctx['rport']}/1",
+                  "BRIGADE_STORE_PASSWORD_FILE": acl_file})
+        acl = subprocess.Popen(["sh", ENTRYPOINT], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = acl.stdout.readline() if select.select([acl.stdout], [], [], 30)[0] else ""
+        acl.send_signal(signal.SIGTERM)
+        try:
+            acl_err = acl.communicate(timeout=DRAIN_GRACE + 10)[1]
+        except subprocess.TimeoutExpired:
+            acl.kill()
+            acl_err = acl.communicate()[1]
+        check("listening on" in line, f"redis://NAME@host with --store-password-file joins as the ACL user NAME "
+              f"({line.strip()!r} {acl_err.strip()[-200:]!r})")
 
         print("# scale-down: SIGTERM of brigade-2 under bench --verify", flush=True)
         turns = 40
