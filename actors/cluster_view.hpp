@@ -202,10 +202,13 @@ class cluster_view {
     std::lock_guard<std::mutex> g(mu_);
     members_ = std::move(m);
     members_at_ = clock::now();
+    members_seen_ = true;
   }
-  std::vector<runtime::dash_node> members(clock_point* read_at = nullptr) const {
+  /// `seen`: whether any table was read yet.
+  std::vector<runtime::dash_node> members(clock_point* read_at = nullptr, bool* seen = nullptr) const {
     std::lock_guard<std::mutex> g(mu_);
     if (read_at) *read_at = members_at_;
+    if (seen) *seen = members_seen_;
     return members_;
   }
   /// Requests this node forwards to peers and has not seen answered.
@@ -240,6 +243,7 @@ class cluster_view {
   std::vector<runtime::member_load> loads_;
   std::vector<runtime::dash_node> members_;
   clock_point members_at_ = clock::now();
+  bool members_seen_ = false;
 };
 
 }  // namespace brigade::actors

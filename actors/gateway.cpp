@@ -217,7 +217,9 @@ caf::behavior gateway_fn(self_ptr self, std::shared_ptr<node_context> ctx, caf::
         // A single node (memory store) answers with itself, as the
         // dashboard's sampler last saw it (at most a second old).
         if (!self->state.ctx->cluster->enabled()) return caf::make_message(single_node_status(*self->state.ctx));
-        if (!self->state.cluster) return not_clustered();
+        if (!self->state.cluster)
+          return make_error(brigade_errc::session_moved,
+                            "this node has not joined its cluster yet; retry in a moment, or ask another node");
         return self->delegate(self->state.cluster, a);
       },
       [=](cluster_atom, caf::actor& c) {

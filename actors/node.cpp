@@ -95,7 +95,9 @@ struct node::impl {
     f.erase("tokens_generated_total");
     f["tokens_per_second"] = rate;
     cluster_view::clock_point read_at;
-    s.nodes = c.cluster->members(&read_at);
+    bool seen = false;
+    s.nodes = c.cluster->members(&read_at, &seen);
+    s.complete = !c.cluster->enabled() || seen;
     const double since_read = std::chrono::duration<double>(now - read_at).count();
     bool have_self = false;
     for (auto& n : s.nodes) {
@@ -129,6 +131,8 @@ struct node::impl {
       }
     });
   }
+
+  ~impl() { stop_sampler(); }
 
   void stop_sampler() {
     {

@@ -38,7 +38,9 @@ class terminal {
   terminal() {
     in_tty_ = isatty(STDIN_FILENO) != 0;
     out_tty_ = isatty(STDOUT_FILENO) != 0;
-    if (in_tty_ && tcgetattr(STDIN_FILENO, &saved_) == 0) {
+    // Keys one by one only for a full-screen session: with output to a pipe
+    // (`top | head`) the terminal is left alone, so nothing needs restoring.
+    if (in_tty_ && out_tty_ && tcgetattr(STDIN_FILENO, &saved_) == 0) {
       termios raw = saved_;
       raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));  // keys at once, unechoed; ^C still signals
       raw.c_cc[VMIN] = 0;
@@ -57,6 +59,11 @@ class terminal {
     winsize w{};
     if (out_tty_ && ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 0) return w.ws_col;
     return 160;
+  }
+  int height() const {
+    winsize w{};
+    if (out_tty_ && ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_row > 0) return w.ws_row;
+    return 1 << 20;
   }
   /// Waits up to `ms` for a key; true when `q` was pressed or a signal
   /// asked to stop. After standard input ends (a script) it only waits.
@@ -78,7 +85,9 @@ class terminal {
       char buf[64];
       const ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
       if (n <= 0) {
-        if (n == 0 || (errno != EAGAIN && errno != EINTR)) eof_ = true;
+        // The end of a pipe or file; on a terminal a 0 is only "nothing to read now".
+        if ((n == 0 && !in_tty_) || (n < 0 && errno != EAGAIN && errno != EINTR)) eof_ = true;
+        if (n == 0 && in_tty_) return false;
         continue;
       }
       for (ssize_t i = 0; i < n; ++i)
@@ -107,6 +116,15 @@ std::string fmt(const char* f, ...) {
   return buf;
 }
 
+/// Text that came from the network (node names, addresses, errors) with its
+/// control bytes replaced: it must not drive the operator's terminal.
+std::string printable(const std::string& in) {
+  std::string out = in;
+  for (char& ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  return out;
+}
+
 std::string clock_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -130,8 +148,8 @@ std::vector<std::string> frame(const cluster_status& st, bool color) {
       ++live;
     }
   std::string head = st.cluster.empty() ? std::string("single node (memory store)")
-                                        : fmt("cluster %s: %d live of %zu members", st.cluster.c_str(), live,
-                                              st.nodes.size());
+                                        : fmt("cluster %s: %d live of %zu members", printable(st.cluster).c_str(),
+                                              live, st.nodes.size());
   if (desired > 0) head += fmt(", desired replicas %.0f", desired);
   out.push_back(head);
   out.push_back("");
@@ -140,13 +158,13 @@ std::vector<std::string> frame(const cluster_status& st, bool color) {
                     "LOAD", "BEAT"));
   double sessions = 0, queue = 0, tps = 0;
   for (const auto& n : st.nodes) {
-    std::string state = fmt("%-9s", n.state.c_str());
+    std::string state = fmt("%-9s", printable(n.state).c_str());
     if (color) {
       const char* c = n.state == "active" ? "32" : n.state == "dead" ? "31" : "33";
       state = fmt("\x1b[%sm%s\x1b[0m", c, state.c_str());
     }
     out.push_back(fmt("%-22.22s %s %8.0f %6.0f %9.1f %9s %9s %6.1f %4.0f%% %4.0f%% %8.0f %8.0f %5.2f %5.1fs",
-                      n.name.c_str(), state.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
+                      printable(n.name).c_str(), state.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
                       figure(n, "tokens_per_second"), secs(figure(n, "ttft_p50_seconds")).c_str(),
                       secs(figure(n, "ttft_p99_seconds")).c_str(), figure(n, "mean_batch_size"),
                       100 * figure(n, "engine_busy_ratio"), 100 * figure(n, "kv_cache_usage_ratio"),
@@ -166,6 +184,7 @@ std::vector<std::string> frame(const cluster_status& st, bool color) {
 std::string fit(const std::string& line, int width) {
   std::string out;
   int shown = 0;
+  bool cut = false;
   for (size_t i = 0; i < line.size(); ++i) {
     if (line[i] == '\x1b') {  // copy a whole CSI sequence
       const size_t e = line.find('m', i);
@@ -174,9 +193,12 @@ std::string fit(const std::string& line, int width) {
       i = e;
       continue;
     }
-    if (shown >= width) continue;
-    out.push_back(line[i]);
-    if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80) ++shown;
+    // A UTF-8 continuation byte goes with its character: kept or cut with it.
+    if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80) {
+      cut = shown >= width;
+      if (!cut) ++shown;
+    }
+    if (!cut) out.push_back(line[i]);
   }
   return out;
 }
@@ -189,6 +211,8 @@ int top(const top_cli& a) {
   if (!net::parse_endpoints(a.host, a.port, eps, why)) return fail(exit_bad_input, why);
   if (a.interval_s < 0.1 || a.interval_s > 3600)
     return fail(exit_bad_input, "--interval must be between 0.1 and 3600 seconds");
+  if (a.iterations < 0) return fail(exit_bad_input, "--iterations must be 0 (until q) or more");
+  signal(SIGPIPE, SIG_IGN);  // a closed pipe is a write error below, not a silent death
   net::client_options o;
   o.host = a.host;
   o.port = a.port;
@@ -220,17 +244,25 @@ int top(const top_cli& a) {
     } else {
       c.reset();  // a fresh connection next time, from the first entry
       if (!term.tty() && !answered) return fail(exit_code_for(err), err.message);
-      lines = {fmt("no node answers at %s; retrying every %.0fs", a.host.c_str(), a.interval_s),
-               "(" + err.message + ")"};
+      lines = {fmt("no node answers at %s; retrying every %gs", printable(a.host).c_str(), a.interval_s),
+               "(" + printable(err.message) + ")"};
     }
-    const int width = term.width();
+    const int width = term.width() - 1;  // the last column would wrap with some terminals
     std::string out = term.tty() ? "\x1b[H" : "";
-    out += fit(fmt("brigade top  %s  every %.0fs, q quits", clock_now().c_str(), a.interval_s), width) +
+    out += fit(fmt("brigade top  %s  every %gs, q quits", clock_now().c_str(), a.interval_s), width) +
            (term.tty() ? "\x1b[K\n" : "\n");
+    // On the screen at most its height (the clock line included): no scrolling.
+    const size_t room = static_cast<size_t>(std::max(1, term.height() - 1));
+    if (term.tty() && lines.size() > room) {
+      const size_t more = lines.size() - room + 1;
+      lines.resize(room - 1);
+      lines.push_back(fmt("(%zu more lines: a taller terminal shows them)", more));
+    }
     for (const auto& l : lines) out += fit(l, width) + (term.tty() ? "\x1b[K\n" : "\n");
     out += term.tty() ? "\x1b[J" : "\n";
     std::fputs(out.c_str(), stdout);
     std::fflush(stdout);
+    if (std::ferror(stdout)) return exit_ok;  // the reader went away (a closed pipe)
     if (a.iterations != 0 && shown + 1 >= a.iterations) break;
     if (term.wait_quit(static_cast<int>(a.interval_s * 1000))) break;
   }

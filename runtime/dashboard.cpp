@@ -104,11 +104,14 @@ void dashboard::derive_events(const dash_snapshot& before, const dash_snapshot& 
 void dashboard::update(dash_snapshot s) {
   std::sort(s.nodes.begin(), s.nodes.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   std::lock_guard<std::mutex> g(mu_);
-  if (have_last_)
-    derive_events(last_, s);
-  else
+  if (!have_last_)
     push_event({s.time, s.self, "started", "", s.cluster.empty() ? "serving as a single node (memory store)"
                                                                   : "serving in cluster " + s.cluster});
+  if (s.complete) {
+    if (have_baseline_) derive_events(baseline_, s);
+    baseline_ = s;
+    have_baseline_ = true;
+  }
   for (const auto& n : s.nodes) {
     if (n.state == "dead") continue;  // its figures are stale: a gap in its lines
     auto& per = series_[n.name];

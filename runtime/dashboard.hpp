@@ -1,4 +1,4 @@
-// What the live dashboard shows (docs/operations.md "Dashboard"): the cluster
+// What the live dashboard shows (docs/dashboards.md): the cluster
 // as this node sees it, recent supervisor events and the charts' history,
 // all in memory and bounded. A sampler (actors/node.cpp) calls `update` once
 // a second with the members' node objects (this node's from its own metrics,
@@ -46,6 +46,11 @@ struct dash_snapshot {
   std::string self;  // the node that took it
   double time = 0;   // unix seconds
   std::vector<dash_node> nodes;  // by name
+  /// False while a cluster node has not read the membership table yet (it
+  /// knows only itself): such a snapshot is shown, but the first complete
+  /// one is the baseline events are derived from, so members that were
+  /// there all along do not "join".
+  bool complete = true;
   /// The replica signal: the largest of the live members' (0: none yet).
   double desired_replicas() const;
 };
@@ -97,6 +102,8 @@ class dashboard {
   mutable std::mutex mu_;
   dash_snapshot last_;
   bool have_last_ = false;
+  dash_snapshot baseline_;  // the last complete snapshot
+  bool have_baseline_ = false;
   std::deque<dash_event> events_;
   // node -> series index -> points, oldest first
   std::map<std::string, std::vector<std::deque<point>>> series_;

@@ -337,15 +337,29 @@ int handle_page(mg_connection* c, void*) {
           "series}\n");
     return 404;
   }
-  reply(c, 200, "OK", a->type, a->body, page_headers);
+  const bool library = a->path == "/chart.min.js";
+  std::string headers = page_headers;
+  if (library) headers.replace(headers.find("Cache-Control: no-cache"), 23, "Cache-Control: max-age=86400");
+  reply(c, 200, "OK", a->type, a->body, headers.c_str());
   return 200;
 }
+/// civetweb also hands "/api/v1/cluster/x" to the "/api/v1/cluster"
+/// handler: only the exact path is served (404 otherwise, true).
+bool not_exact(mg_connection* c, const char* path) {
+  const char* uri = mg_get_request_info(c)->local_uri;
+  if (uri && std::strcmp(uri, path) == 0) return false;
+  reply(c, 404, "Not Found", "text/plain", "no such page; this port serves / (the dashboard), /metrics, /healthz, "
+                                           "/readyz and /api/v1/{cluster,events,series}\n");
+  return true;
+}
 int handle_cluster(mg_connection* c, void* data) {
+  if (not_exact(c, "/api/v1/cluster")) return 404;
   if (refuse_method(c)) return 405;
   reply(c, 200, "OK", json_type, static_cast<http_endpoint::impl*>(data)->dash->cluster_json(), api_headers);
   return 200;
 }
 int handle_events(mg_connection* c, void* data) {
+  if (not_exact(c, "/api/v1/events")) return 404;
   if (refuse_method(c)) return 405;
   double since = 0;
   std::string why;
@@ -357,6 +371,7 @@ int handle_events(mg_connection* c, void* data) {
   return 200;
 }
 int handle_series(mg_connection* c, void* data) {
+  if (not_exact(c, "/api/v1/series")) return 404;
   if (refuse_method(c)) return 405;
   auto* p = static_cast<http_endpoint::impl*>(data);
   double seconds = 0;
@@ -399,7 +414,11 @@ int http_endpoint::start(const std::string& host, int port, const node_metrics* 
   p_->dash = dash;
   p_->ready = std::move(ready);
   const std::string listen = host + ":" + std::to_string(port);
-  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "2", nullptr};
+  // Probes, Prometheus and open dashboards share this port: enough threads
+  // that a few pages (three requests a second each) never hold up a probe,
+  // and a request that sends nothing is dropped after 5 s.
+  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "8", "request_timeout_ms", "5000",
+                           nullptr};
   mg_callbacks cb;
   std::memset(&cb, 0, sizeof cb);
   p_->ctx = mg_start(&cb, nullptr, options);

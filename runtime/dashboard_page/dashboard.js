@@ -44,14 +44,15 @@ const COLUMNS = [
 
 const state = {
   cluster: null,        // the last /api/v1/cluster
-  series: {},           // node -> key -> [[t, v], ...]
+  series: Object.create(null),  // node -> key -> [[t, v], ...] (no prototype: any node name is a key)
   events: [],           // oldest first
   lastEvent: 0,
   charts: [],           // {def, chart, node (null: every node)}
   chartsFor: undefined, // the node the charts show (null: all)
-  colors: {},           // node -> colour
+  colors: Object.create(null),  // node -> colour
   failures: 0,
   firstPaint: null,
+  lastOkAt: 0,          // performance.now() of the last answer
   range: HISTORY_S,     // seconds the charts show
 };
 window.brigade = state;  // for the browser tests and the curious
@@ -97,20 +98,27 @@ function applyTheme(t) {
 
 // -- fetching -------------------------------------------------------------------------------
 async function getJSON(path) {
-  const r = await fetch(path, { cache: "no-store" });
+  // A node that stops answering (frozen, or a silent network) must not
+  // stall the page: every request gives up after 3 s.
+  const r = await fetch(path, { cache: "no-store", signal: AbortSignal.timeout(3000) });
   if (!r.ok) throw new Error(path + ": HTTP " + r.status + " " + (await r.text()).trim());
   return r.json();
 }
 
 function mergeSeries(body, whole) {
   const horizon = body.time - HISTORY_S;
-  if (whole) state.series = {};
+  if (whole) state.series = Object.create(null);
   for (const [node, per] of Object.entries(body.nodes)) {
-    const mine = state.series[node] || (state.series[node] = {});
+    const mine = state.series[node] || (state.series[node] = Object.create(null));
     for (const [key, pts] of Object.entries(per)) {
       const arr = mine[key] || (mine[key] = []);
       const last = arr.length ? arr[arr.length - 1][0] : -Infinity;
-      for (const p of pts) if (p[0] > last) arr.push(p);
+      for (const p of pts) {
+        if (p[0] <= last) continue;
+        // More than 2 steps without a point (the node was dead): a gap, not a line across.
+        if (arr.length && p[0] - arr[arr.length - 1][0] > 2.5 * body.step_seconds) arr.push([p[0] - body.step_seconds, null]);
+        arr.push(p);
+      }
       let drop = 0;
       while (drop < arr.length && arr[drop][0] < horizon) drop++;
       if (drop) arr.splice(0, drop);
@@ -122,10 +130,23 @@ function mergeSeries(body, whole) {
   }
 }
 
+/** Seconds of series to ask for: all at first, else back to the newest
+ *  point held (a background tab polls rarely; nothing is skipped). */
+function seriesWindow(first) {
+  if (first || !state.cluster) return HISTORY_S;
+  let newest = -Infinity;
+  for (const per of Object.values(state.series))
+    for (const arr of Object.values(per)) if (arr.length) newest = Math.max(newest, arr[arr.length - 1][0]);
+  if (!isFinite(newest)) return HISTORY_S;
+  // The node's clock, not this browser's: its last answer's time plus what passed since.
+  const nodeNow = state.cluster.time + (performance.now() - state.lastOkAt) / 1000;
+  return Math.min(HISTORY_S, Math.max(5, Math.ceil(nodeNow - newest) + 2));
+}
+
 function fetchAll(first) {
   return Promise.all([
     getJSON("/api/v1/cluster"),
-    getJSON("/api/v1/series?seconds=" + (first ? HISTORY_S : 5)),
+    getJSON("/api/v1/series?seconds=" + seriesWindow(first)),
     getJSON("/api/v1/events" + (state.lastEvent ? "?since=" + state.lastEvent : "")),
   ]);
 }
@@ -137,6 +158,7 @@ async function refresh(first, pending) {
   try {
     const [cluster, series, events] = await (pending || fetchAll(first));
     state.cluster = cluster;
+    state.lastOkAt = performance.now();
     mergeSeries(series, first);
     for (const e of events.events) {
       if (e.time > state.lastEvent) state.events.push(e);
@@ -162,7 +184,8 @@ async function refresh(first, pending) {
 // -- rendering ------------------------------------------------------------------------------
 function selected() {
   const m = /^#node=(.+)$/.exec(location.hash);
-  return m ? decodeURIComponent(m[1]) : null;
+  if (!m) return null;
+  try { return decodeURIComponent(m[1]); } catch (e) { return m[1]; }
 }
 
 function render() {

@@ -54,7 +54,8 @@ def free_port():
 def start_node(name, store, model, logs):
     errf = open(os.path.join(logs, f"{name}.log"), "w")
     p = subprocess.Popen([BRIGADE, "serve", "--port", "0", "--metrics-port", "0", "--api-port", "off", "--model", model,
-                          "--store", store, "--node-name", name, "--threads", "1"],
+                          "--store", store, "--node-name", name, "--threads", "1",
+                          "--fault-injection", "--restart-backoff", "10ms"],
                          stdout=subprocess.PIPE, stderr=errf, text=True)
     procs.append(p)
     line = p.stdout.readline() if select.select([p.stdout], [], [], 30)[0] else ""
@@ -64,6 +65,21 @@ def start_node(name, store, model, logs):
         raise RuntimeError(f"node {name} did not start: {line!r}")
     threading.Thread(target=p.stdout.read, daemon=True).start()
     return p, f"127.0.0.1:{m.group(2)}", int(m.group(4))
+
+
+def wait_active(addr, names, timeout=20):
+    """Polls `cluster status --json` through addr until exactly `names` are active; the last states."""
+    t0 = time.monotonic()
+    states = {}
+    want = {n: "active" for n in names}
+    while time.monotonic() - t0 < timeout and states != want:
+        r = subprocess.run([BRIGADE, "cluster", "status", "--json", "--host", addr], capture_output=True, text=True)
+        try:
+            states = {n["name"]: n["state"] for n in json.loads(r.stdout.splitlines()[-1])["nodes"]}
+        except (ValueError, IndexError, KeyError):
+            states = {}
+        time.sleep(0.2)
+    return states
 
 
 def tmux(*args):
@@ -112,18 +128,17 @@ def main():
                 time.sleep(0.05)
             store = f"redis://127.0.0.1:{rport}/0"
             a, a_addr, a_m = start_node("a", store, model, d)
+            wait_active(a_addr, ["a"])
+            # A session crashed by an injected fault while a is alone (so a owns it): a
+            # restart for the page to show.
+            r = subprocess.run([BRIGADE, "chat", "--host", a_addr, "--open"], capture_output=True, text=True, timeout=30)
+            crashed, token = (r.stdout.split() + ["", ""])[:2]
+            r = subprocess.run([BRIGADE, "chat", "--host", a_addr, "--session", crashed, "--token", token, "--fault"],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 0, f"a fault crashes session {crashed} ({r.stderr.strip()[-200:]})")
             b, b_addr, b_m = start_node("b", store, model, d)
             # The load starts once both are active, so its sessions are placed on both.
-            t0 = time.monotonic()
-            states = {}
-            while time.monotonic() - t0 < 20 and states != {"a": "active", "b": "active"}:
-                r = subprocess.run([BRIGADE, "cluster", "status", "--json", "--host", a_addr], capture_output=True,
-                                   text=True)
-                try:
-                    states = {n["name"]: n["state"] for n in json.loads(r.stdout.splitlines()[-1])["nodes"]}
-                except (ValueError, IndexError, KeyError):
-                    states = {}
-                time.sleep(0.2)
+            states = wait_active(a_addr, ["a", "b"])
             check(states == {"a": "active", "b": "active"}, f"a and b are active ({states})")
             load = subprocess.Popen([BRIGADE, "bench", "--host", f"{a_addr},{b_addr}", "--sessions", "12", "--turns",
                                      "100000", "-n", "16"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -157,7 +172,8 @@ def main():
 
             # 2. the page (kills b at its end).
             env = dict(os.environ, NODE_MODULES=node_modules, URL_A=f"http://127.0.0.1:{a_m}",
-                       METRICS_B=f"http://127.0.0.1:{b_m}", PID_B=str(b.pid), OUT=OUT, CHROMIUM=chromium)
+                       METRICS_B=f"http://127.0.0.1:{b_m}", PID_B=str(b.pid), OUT=OUT, CHROMIUM=chromium,
+                       CRASHED=crashed)
             t0 = time.monotonic()
             r = subprocess.run(["node", os.path.join(HERE, "page_test.mjs")], env=env, capture_output=True, text=True,
                                errors="replace", timeout=240)
@@ -197,8 +213,16 @@ def main():
             while time.monotonic() - t0 < 10 and "no node answers" not in s4:
                 s4 = capn()
                 time.sleep(0.2)
-            check(f"no node answers at 127.0.0.1:{dead_port}" in s4 and "retrying" in s4,
-                  f"with no node listening top says so and keeps trying ({s4.strip().splitlines()[1:2]})")
+            first = re.search(r"brigade top\s+(\d\d:\d\d:\d\d)", s4)
+            t0 = time.monotonic()
+            s5 = s4
+            while time.monotonic() - t0 < 4 and first and first.group(1) in s5:
+                s5 = capn()
+                time.sleep(0.2)
+            check(f"no node answers at 127.0.0.1:{dead_port}" in s4 and "retrying" in s4 and
+                  "no node answers" in s5 and first is not None and first.group(1) not in s5,
+                  f"with no node listening top says so and keeps trying (its clock moves) "
+                  f"({s4.strip().splitlines()[1:2]})")
             tmux("-L", tmux_socket, "send-keys", "-t", "none", "q")
         finally:
             tmux("-L", tmux_socket, "kill-server")

@@ -54,6 +54,19 @@ TEST(Dashboard, FirstSampleSaysStartedThenMembershipChangesBecomeEvents) {
   EXPECT_EQ(kinds(d, 105), (std::vector<std::string>{"c:joined", "c:left"}));
 }
 
+TEST(Dashboard, SnapshotsBeforeTheFirstTableReadAreNoBaseline) {
+  // A cluster node samples itself before its first heartbeat answer; the
+  // members already there when the table arrives did not just join.
+  dashboard d;
+  auto alone = snap(1, {node("a", "joining")});
+  alone.complete = false;
+  d.update(alone);
+  d.update(snap(2, {node("a", "joining"), node("b", "active"), node("c", "active")}));
+  EXPECT_EQ(kinds(d), (std::vector<std::string>{"a:started"}));
+  d.update(snap(3, {node("a", "active"), node("b", "active")}));
+  EXPECT_EQ(kinds(d, 2), (std::vector<std::string>{"a:active", "c:left"}));
+}
+
 TEST(Dashboard, PeersCountersThatGrowAreEventsButNotThisNodesOrAFallingCounter) {
   dashboard d;
   d.update(snap(1, {node("a", "active", {{"session_restarts", 0}}), node("b", "active", {{"session_restarts", 1}})}));
