@@ -326,6 +326,9 @@ bool query_number(mg_connection* c, const char* name, double def, double lo, dou
   return true;
 }
 constexpr const char* json_type = "application/json";
+constexpr const char* not_found_text =
+    "no such page; this port serves / (the dashboard), /metrics, /healthz, /readyz and "
+    "/api/v1/{cluster,events,series}\n";
 constexpr const char* api_headers = "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
 int handle_page(mg_connection* c, void*) {
   if (refuse_method(c)) return 405;
@@ -333,8 +336,7 @@ int handle_page(mg_connection* c, void*) {
   const dash_asset* a = find_dash_asset(uri ? uri : "");
   if (!a) {
     reply(c, 404, "Not Found", "text/plain",
-          "no such page; this port serves / (the dashboard), /metrics, /healthz, /readyz and /api/v1/{cluster,events,"
-          "series}\n");
+          not_found_text);
     return 404;
   }
   const bool library = a->path == "/chart.min.js";
@@ -348,8 +350,7 @@ int handle_page(mg_connection* c, void*) {
 bool not_exact(mg_connection* c, const char* path) {
   const char* uri = mg_get_request_info(c)->local_uri;
   if (uri && std::strcmp(uri, path) == 0) return false;
-  reply(c, 404, "Not Found", "text/plain", "no such page; this port serves / (the dashboard), /metrics, /healthz, "
-                                           "/readyz and /api/v1/{cluster,events,series}\n");
+  reply(c, 404, "Not Found", "text/plain", not_found_text);
   return true;
 }
 int handle_cluster(mg_connection* c, void* data) {
