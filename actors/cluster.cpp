@@ -545,9 +545,9 @@ void publish_loads(self_ptr self) {
   self->state.ctx->cluster->set_loads(std::move(loads));
 }
 
-/// The table for the dashboard's sampler (runtime/dashboard.hpp).
-void publish_members(self_ptr self) {
-  const auto& t = self->state.last;
+/// The members of a table read as the node objects of docs/cli.md, with
+/// their heartbeat ages on Redis' clock.
+std::vector<runtime::dash_node> member_objects(const runtime::member_table& t) {
   std::vector<runtime::dash_node> out;
   for (const auto& m : t.members) {
     runtime::dash_node n;
@@ -561,8 +561,11 @@ void publish_members(self_ptr self) {
     n.figures = m.load;
     out.push_back(std::move(n));
   }
-  self->state.ctx->cluster->set_members(std::move(out));
+  return out;
 }
+
+/// The table for the dashboard's sampler (runtime/dashboard.hpp).
+void publish_members(self_ptr self) { self->state.ctx->cluster->set_members(member_objects(self->state.last)); }
 
 void count_states(self_ptr self) {
   std::map<std::string, double> n{{"joining", 0}, {"active", 0}, {"draining", 0}, {"dead", 0}};
@@ -747,21 +750,7 @@ caf::result<caf::message> drain_request(self_ptr self, const std::string& node, 
 cluster_status status_of(const std::string& cluster, const runtime::member_table& t) {
   cluster_status out;
   out.cluster = cluster;
-  for (const auto& m : t.members) {
-    node_status n;
-    n.name = m.name;
-    n.address = m.address;
-    n.state = m.state;
-    n.model = m.model;
-    n.version = m.version;
-    n.capacity = m.capacity;
-    n.heartbeat_age_seconds = static_cast<double>(t.now_ms - m.heartbeat_ms) / 1000.0;
-    for (const auto& [k, v] : m.load) {
-      n.figure_names.push_back(k);
-      n.figure_values.push_back(v);
-    }
-    out.nodes.push_back(std::move(n));
-  }
+  for (const auto& n : member_objects(t)) out.nodes.push_back(to_node_status(n));
   std::sort(out.nodes.begin(), out.nodes.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }

@@ -120,23 +120,8 @@ bool from_this_node(self_ptr self) {
 }
 
 cluster_status single_node_status(const node_context& ctx) {
-  const auto snap = ctx.dash->snapshot();
   cluster_status out;
-  for (const auto& d : snap.nodes) {
-    node_status n;
-    n.name = d.name;
-    n.address = d.address;
-    n.state = d.state;
-    n.model = d.model;
-    n.version = d.version;
-    n.capacity = d.capacity;
-    n.heartbeat_age_seconds = d.heartbeat_age_seconds;
-    for (const auto& [k, v] : d.figures) {
-      n.figure_names.push_back(k);
-      n.figure_values.push_back(v);
-    }
-    out.nodes.push_back(std::move(n));
-  }
+  for (const auto& d : ctx.dash->snapshot().nodes) out.nodes.push_back(to_node_status(d));
   return out;
 }
 

@@ -106,30 +106,11 @@ int serve(const server_cli& a) {
 
 namespace {
 
-/// A load figure of the node's heartbeat (0 when it has none).
-double figure(const node_status& n, const std::string& name) {
-  for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
-    if (n.figure_names[i] == name) return n.figure_values[i];
-  return 0;
-}
-
-/// The node object of docs/cli.md, as the dashboard's JSON has it.
+/// The cluster status as the dashboard's JSON (and its desired replicas) has it.
 runtime::dash_snapshot to_snapshot(const cluster_status& st) {
   runtime::dash_snapshot s;
   s.cluster = st.cluster;
-  for (const auto& n : st.nodes) {
-    runtime::dash_node d;
-    d.name = n.name;
-    d.address = n.address;
-    d.state = n.state;
-    d.model = n.model;
-    d.version = n.version;
-    d.capacity = n.capacity;
-    d.heartbeat_age_seconds = n.heartbeat_age_seconds;
-    for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
-      d.figures[n.figure_names[i]] = n.figure_values[i];
-    s.nodes.push_back(std::move(d));
-  }
+  for (const auto& n : st.nodes) s.nodes.push_back(to_dash_node(n));
   return s;
 }
 
@@ -174,16 +155,17 @@ int cluster_status_command(const cluster_cli& a) {
     std::printf("cluster %s: %zu members", st.cluster.c_str(), st.nodes.size());
   if (desired > 0) std::printf(", desired replicas %.0f", desired);
   std::printf("\n");
-  for (const auto& n : st.nodes) {
+  for (const auto& n : snap.nodes) {
+    const auto figure = [&n](const char* k) { return n.figure(k); };
     if (n.state == "joining")
       std::printf("  %-20s joining: reached by %.0f of %.0f live members (a majority makes it active)\n", n.name.c_str(),
-                  figure(n, "members_reaching"), figure(n, "members_live"));
+                  figure("members_reaching"), figure("members_live"));
     else
       std::printf(
           "  %-20s %-9s %-22s sessions %4.0f  queue %3.0f  %7.1f tokens/s  ttft p99 %6.3fs  load %4.2f  heartbeat %.1fs "
           "ago\n",
-          n.name.c_str(), n.state.c_str(), n.address.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
-          figure(n, "tokens_per_second"), figure(n, "ttft_p99_seconds"), figure(n, "load_ratio"),
+          n.name.c_str(), n.state.c_str(), n.address.c_str(), figure("sessions"), figure("queue_depth"),
+          figure("tokens_per_second"), figure("ttft_p99_seconds"), figure("load_ratio"),
           n.heartbeat_age_seconds);
   }
   return exit_ok;

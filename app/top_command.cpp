@@ -100,11 +100,6 @@ class terminal {
   bool in_tty_ = false, out_tty_ = false, raw_ = false, eof_ = false;
 };
 
-double figure(const node_status& n, const char* name) {
-  for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
-    if (n.figure_names[i] == name) return n.figure_values[i];
-  return 0;
-}
 
 std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
 std::string fmt(const char* f, ...) {
@@ -138,18 +133,16 @@ std::string clock_now() {
 std::string secs(double s) { return s < 1 ? fmt("%.0fms", s * 1000) : fmt("%.2fs", s); }
 
 /// One frame: a header, one row per node, a total line.
-std::vector<std::string> frame(const cluster_status& st, bool color) {
+std::vector<std::string> frame(const cluster_status& cs, bool color) {
+  runtime::dash_snapshot st;
+  st.cluster = cs.cluster;
+  for (const auto& n : cs.nodes) st.nodes.push_back(to_dash_node(n));
   std::vector<std::string> out;
-  double desired = 0;
-  int live = 0;
-  for (const auto& n : st.nodes)
-    if (n.state != "dead") {
-      desired = std::max(desired, figure(n, "desired_replicas"));
-      ++live;
-    }
+  const double desired = st.desired_replicas();
+  const auto live = std::count_if(st.nodes.begin(), st.nodes.end(), [](const auto& n) { return n.state != "dead"; });
   std::string head = st.cluster.empty() ? std::string("single node (memory store)")
-                                        : fmt("cluster %s: %d live of %zu members", printable(st.cluster).c_str(),
-                                              live, st.nodes.size());
+                                        : fmt("cluster %s: %zu live of %zu members", printable(st.cluster).c_str(),
+                                              static_cast<size_t>(live), st.nodes.size());
   if (desired > 0) head += fmt(", desired replicas %.0f", desired);
   out.push_back(head);
   out.push_back("");
@@ -164,16 +157,16 @@ std::vector<std::string> frame(const cluster_status& st, bool color) {
       state = fmt("\x1b[%sm%s\x1b[0m", c, state.c_str());
     }
     out.push_back(fmt("%-22.22s %s %8.0f %6.0f %9.1f %9s %9s %6.1f %4.0f%% %4.0f%% %8.0f %8.0f %5.2f %5.1fs",
-                      printable(n.name).c_str(), state.c_str(), figure(n, "sessions"), figure(n, "queue_depth"),
-                      figure(n, "tokens_per_second"), secs(figure(n, "ttft_p50_seconds")).c_str(),
-                      secs(figure(n, "ttft_p99_seconds")).c_str(), figure(n, "mean_batch_size"),
-                      100 * figure(n, "engine_busy_ratio"), 100 * figure(n, "kv_cache_usage_ratio"),
-                      figure(n, "session_restarts"), figure(n, "requests_rejected"), figure(n, "load_ratio"),
+                      printable(n.name).c_str(), state.c_str(), n.figure("sessions"), n.figure("queue_depth"),
+                      n.figure("tokens_per_second"), secs(n.figure("ttft_p50_seconds")).c_str(),
+                      secs(n.figure("ttft_p99_seconds")).c_str(), n.figure("mean_batch_size"),
+                      100 * n.figure("engine_busy_ratio"), 100 * n.figure("kv_cache_usage_ratio"),
+                      n.figure("session_restarts"), n.figure("requests_rejected"), n.figure("load_ratio"),
                       n.heartbeat_age_seconds));
     if (n.state != "dead") {
-      sessions += figure(n, "sessions");
-      queue += figure(n, "queue_depth");
-      tps += figure(n, "tokens_per_second");
+      sessions += n.figure("sessions");
+      queue += n.figure("queue_depth");
+      tps += n.figure("tokens_per_second");
     }
   }
   out.push_back(fmt("%-22s %-9s %8.0f %6.0f %9.1f", "total (live)", "", sessions, queue, tps));

@@ -23,6 +23,36 @@ const char* to_string(brigade_errc c) {
   return "unknown";
 }
 
+node_status to_node_status(const runtime::dash_node& d) {
+  node_status n;
+  n.name = d.name;
+  n.address = d.address;
+  n.state = d.state;
+  n.model = d.model;
+  n.version = d.version;
+  n.capacity = d.capacity;
+  n.heartbeat_age_seconds = d.heartbeat_age_seconds;
+  for (const auto& [k, v] : d.figures) {
+    n.figure_names.push_back(k);
+    n.figure_values.push_back(v);
+  }
+  return n;
+}
+
+runtime::dash_node to_dash_node(const node_status& n) {
+  runtime::dash_node d;
+  d.name = n.name;
+  d.address = n.address;
+  d.state = n.state;
+  d.model = n.model;
+  d.version = n.version;
+  d.capacity = n.capacity;
+  d.heartbeat_age_seconds = n.heartbeat_age_seconds;
+  for (size_t i = 0; i < n.figure_names.size() && i < n.figure_values.size(); ++i)
+    d.figures[n.figure_names[i]] = n.figure_values[i];
+  return d;
+}
+
 caf::error unknown_session_error() {
   return make_error(brigade_errc::unauthorized, "unknown session or wrong token; open a new session");
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/engine/sampling.hpp"
+#include "runtime/dashboard.hpp"
 #include "runtime/turn_record.hpp"
 
 namespace brigade {
@@ -170,6 +171,10 @@ typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("node_status"), x.name, x.address, x.state, x.model, x.version, x.capacity,
            x.heartbeat_age_seconds, x.figure_names, x.figure_values);
 }
+
+/// The same member as the dashboard holds it (runtime/dashboard.hpp), and back.
+node_status to_node_status(const runtime::dash_node& d);
+runtime::dash_node to_dash_node(const node_status& n);
 
 struct cluster_status {
   std::string cluster;
