@@ -60,7 +60,8 @@ try {
   await page.goto(URL_A + "/");
   await page.waitForSelector("body[data-ready='1']", { timeout: 10000 });
   results.first_paint_ms = await page.evaluate(() => window.brigade.firstPaint);
-  check(true, `first paint with data ${results.first_paint_ms.toFixed(0)} ms after navigation (${Date.now() - t0} ms to the test)`);
+  // Reported, not a pass/fail: the target belongs to bench/dashboard_bench.py (an idle machine).
+  console.log(`# first paint with data ${results.first_paint_ms.toFixed(0)} ms after navigation (${Date.now() - t0} ms to the test)`);
 
   // 2. Both nodes, active.
   const states = async () => page.evaluate(() => Object.fromEntries(
